@@ -1,0 +1,11 @@
+//! CAS 3.0 protocol logic shared by the server and the edge filter. Nothing here does I/O:
+//! randomness and time come from the caller.
+
+pub mod assertion;
+pub mod registry;
+pub mod service;
+pub mod signing;
+pub mod ticket;
+pub mod validation;
+pub mod xml_parse;
+pub mod xml_write;

@@ -1,0 +1,230 @@
+//! Service URLs: parsing from outside input, the comparison rule between issue and
+//! validation, and ticket parameters added or removed.
+//!
+//! The rule: a service is the query value decoded exactly once (by the caller's query
+//! parser). Its fragment is kept for the redirect but ignored in every comparison, and
+//! no other normalisation is applied, so `https://a/x` and `https://A/x` differ.
+
+use std::fmt;
+
+/// Longest service URL accepted, in bytes.
+pub const MAX_SERVICE_LEN: usize = 2048;
+
+/// Why a string is not an acceptable service URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceParseError {
+    #[error("service URL is empty")]
+    Empty,
+    #[error("service URL is longer than {MAX_SERVICE_LEN} bytes")]
+    TooLong,
+    #[error("service URL contains whitespace or control characters")]
+    BadCharacter,
+    #[error("service URL is not an absolute http or https URL with a host")]
+    NotHttpUrl,
+    #[error("service URL carries user credentials")]
+    HasCredentials,
+}
+
+/// A service URL as the client sent it, validated as an absolute http(s) URL.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ServiceUrl {
+    raw: String,
+}
+
+impl ServiceUrl {
+    /// Parses a service from its once-decoded query value.
+    pub fn parse(text: &str) -> Result<Self, ServiceParseError> {
+        if text.is_empty() {
+            return Err(ServiceParseError::Empty);
+        }
+        if text.len() > MAX_SERVICE_LEN {
+            return Err(ServiceParseError::TooLong);
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ServiceParseError::BadCharacter);
+        }
+
+        let parsed = url::Url::parse(text).map_err(|_| ServiceParseError::NotHttpUrl)?;
+        let http = matches!(parsed.scheme(), "http" | "https");
+        if !http || parsed.host_str().is_none_or(str::is_empty) {
+            return Err(ServiceParseError::NotHttpUrl);
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(ServiceParseError::HasCredentials);
+        }
+
+        Ok(Self { raw: text.to_owned() })
+    }
+
+    /// The URL as received, fragment included.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The URL without its fragment: the form every comparison uses.
+    pub fn without_fragment(&self) -> &str {
+        split_fragment(&self.raw).0
+    }
+
+    /// Whether `other` names the same service under the comparison rule.
+    pub fn same_service(&self, other: &ServiceUrl) -> bool {
+        self.without_fragment() == other.without_fragment()
+    }
+
+    /// The redirect target: this URL with `ticket=…` added to its query, before any fragment.
+    pub fn with_ticket(&self, ticket: &str) -> String {
+        let (base, fragment) = split_fragment(&self.raw);
+        let separator = match base.find('?') {
+            None => "?",
+            Some(_) if base.ends_with('?') || base.ends_with('&') => "",
+            Some(_) => "&",
+        };
+
+        let mut target = format!("{base}{separator}ticket={ticket}");
+        if let Some(fragment) = fragment {
+            target.push('#');
+            target.push_str(fragment);
+        }
+        target
+    }
+}
+
+impl fmt::Debug for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ServiceUrl").field(&self.raw).finish()
+    }
+}
+
+impl fmt::Display for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+fn split_fragment(url: &str) -> (&str, Option<&str>) {
+    match url.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (url, None),
+    }
+}
+
+/// Removes every `ticket` query parameter (name compared after percent-decoding) and the
+/// fragment from `url`, keeping every other parameter byte for byte and in order.
+pub fn strip_ticket_params(url: &str) -> String {
+    let base = split_fragment(url).0;
+    let Some((path, query)) = base.split_once('?') else {
+        return base.to_owned();
+    };
+
+    let kept: Vec<&str> = query.split('&').filter(|pair| !is_ticket_pair(pair)).collect();
+    let kept: Vec<&str> = kept.into_iter().filter(|pair| !pair.is_empty()).collect();
+    if kept.is_empty() {
+        return path.to_owned();
+    }
+    format!("{path}?{}", kept.join("&"))
+}
+
+/// The values of every `ticket` parameter in a raw query string, decoded once.
+pub fn ticket_params(query: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, _)| name == "ticket")
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
+fn is_ticket_pair(pair: &str) -> bool {
+    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+    let decoded: String = form_urlencoded::parse(name.as_bytes())
+        .next()
+        .map(|(name, _)| name.into_owned())
+        .unwrap_or_default();
+    decoded == "ticket"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(text: &str) -> ServiceUrl {
+        ServiceUrl::parse(text).expect("valid service")
+    }
+
+    #[test]
+    fn parse_accepts_http_and_https() {
+        assert!(ServiceUrl::parse("https://app.example.org/").is_ok());
+        assert!(ServiceUrl::parse("http://127.0.0.1:8787/a?b=c").is_ok());
+    }
+
+    #[test]
+    fn parse_rejects_other_schemes_and_relative() {
+        for text in ["javascript:alert(1)", "/relative", "ftp://x/", "data:text/html,x", "https://"] {
+            assert_eq!(ServiceUrl::parse(text), Err(ServiceParseError::NotHttpUrl), "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_rejects_credentials() {
+        let result = ServiceUrl::parse("https://app.example.org@evil.example/");
+
+        assert_eq!(result, Err(ServiceParseError::HasCredentials));
+    }
+
+    #[test]
+    fn parse_rejects_whitespace_and_controls() {
+        assert_eq!(ServiceUrl::parse("https://a/\r\nSet-Cookie:x"), Err(ServiceParseError::BadCharacter));
+        assert_eq!(ServiceUrl::parse("https://a/ b"), Err(ServiceParseError::BadCharacter));
+    }
+
+    #[test]
+    fn parse_rejects_empty_and_huge() {
+        assert_eq!(ServiceUrl::parse(""), Err(ServiceParseError::Empty));
+
+        let huge = format!("https://a/{}", "x".repeat(MAX_SERVICE_LEN));
+        assert_eq!(ServiceUrl::parse(&huge), Err(ServiceParseError::TooLong));
+    }
+
+    #[test]
+    fn same_service_ignores_fragment_only() {
+        let issued = service("https://app/x?a=1#top");
+
+        assert!(issued.same_service(&service("https://app/x?a=1")));
+        assert!(!issued.same_service(&service("https://app/x?a=2")));
+        assert!(!issued.same_service(&service("https://APP/x?a=1")));
+        assert!(!issued.same_service(&service("https://app/x%3Fa=1")));
+    }
+
+    #[test]
+    fn with_ticket_picks_separator() {
+        assert_eq!(service("https://a/p").with_ticket("ST-1"), "https://a/p?ticket=ST-1");
+        assert_eq!(service("https://a/p?x=1").with_ticket("ST-1"), "https://a/p?x=1&ticket=ST-1");
+        assert_eq!(service("https://a/p?").with_ticket("ST-1"), "https://a/p?ticket=ST-1");
+    }
+
+    #[test]
+    fn with_ticket_goes_before_fragment() {
+        let target = service("https://a/p?x=1#frag").with_ticket("ST-1");
+
+        assert_eq!(target, "https://a/p?x=1&ticket=ST-1#frag");
+    }
+
+    #[test]
+    fn strip_removes_only_ticket() {
+        let url = "https://a/p?ticketing=1&ticket=ST-1&x=2&ticket=ST-2&tickets=3";
+
+        assert_eq!(strip_ticket_params(url), "https://a/p?ticketing=1&x=2&tickets=3");
+    }
+
+    #[test]
+    fn strip_handles_encoded_name_and_fragment() {
+        assert_eq!(strip_ticket_params("https://a/p?ticke%74=ST-1#f"), "https://a/p");
+        assert_eq!(strip_ticket_params("https://a/p?ticket"), "https://a/p");
+        assert_eq!(strip_ticket_params("https://a/p"), "https://a/p");
+    }
+
+    #[test]
+    fn ticket_params_decodes_values() {
+        let values = ticket_params("a=1&ticket=ST-1&ticket=ST%2D2");
+
+        assert_eq!(values, vec!["ST-1".to_owned(), "ST-2".to_owned()]);
+    }
+}

@@ -1,0 +1,202 @@
+//! Writes CAS 3.0 `cas:serviceResponse` XML documents.
+//!
+//! Every value goes through quick-xml's escaping. Characters that XML 1.0 forbids
+//! (controls other than tab, newline and carriage return) become U+FFFD. An attribute
+//! name that is not an XML name is written with each offending character as `_xHHHH_`,
+//! the convention of .NET's XmlConvert.EncodeName, so `given name` becomes `given_x0020_name`.
+
+use std::io;
+
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+
+use crate::validation::{Attributes, AuthenticationFailure, AuthenticationSuccess, ValidationResponse};
+
+/// The CAS XML namespace.
+pub const CAS_NAMESPACE: &str = "http://www.yale.edu/tp/cas";
+
+/// Serialises a validation response; `with_attributes` is false for CAS 2.0 endpoints.
+pub fn write_validation_response(response: &ValidationResponse, with_attributes: bool) -> String {
+    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
+    let written = write_document(&mut writer, response, with_attributes);
+
+    // Writing into a Vec cannot fail; a failure here would be a quick-xml bug.
+    debug_assert!(written.is_ok());
+    String::from_utf8(writer.into_inner()).unwrap_or_default()
+}
+
+fn write_document(
+    writer: &mut Writer<Vec<u8>>,
+    response: &ValidationResponse,
+    with_attributes: bool,
+) -> io::Result<()> {
+    writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    writer
+        .create_element("cas:serviceResponse")
+        .with_attribute(("xmlns:cas", CAS_NAMESPACE))
+        .write_inner_content(|writer| match response {
+            ValidationResponse::Success(success) => write_success(writer, success, with_attributes),
+            ValidationResponse::Failure(failure) => write_failure(writer, failure),
+        })?;
+    Ok(())
+}
+
+fn write_success(
+    writer: &mut Writer<Vec<u8>>,
+    success: &AuthenticationSuccess,
+    with_attributes: bool,
+) -> io::Result<()> {
+    writer.create_element("cas:authenticationSuccess").write_inner_content(|writer| {
+        write_text_element(writer, "cas:user", &success.user)?;
+
+        if with_attributes && !success.attributes.is_empty() {
+            write_attributes(writer, &success.attributes)?;
+        }
+        if let Some(iou) = &success.proxy_granting_ticket_iou {
+            write_text_element(writer, "cas:proxyGrantingTicket", iou)?;
+        }
+        if !success.proxies.is_empty() {
+            writer.create_element("cas:proxies").write_inner_content(|writer| {
+                for proxy in &success.proxies {
+                    write_text_element(writer, "cas:proxy", proxy)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn write_attributes(writer: &mut Writer<Vec<u8>>, attributes: &Attributes) -> io::Result<()> {
+    writer.create_element("cas:attributes").write_inner_content(|writer| {
+        for (name, values) in attributes {
+            let element = format!("cas:{}", encode_xml_name(name));
+            for value in values {
+                write_text_element(writer, &element, value)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn write_failure(writer: &mut Writer<Vec<u8>>, failure: &AuthenticationFailure) -> io::Result<()> {
+    writer
+        .create_element("cas:authenticationFailure")
+        .with_attribute(("code", failure.code.as_str()))
+        .write_text_content(BytesText::new(&xml_safe_text(&failure.message)))?;
+    Ok(())
+}
+
+fn write_text_element(writer: &mut Writer<Vec<u8>>, name: &str, text: &str) -> io::Result<()> {
+    writer.create_element(name).write_text_content(BytesText::new(&xml_safe_text(text)))?;
+    Ok(())
+}
+
+/// Replaces characters that XML 1.0 cannot carry with U+FFFD.
+pub fn xml_safe_text(text: &str) -> String {
+    text.chars().map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' }).collect()
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+}
+
+/// Encodes `name` as an XML element name without a colon: invalid characters become `_xHHHH_`.
+pub fn encode_xml_name(name: &str) -> String {
+    let mut encoded = String::with_capacity(name.len());
+    for (index, c) in name.chars().enumerate() {
+        let valid = if index == 0 { is_name_start(c) } else { is_name_char(c) };
+        if valid {
+            encoded.push(c);
+        } else {
+            encoded.push_str(&format!("_x{:04X}_", u32::from(c)));
+        }
+    }
+    if encoded.is_empty() {
+        encoded.push_str("_x0000_");
+    }
+    encoded
+}
+
+fn is_name_start(c: char) -> bool {
+    c == '_' || c.is_ascii_alphabetic() || (!c.is_ascii() && c.is_alphabetic())
+}
+
+fn is_name_char(c: char) -> bool {
+    is_name_start(c) || c.is_ascii_digit() || c == '-' || c == '.'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validation::ErrorCode;
+
+    fn success(user: &str) -> AuthenticationSuccess {
+        AuthenticationSuccess { user: user.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn success_contains_user_in_namespace() {
+        let xml = write_validation_response(&ValidationResponse::Success(success("alice")), true);
+
+        assert!(xml.contains(r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">"#));
+        assert!(xml.contains("<cas:user>alice</cas:user>"));
+    }
+
+    #[test]
+    fn failure_carries_code() {
+        let response = ValidationResponse::failure(ErrorCode::InvalidTicket, "Ticket not recognized");
+        let xml = write_validation_response(&response, true);
+
+        assert!(xml.contains(r#"<cas:authenticationFailure code="INVALID_TICKET">Ticket not recognized</cas:authenticationFailure>"#));
+    }
+
+    #[test]
+    fn hostile_values_are_escaped() {
+        let mut value = success("</cas:user><cas:user>admin");
+        value.attributes.insert("mail".into(), vec!["a&b<c>\"d'".into()]);
+        let xml = write_validation_response(&ValidationResponse::Success(value), true);
+
+        assert!(xml.contains("<cas:user>&lt;/cas:user&gt;&lt;cas:user&gt;admin</cas:user>"));
+        assert!(xml.contains("a&amp;b&lt;c&gt;"));
+        assert_eq!(xml.matches("<cas:user>").count(), 1);
+    }
+
+    #[test]
+    fn forbidden_characters_are_replaced() {
+        let xml = write_validation_response(&ValidationResponse::Success(success("a\u{0}b\u{1b}c")), true);
+
+        assert!(xml.contains("<cas:user>a\u{FFFD}b\u{FFFD}c</cas:user>"));
+    }
+
+    #[test]
+    fn attribute_names_are_encoded() {
+        assert_eq!(encode_xml_name("memberOf"), "memberOf");
+        assert_eq!(encode_xml_name("given name"), "given_x0020_name");
+        assert_eq!(encode_xml_name("1st"), "_x0031_st");
+        assert_eq!(encode_xml_name("a:b><x"), "a_x003A_b_x003E__x003C_x");
+        assert_eq!(encode_xml_name("部门"), "部门");
+        assert_eq!(encode_xml_name(""), "_x0000_");
+    }
+
+    #[test]
+    fn attributes_omitted_without_v3() {
+        let mut value = success("alice");
+        value.attributes.insert("mail".into(), vec!["a@example.org".into()]);
+        let xml = write_validation_response(&ValidationResponse::Success(value), false);
+
+        assert!(!xml.contains("cas:attributes"));
+    }
+
+    #[test]
+    fn multi_valued_attributes_repeat() {
+        let mut value = success("alice");
+        value.attributes.insert("memberOf".into(), vec!["staff".into(), "dev".into()]);
+        let xml = write_validation_response(&ValidationResponse::Success(value), true);
+
+        assert!(xml.contains("<cas:memberOf>staff</cas:memberOf>"));
+        assert!(xml.contains("<cas:memberOf>dev</cas:memberOf>"));
+    }
+}
