@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs what is missing for building, running and testing the project, then builds it.
+# Idempotent: a second run only checks and rebuilds what changed.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+started=$SECONDS
+
+require_system_tools() {
+    step "checking system tools"
+    local missing=()
+    command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (1.91 or newer)"
+    command -v npm >/dev/null || missing+=(nodejs npm)
+    command -v cc >/dev/null || missing+=(build-essential)
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing Debian packages: ${missing[*]}"
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
+install_wasm_target() {
+    step "Rust target wasm32-unknown-unknown"
+    if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+        echo "already installed"
+        return
+    fi
+    rustup target add wasm32-unknown-unknown
+}
+
+cargo_install() {
+    local crate=$1 version=$2 binary=$3 locked=$4
+    if [ -x "$TOOLS_DIR/bin/$binary" ] && "$TOOLS_DIR/bin/$binary" --version 2>/dev/null | grep -q "$version"; then
+        echo "$crate $version already in $TOOLS_DIR"
+        return
+    fi
+    echo "building $crate $version into $TOOLS_DIR (a few minutes on a fresh machine)"
+    cargo install "$crate" --version "$version" $locked --root "$TOOLS_DIR" --quiet
+}
+
+install_wasm_tools() {
+    step "worker-build and wasm-bindgen-cli"
+    local bindgen_version
+    bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+    [ -n "$bindgen_version" ] || die "wasm-bindgen is not in Cargo.lock; run cargo generate-lockfile"
+
+    cargo_install worker-build "$WORKER_BUILD_VERSION" worker-build --locked
+    # The crates.io copy of wasm-bindgen-cli lacks one locked dependency, so no --locked.
+    cargo_install wasm-bindgen-cli "$bindgen_version" wasm-bindgen ""
+}
+
+install_npm_packages() {
+    step "npm packages (wrangler, workerd, Node.js 22, binaryen)"
+    local stamp=node_modules/.package-lock.sha256
+    local want
+    want=$(sha256sum package-lock.json | cut -d' ' -f1)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        echo "node_modules matches package-lock.json"
+        return
+    fi
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$want" > "$stamp"
+}
+
+build_native() {
+    step "building the CAS server and the demo origin"
+    cargo build --quiet -p cas-server -p cas-origin --bins
+}
+
+make_certificates() {
+    step "development certificates in certs/"
+    target/debug/cas-server dev-certs --out certs --name localhost --name 127.0.0.1
+}
+
+make_dev_vars() {
+    step "local secrets in .dev.vars"
+    if [ -f .dev.vars ]; then
+        echo ".dev.vars exists; keeping its keys"
+        return
+    fi
+    umask 077
+    {
+        echo "SESSION_KEY=$(head -c 48 /dev/urandom | base64 -w0)"
+        echo "ASSERTION_KEY=$(head -c 48 /dev/urandom | base64 -w0)"
+    } > .dev.vars
+    echo "wrote .dev.vars with fresh random keys"
+}
+
+require_system_tools
+install_wasm_target
+install_wasm_tools
+install_npm_packages
+build_native
+make_certificates
+make_dev_vars
+step "building the edge filter (wasm)"
+bash scripts/build-filter.sh
+
+step "setup finished in $((SECONDS - started)) s"

