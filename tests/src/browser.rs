@@ -15,13 +15,13 @@ pub struct Page {
 }
 
 impl Page {
-    /// The Location header, which the test then follows by hand.
+    /// Returns the Location header, which the test then follows by hand.
     pub fn location(&self) -> String {
         let value = self.headers.get(LOCATION).unwrap_or_else(|| panic!("no Location in {self:?}"));
         value.to_str().unwrap_or_default().to_owned()
     }
 
-    /// Every Set-Cookie header value.
+    /// Returns every Set-Cookie header value.
     pub fn set_cookies(&self) -> Vec<String> {
         let values = self.headers.get_all(SET_COOKIE).iter();
         values.map(|v| v.to_str().unwrap_or_default().to_owned()).collect()

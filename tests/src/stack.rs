@@ -73,7 +73,7 @@ impl Stack {
         stack
     }
 
-    /// A fresh browser that trusts the stack's development CA.
+    /// Creates a browser that trusts the stack's development CA.
     pub fn browser(&self) -> Browser {
         Browser::new(&self.ca_pem)
     }
@@ -115,7 +115,7 @@ struct Binaries {
     origin: PathBuf,
 }
 
-/// The built binaries and wasm bundle; scripts/test.sh builds them before the tests run.
+/// Locates the built binaries and checks the wasm bundle, which scripts/test.sh builds first.
 fn require_builds(root: &Path) -> Binaries {
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
     let binaries = Binaries { server: target.join("debug/cas-server"), origin: target.join("debug/demo-origin") };
@@ -187,7 +187,7 @@ ASSERTION_AUDIENCE = "{origin}"
     path
 }
 
-/// The compatibility date of the project's wrangler.toml, so the test runs the same runtime.
+/// Reads the compatibility date of the project's wrangler.toml, so the test runs the same runtime.
 fn compatibility_date(root: &Path) -> String {
     let text = std::fs::read_to_string(root.join("wrangler.toml")).unwrap_or_default();
     let line = text.lines().find(|l| l.trim_start().starts_with("compatibility_date"));
