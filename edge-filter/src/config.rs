@@ -1,0 +1,355 @@
+//! Filter settings: wrangler `[vars]` and secrets, parsed and checked before any request
+//! is handled. Every problem names the setting, so the 500 page can point at it.
+
+use std::fmt;
+
+use cas_core::signing::{KeyRing, SigningKey};
+use url::Url;
+
+/// Default lifetime of the session cookie, in seconds.
+pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 3600;
+
+/// Longest session lifetime accepted, in seconds (30 days).
+pub const MAX_SESSION_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
+/// Where settings come from: plain variables and secrets. The wasm glue reads the Workers
+/// environment, tests use a map.
+pub trait SettingSource {
+    /// A `[vars]` value, or `None` when it is not set.
+    fn var(&self, name: &str) -> Option<String>;
+    /// A secret value, or `None` when it is not set.
+    fn secret(&self, name: &str) -> Option<String>;
+}
+
+/// One missing or invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    /// The variable or secret name, as written in wrangler.toml or `.dev.vars`.
+    pub setting: &'static str,
+    /// What is wrong with it. Never contains the value, which may be a secret.
+    pub problem: String,
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.problem)
+    }
+}
+
+/// Every problem found in the settings, in the order they were checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<SettingError>,
+}
+
+impl ConfigError {
+    /// The names of the bad settings, for the error page.
+    pub fn settings(&self) -> Vec<&'static str> {
+        self.problems.iter().map(|problem| problem.setting).collect()
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.problems.iter().map(ToString::to_string).collect();
+        write!(f, "invalid filter configuration: {}", lines.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The checked settings of the filter.
+#[derive(Debug, Clone)]
+pub struct FilterConfig {
+    /// `CAS_LOGIN_URL`: the CAS login endpoint browsers are sent to.
+    pub login_url: Url,
+    /// `CAS_VALIDATE_URL`: the CAS 3.0 `serviceValidate` endpoint.
+    pub validate_url: Url,
+    /// `SERVICE_BASE_URL` without a trailing slash: scheme, host and port of the protected site.
+    pub service_base: String,
+    /// `ORIGIN_URL` without a trailing slash.
+    pub origin_base: String,
+    /// `ASSERTION_AUDIENCE`, or `origin_base` when unset.
+    pub audience: String,
+    /// `SESSION_TTL_SECONDS`.
+    pub session_ttl: u64,
+    /// `SESSION_KEY`, plus `SESSION_KEY_PREVIOUS` for verification only.
+    pub session_keys: KeyRing,
+    /// `ASSERTION_KEY`.
+    pub assertion_key: SigningKey,
+}
+
+impl FilterConfig {
+    /// Reads and checks every setting, collecting all problems instead of stopping at the first.
+    pub fn load(source: &dyn SettingSource) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+
+        let login_url = collect(&mut problems, http_url(source, "CAS_LOGIN_URL"));
+        let validate_url = collect(&mut problems, http_url(source, "CAS_VALIDATE_URL"));
+        let service_base = collect(&mut problems, site_origin(source, "SERVICE_BASE_URL"));
+        let origin_base = collect(&mut problems, http_url(source, "ORIGIN_URL")).map(|url| without_slash(&url));
+        let audience = collect(&mut problems, audience(source, origin_base.as_deref()));
+        let session_ttl = collect(&mut problems, session_ttl(source));
+        let session_keys = collect(&mut problems, session_keys(source));
+        let assertion_key = collect(&mut problems, required_key(source, "ASSERTION_KEY"));
+
+        let keys_differ = collect(&mut problems, keys_differ(source));
+        let assembled = (|| {
+            keys_differ?;
+            Some(Self {
+                login_url: login_url?,
+                validate_url: validate_url?,
+                service_base: service_base?,
+                origin_base: origin_base?,
+                audience: audience?,
+                session_ttl: session_ttl?,
+                session_keys: session_keys?,
+                assertion_key: assertion_key?,
+            })
+        })();
+
+        match assembled {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(ConfigError { problems }),
+        }
+    }
+}
+
+fn collect<T>(problems: &mut Vec<SettingError>, result: Result<T, SettingError>) -> Option<T> {
+    result.map_err(|problem| problems.push(problem)).ok()
+}
+
+fn problem(setting: &'static str, text: impl Into<String>) -> SettingError {
+    SettingError { setting, problem: text.into() }
+}
+
+fn required_var(source: &dyn SettingSource, setting: &'static str) -> Result<String, SettingError> {
+    let value = source.var(setting).map(|value| value.trim().to_owned()).unwrap_or_default();
+    if value.is_empty() {
+        return Err(problem(setting, "is missing; set it under [vars] in wrangler.toml"));
+    }
+    Ok(value)
+}
+
+fn http_url(source: &dyn SettingSource, setting: &'static str) -> Result<Url, SettingError> {
+    let text = required_var(source, setting)?;
+    let url = Url::parse(&text).map_err(|e| problem(setting, format!("is not an absolute URL ({e})")))?;
+
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(problem(setting, "must be an http:// or https:// URL with a host"));
+    }
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(problem(setting, "must not contain a fragment or user credentials"));
+    }
+    Ok(url)
+}
+
+/// The protected site's base: only scheme, host and port, because the request path is
+/// appended to it unchanged.
+fn site_origin(source: &dyn SettingSource, setting: &'static str) -> Result<String, SettingError> {
+    let url = http_url(source, setting)?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err(problem(setting, "must be scheme, host and port only, such as https://app.example.org"));
+    }
+    Ok(without_slash(&url))
+}
+
+fn without_slash(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+fn audience(source: &dyn SettingSource, origin_base: Option<&str>) -> Result<String, SettingError> {
+    let configured = source.var("ASSERTION_AUDIENCE").map(|value| value.trim().to_owned());
+    match configured.filter(|value| !value.is_empty()) {
+        Some(audience) => Ok(audience),
+        // A bad ORIGIN_URL is already reported; naming it twice would only add noise.
+        None => Ok(origin_base.unwrap_or_default().to_owned()),
+    }
+}
+
+fn session_ttl(source: &dyn SettingSource) -> Result<u64, SettingError> {
+    const SETTING: &str = "SESSION_TTL_SECONDS";
+    let Some(text) = source.var(SETTING).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty()) else {
+        return Ok(DEFAULT_SESSION_TTL_SECONDS);
+    };
+
+    let ttl: u64 = text.parse().map_err(|_| problem(SETTING, "must be a whole number of seconds"))?;
+    if ttl == 0 || ttl > MAX_SESSION_TTL_SECONDS {
+        return Err(problem(SETTING, format!("must be between 1 and {MAX_SESSION_TTL_SECONDS} seconds")));
+    }
+    Ok(ttl)
+}
+
+fn required_key(source: &dyn SettingSource, setting: &'static str) -> Result<SigningKey, SettingError> {
+    let Some(secret) = source.secret(setting) else {
+        return Err(problem(setting, "is missing; set it with `wrangler secret put` or in .dev.vars"));
+    };
+    SigningKey::from_secret(&secret).map_err(|e| problem(setting, e.to_string()))
+}
+
+fn session_keys(source: &dyn SettingSource) -> Result<KeyRing, SettingError> {
+    let current = required_key(source, "SESSION_KEY")?;
+    let previous = match source.secret("SESSION_KEY_PREVIOUS").filter(|secret| !secret.trim().is_empty()) {
+        Some(secret) => Some(SigningKey::from_secret(&secret).map_err(|e| problem("SESSION_KEY_PREVIOUS", e.to_string()))?),
+        None => None,
+    };
+    Ok(KeyRing::new(current, previous))
+}
+
+/// One key for both jobs would let whoever can read session tokens in one role forge the
+/// other, so the two secrets must differ.
+fn keys_differ(source: &dyn SettingSource) -> Result<(), SettingError> {
+    let session = source.secret("SESSION_KEY").map(|secret| secret.trim().to_owned());
+    let assertion = source.secret("ASSERTION_KEY").map(|secret| secret.trim().to_owned());
+    if session.is_some() && session == assertion {
+        return Err(problem("ASSERTION_KEY", "must differ from SESSION_KEY"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// Settings in a map; secrets are the names listed in `SECRETS`.
+    #[derive(Default, Clone)]
+    pub(crate) struct MapSource(pub HashMap<&'static str, String>);
+
+    const SECRETS: [&str; 3] = ["SESSION_KEY", "SESSION_KEY_PREVIOUS", "ASSERTION_KEY"];
+
+    impl SettingSource for MapSource {
+        fn var(&self, name: &str) -> Option<String> {
+            (!SECRETS.contains(&name)).then(|| self.0.get(name).cloned()).flatten()
+        }
+
+        fn secret(&self, name: &str) -> Option<String> {
+            SECRETS.contains(&name).then(|| self.0.get(name).cloned()).flatten()
+        }
+    }
+
+    pub(crate) fn demo_source() -> MapSource {
+        let mut map = HashMap::new();
+        map.insert("CAS_LOGIN_URL", "https://127.0.0.1:8443/cas/login".to_owned());
+        map.insert("CAS_VALIDATE_URL", "https://127.0.0.1:8443/cas/p3/serviceValidate".to_owned());
+        map.insert("SERVICE_BASE_URL", "http://127.0.0.1:8787".to_owned());
+        map.insert("ORIGIN_URL", "http://127.0.0.1:8080".to_owned());
+        map.insert("SESSION_KEY", "s".repeat(40));
+        map.insert("ASSERTION_KEY", "a".repeat(40));
+        MapSource(map)
+    }
+
+    pub(crate) fn demo_config() -> FilterConfig {
+        FilterConfig::load(&demo_source()).expect("demo settings are valid")
+    }
+
+    fn problems_with(change: impl FnOnce(&mut HashMap<&'static str, String>)) -> Vec<&'static str> {
+        let mut source = demo_source();
+        change(&mut source.0);
+        FilterConfig::load(&source).expect_err("settings are invalid").settings()
+    }
+
+    #[test]
+    fn demo_settings_load_with_defaults() {
+        let config = demo_config();
+
+        assert_eq!(config.service_base, "http://127.0.0.1:8787");
+        assert_eq!(config.origin_base, "http://127.0.0.1:8080");
+        assert_eq!(config.audience, "http://127.0.0.1:8080");
+        assert_eq!(config.session_ttl, DEFAULT_SESSION_TTL_SECONDS);
+    }
+
+    #[test]
+    fn explicit_audience_and_ttl_are_used() {
+        let mut source = demo_source();
+        source.0.insert("ASSERTION_AUDIENCE", "urn:example:origin".to_owned());
+        source.0.insert("SESSION_TTL_SECONDS", "600".to_owned());
+        let config = FilterConfig::load(&source).expect("valid");
+
+        assert_eq!(config.audience, "urn:example:origin");
+        assert_eq!(config.session_ttl, 600);
+    }
+
+    #[test]
+    fn missing_settings_are_all_named() {
+        let settings = problems_with(|map| {
+            map.remove("CAS_LOGIN_URL");
+            map.remove("ORIGIN_URL");
+            map.remove("SESSION_KEY");
+        });
+
+        assert_eq!(settings, vec!["CAS_LOGIN_URL", "ORIGIN_URL", "SESSION_KEY"]);
+    }
+
+    #[test]
+    fn invalid_urls_are_rejected() {
+        for (setting, value) in [
+            ("CAS_VALIDATE_URL", "not a url"),
+            ("CAS_LOGIN_URL", "ftp://127.0.0.1/cas/login"),
+            ("ORIGIN_URL", "http://user:pw@127.0.0.1:8080"),
+            ("SERVICE_BASE_URL", "http://127.0.0.1:8787/app"),
+            ("SERVICE_BASE_URL", "http://127.0.0.1:8787/?a=1"),
+        ] {
+            let settings = problems_with(|map| {
+                map.insert(setting, value.to_owned());
+            });
+            assert_eq!(settings, vec![setting], "{setting}={value}");
+        }
+    }
+
+    #[test]
+    fn service_base_trailing_slash_is_trimmed() {
+        let mut source = demo_source();
+        source.0.insert("SERVICE_BASE_URL", "https://app.example.org/".to_owned());
+
+        assert_eq!(FilterConfig::load(&source).expect("valid").service_base, "https://app.example.org");
+    }
+
+    #[test]
+    fn bad_ttl_values_are_rejected() {
+        for value in ["0", "-5", "1h", "99999999999"] {
+            let settings = problems_with(|map| {
+                map.insert("SESSION_TTL_SECONDS", value.to_owned());
+            });
+            assert_eq!(settings, vec!["SESSION_TTL_SECONDS"], "{value}");
+        }
+    }
+
+    #[test]
+    fn short_keys_are_rejected() {
+        let settings = problems_with(|map| {
+            map.insert("ASSERTION_KEY", "short".to_owned());
+            map.insert("SESSION_KEY_PREVIOUS", "also short".to_owned());
+        });
+
+        assert_eq!(settings, vec!["SESSION_KEY_PREVIOUS", "ASSERTION_KEY"]);
+    }
+
+    #[test]
+    fn previous_session_key_is_optional() {
+        let mut source = demo_source();
+        source.0.insert("SESSION_KEY_PREVIOUS", "p".repeat(40));
+
+        assert!(FilterConfig::load(&source).is_ok());
+    }
+
+    #[test]
+    fn equal_keys_are_rejected() {
+        let settings = problems_with(|map| {
+            map.insert("ASSERTION_KEY", "s".repeat(40));
+        });
+
+        assert_eq!(settings, vec!["ASSERTION_KEY"]);
+    }
+
+    #[test]
+    fn error_text_never_contains_values() {
+        let mut source = demo_source();
+        source.0.insert("ASSERTION_KEY", "tiny-secret".to_owned());
+
+        let text = FilterConfig::load(&source).expect_err("invalid").to_string();
+        assert!(text.contains("ASSERTION_KEY"));
+        assert!(!text.contains("tiny-secret"));
+    }
+}

@@ -1,0 +1,423 @@
+//! What the filter does with a request, decided from the settings, the request and the
+//! time alone: forward it to the origin, validate its ticket, or answer it directly.
+
+use std::fmt;
+
+use cas_core::assertion::{sign_assertion, IdentityClaims};
+use cas_core::service::{ticket_params, ServiceUrl};
+use cas_core::validation::ValidationResponse;
+use cas_core::xml_parse::parse_validation_response;
+
+use crate::config::FilterConfig;
+use crate::cookies::{cookie_values, session_set_cookie, SESSION_COOKIE};
+use crate::headers::{origin_headers, scrub};
+use crate::pages::{Lang, Page};
+use crate::reply::Reply;
+use crate::session::{self, Session};
+use crate::urls::{login_url, origin_url, service_url, validation_url, RequestTarget};
+
+/// Issuer of the identity assertions the filter signs.
+pub const ASSERTION_ISSUER: &str = "cas-edge-filter";
+
+/// Lifetime of an identity assertion, in seconds: long enough for one origin request.
+pub const ASSERTION_TTL_SECONDS: u64 = 60;
+
+/// Longest ticket sent to CAS, in bytes. CAS 3.0 recommends that services accept tickets
+/// of up to 256 characters; a longer one cannot be valid and is rejected without a subrequest.
+pub const MAX_TICKET_BYTES: usize = 256;
+
+/// An incoming request, reduced to what the decision needs.
+#[derive(Debug, Clone)]
+pub struct IncomingRequest<'a> {
+    pub target: RequestTarget<'a>,
+    /// Every header as received, filter headers included; [`decide`] scrubs them.
+    pub headers: Vec<(String, String)>,
+}
+
+impl IncomingRequest<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+}
+
+/// The request to send to the origin for a signed-in user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// The session id, for logs.
+    pub sid: String,
+}
+
+/// A ticket to validate with one subrequest to CAS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketCheck {
+    /// The validation URL. It contains the ticket, so it must never be logged.
+    pub validation_url: String,
+    /// The service URL without tickets: where the browser goes once signed in.
+    pub service: String,
+    pub ticket: String,
+    pub lang: Lang,
+}
+
+/// The filter's decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Forward(OriginRequest),
+    Validate(TicketCheck),
+    Reply(Reply),
+}
+
+/// Decides what to do with `request` at `now` (seconds since the Unix epoch).
+pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> Decision {
+    let request = IncomingRequest { headers: scrub(request.headers), ..request };
+    let lang = Lang::from_accept_language(request.header("accept-language"));
+
+    if let Some(session) = current_session(config, &request, now) {
+        return Decision::Forward(origin_request(config, request, &session, now));
+    }
+
+    let service = service_url(&config.service_base, request.target);
+    if ServiceUrl::parse(&service).is_err() {
+        return Decision::Reply(Page::BadRequest.render(lang));
+    }
+
+    let ticket = ticket_params(request.target.query.unwrap_or_default()).into_iter().next();
+    match ticket.filter(|ticket| !ticket.is_empty()) {
+        None => Decision::Reply(Reply::redirect(302, &login_url(&config.login_url, &service))),
+        Some(ticket) if ticket.len() > MAX_TICKET_BYTES => {
+            Decision::Reply(Page::TicketRejected { retry_url: service }.render(lang))
+        }
+        Some(ticket) => {
+            let validation_url = validation_url(&config.validate_url, &service, &ticket);
+            Decision::Validate(TicketCheck { validation_url, service, ticket, lang })
+        }
+    }
+}
+
+/// The first session cookie that a session key signed and that is current at `now`.
+/// Tampered, expired and foreign cookies count as no session.
+fn current_session(config: &FilterConfig, request: &IncomingRequest<'_>, now: u64) -> Option<Session> {
+    request
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+        .flat_map(|(_, value)| cookie_values(value, SESSION_COOKIE))
+        .find_map(|value| session::open(&config.session_keys, value, now))
+}
+
+fn origin_request(config: &FilterConfig, request: IncomingRequest<'_>, session: &Session, now: u64) -> OriginRequest {
+    let claims = IdentityClaims {
+        iss: ASSERTION_ISSUER.to_owned(),
+        aud: config.audience.clone(),
+        sub: session.user.clone(),
+        iat: now,
+        exp: now + ASSERTION_TTL_SECONDS,
+        attributes: session.attributes.clone(),
+    };
+    let assertion = sign_assertion(&config.assertion_key, &claims);
+
+    OriginRequest {
+        url: origin_url(&config.origin_base, request.target),
+        headers: origin_headers(request.headers, &session.user, &assertion),
+        sid: session.sid.clone(),
+    }
+}
+
+/// What the validation subrequest produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// CAS answered with this status and body.
+    Response { status: u16, body: String },
+    /// No answer within the timeout.
+    TimedOut,
+    /// The subrequest failed: connection refused, TLS failure, and the like. The text
+    /// must not contain the validation URL.
+    Failed(String),
+}
+
+/// The result of a ticket validation, for the log line. Never contains the ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    SignedIn { sid: String, attributes_dropped: bool },
+    Rejected { code: String },
+    Unusable { reason: String },
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::SignedIn { sid, attributes_dropped: false } => write!(f, "ticket validated, session {sid} started"),
+            Outcome::SignedIn { sid, attributes_dropped: true } => {
+                write!(f, "ticket validated, session {sid} started without attributes because they exceed the cookie size")
+            }
+            Outcome::Rejected { code } => write!(f, "CAS rejected the ticket: {code}"),
+            Outcome::Unusable { reason } => write!(f, "ticket validation failed: {reason}"),
+        }
+    }
+}
+
+/// The reply to the browser after validating `check` at `now`: a session cookie and a
+/// redirect to the clean URL on success, 403 when CAS rejects the ticket, 502 otherwise.
+pub fn finish_validation(config: &FilterConfig, check: &TicketCheck, fetched: Fetched, now: u64) -> (Reply, Outcome) {
+    let unavailable = |reason: String| (Page::CasUnavailable.render(check.lang), Outcome::Unusable { reason });
+
+    let body = match fetched {
+        Fetched::Response { status: 200, body } => body,
+        Fetched::Response { status, .. } => return unavailable(format!("CAS returned HTTP {status}")),
+        Fetched::TimedOut => return unavailable("CAS did not answer in time".to_owned()),
+        Fetched::Failed(error) => return unavailable(format!("subrequest to CAS failed: {error}")),
+    };
+
+    match parse_validation_response(&body) {
+        Err(error) => unavailable(format!("CAS response is unusable: {error}")),
+        Ok(ValidationResponse::Failure(failure)) => {
+            let page = Page::TicketRejected { retry_url: check.service.clone() };
+            (page.render(check.lang), Outcome::Rejected { code: failure.code.to_string() })
+        }
+        Ok(ValidationResponse::Success(success)) => {
+            let session = Session::start(success.user, success.attributes, &check.ticket, now, config.session_ttl);
+            let (cookie, attributes_dropped) = session::seal(config.session_keys.current(), &session);
+            let reply = Reply::redirect(302, &check.service).with_header("Set-Cookie", &session_set_cookie(&cookie, config.session_ttl));
+            (reply, Outcome::SignedIn { sid: session.sid, attributes_dropped })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cas_core::assertion::open_assertion;
+    use cas_core::signing::KeyRing;
+    use cas_core::validation::{AuthenticationSuccess, ErrorCode};
+    use cas_core::xml_write::write_validation_response;
+
+    use super::*;
+    use crate::config::tests::demo_config;
+    use crate::headers::{ASSERTION_HEADER, USER_HEADER};
+    use crate::session::seal;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn request<'a>(path: &'a str, query: Option<&'a str>, headers: &[(&str, &str)]) -> IncomingRequest<'a> {
+        let headers = headers.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        IncomingRequest { target: RequestTarget { path, query }, headers }
+    }
+
+    fn session_cookie(config: &FilterConfig, user: &str, issued: u64) -> String {
+        let session = Session::start(user.to_owned(), Default::default(), "ST-1", issued, config.session_ttl);
+        format!("{SESSION_COOKIE}={}", seal(config.session_keys.current(), &session).0)
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+        headers.iter().filter(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str()).collect()
+    }
+
+    fn check(config: &FilterConfig, query: &str) -> TicketCheck {
+        match decide(config, request("/a", Some(query), &[]), NOW) {
+            Decision::Validate(check) => check,
+            other => panic!("expected validation, got {other:?}"),
+        }
+    }
+
+    fn cas_success(user: &str) -> Fetched {
+        let success = AuthenticationSuccess { user: user.to_owned(), ..Default::default() };
+        Fetched::Response { status: 200, body: write_validation_response(&ValidationResponse::Success(success), true) }
+    }
+
+    #[test]
+    fn no_session_redirects_to_login() {
+        let config = demo_config();
+
+        let Decision::Reply(reply) = decide(&config, request("/docs", Some("a=1"), &[]), NOW) else {
+            panic!("expected a redirect");
+        };
+
+        assert_eq!(reply.status, 302);
+        assert_eq!(
+            reply.header("location"),
+            Some("https://127.0.0.1:8443/cas/login?service=http%3A%2F%2F127.0.0.1%3A8787%2Fdocs%3Fa%3D1")
+        );
+    }
+
+    #[test]
+    fn login_redirect_ignores_host_header() {
+        let config = demo_config();
+        let headers = [("Host", "evil.example"), ("X-Forwarded-Host", "evil.example")];
+
+        let Decision::Reply(reply) = decide(&config, request("/", None, &headers), NOW) else {
+            panic!("expected a redirect");
+        };
+
+        let location = reply.header("location").expect("location");
+        assert!(location.ends_with("service=http%3A%2F%2F127.0.0.1%3A8787%2F"), "{location}");
+    }
+
+    #[test]
+    fn valid_session_forwards_with_identity() {
+        let config = demo_config();
+        let cookie = format!("a=1; {}", session_cookie(&config, "张三", NOW - 10));
+        let headers = [("Cookie", cookie.as_str()), ("X-CAS-User", "admin"), ("x-cas-user", "root")];
+
+        let Decision::Forward(origin) = decide(&config, request("/p", Some("q=1"), &headers), NOW) else {
+            panic!("expected forwarding");
+        };
+
+        assert_eq!(origin.url, "http://127.0.0.1:8080/p?q=1");
+        assert_eq!(header(&origin.headers, USER_HEADER), vec!["%E5%BC%A0%E4%B8%89"]);
+        assert_eq!(header(&origin.headers, "cookie"), vec!["a=1"]);
+        let assertion = header(&origin.headers, ASSERTION_HEADER);
+        assert_eq!(assertion.len(), 1);
+
+        let claims = open_assertion(&KeyRing::new(config.assertion_key.clone(), None), assertion[0]).expect("signed");
+        assert_eq!(claims.sub, "张三");
+        assert_eq!(claims.iss, ASSERTION_ISSUER);
+        assert_eq!(claims.aud, "http://127.0.0.1:8080");
+        assert_eq!((claims.iat, claims.exp), (NOW, NOW + ASSERTION_TTL_SECONDS));
+    }
+
+    #[test]
+    fn expired_session_redirects_to_login() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW - config.session_ttl);
+
+        let decision = decide(&config, request("/", None, &[("Cookie", &cookie)]), NOW);
+
+        assert!(matches!(decision, Decision::Reply(reply) if reply.status == 302));
+    }
+
+    #[test]
+    fn tampered_cookie_counts_as_no_session() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW).replacen('.', "x.", 1);
+
+        let decision = decide(&config, request("/", None, &[("Cookie", &cookie)]), NOW);
+
+        assert!(matches!(decision, Decision::Reply(reply) if reply.status == 302));
+    }
+
+    #[test]
+    fn later_valid_cookie_copy_is_used() {
+        let config = demo_config();
+        let cookie = format!("{SESSION_COOKIE}=garbage; {}", session_cookie(&config, "alice", NOW));
+
+        let decision = decide(&config, request("/", None, &[("Cookie", &cookie)]), NOW);
+
+        assert!(matches!(decision, Decision::Forward(_)));
+    }
+
+    #[test]
+    fn ticket_is_validated_with_clean_service() {
+        let config = demo_config();
+
+        let check = check(&config, "ticket=ST-1&ticketing=1&ticket=ST-2");
+
+        assert_eq!(check.ticket, "ST-1");
+        assert_eq!(check.service, "http://127.0.0.1:8787/a?ticketing=1");
+        assert_eq!(
+            check.validation_url,
+            "https://127.0.0.1:8443/cas/p3/serviceValidate?service=http%3A%2F%2F127.0.0.1%3A8787%2Fa%3Fticketing%3D1&ticket=ST-1"
+        );
+    }
+
+    #[test]
+    fn empty_ticket_redirects_to_login() {
+        let config = demo_config();
+
+        let Decision::Reply(reply) = decide(&config, request("/a", Some("ticket="), &[]), NOW) else {
+            panic!("expected a redirect");
+        };
+
+        assert_eq!(reply.status, 302);
+        assert!(reply.header("location").expect("location").ends_with("service=http%3A%2F%2F127.0.0.1%3A8787%2Fa"));
+    }
+
+    #[test]
+    fn oversized_ticket_is_rejected_without_subrequest() {
+        let config = demo_config();
+        let query = format!("ticket=ST-{}", "x".repeat(MAX_TICKET_BYTES));
+
+        let decision = decide(&config, request("/a", Some(&query), &[]), NOW);
+
+        assert!(matches!(decision, Decision::Reply(reply) if reply.status == 403));
+    }
+
+    #[test]
+    fn overlong_url_is_a_bad_request() {
+        let config = demo_config();
+        let query = format!("q={}", "x".repeat(3000));
+
+        let decision = decide(&config, request("/a", Some(&query), &[]), NOW);
+
+        assert!(matches!(decision, Decision::Reply(reply) if reply.status == 400));
+    }
+
+    #[test]
+    fn validation_success_sets_cookie_and_redirects() {
+        let config = demo_config();
+        let check = check(&config, "x=1&ticket=ST-1");
+
+        let (reply, outcome) = finish_validation(&config, &check, cas_success("alice"), NOW);
+
+        assert_eq!(reply.status, 302);
+        assert_eq!(reply.header("location"), Some("http://127.0.0.1:8787/a?x=1"));
+        let set_cookie = reply.header("set-cookie").expect("cookie");
+        assert!(set_cookie.starts_with("cas_edge_session="));
+        assert!(set_cookie.ends_with("; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600"));
+        assert!(matches!(outcome, Outcome::SignedIn { attributes_dropped: false, .. }));
+    }
+
+    #[test]
+    fn issued_cookie_opens_a_session() {
+        let config = demo_config();
+        let check = check(&config, "ticket=ST-1");
+        let (reply, _) = finish_validation(&config, &check, cas_success("alice"), NOW);
+        let cookie = reply.header("set-cookie").expect("cookie").split(';').next().expect("pair").to_owned();
+
+        let decision = decide(&config, request("/a", None, &[("Cookie", &cookie)]), NOW + 1);
+
+        assert!(matches!(decision, Decision::Forward(origin) if header(&origin.headers, USER_HEADER) == vec!["alice"]));
+    }
+
+    #[test]
+    fn validation_failure_is_forbidden() {
+        let config = demo_config();
+        let check = check(&config, "ticket=ST-1");
+        let body = write_validation_response(&ValidationResponse::failure(ErrorCode::InvalidTicket, "no"), true);
+
+        let (reply, outcome) = finish_validation(&config, &check, Fetched::Response { status: 200, body }, NOW);
+
+        assert_eq!(reply.status, 403);
+        assert_eq!(reply.header("set-cookie"), None);
+        assert_eq!(outcome, Outcome::Rejected { code: "INVALID_TICKET".to_owned() });
+    }
+
+    #[test]
+    fn unusable_cas_answers_are_bad_gateway() {
+        let config = demo_config();
+        let check = check(&config, "ticket=ST-1");
+        let html = Fetched::Response { status: 200, body: "<html>maintenance</html>".to_owned() };
+        let Fetched::Response { body: success, .. } = cas_success("alice") else { unreachable!() };
+
+        for fetched in [
+            html,
+            Fetched::Response { status: 500, body: success },
+            Fetched::TimedOut,
+            Fetched::Failed("connection refused".to_owned()),
+        ] {
+            let (reply, outcome) = finish_validation(&config, &check, fetched.clone(), NOW);
+            assert_eq!(reply.status, 502, "{fetched:?}");
+            assert_eq!(reply.header("set-cookie"), None, "{fetched:?}");
+            assert!(matches!(outcome, Outcome::Unusable { .. }), "{fetched:?}");
+        }
+    }
+
+    #[test]
+    fn outcome_text_never_contains_ticket() {
+        let config = demo_config();
+        let check = check(&config, "ticket=ST-SECRET");
+
+        let (_, outcome) = finish_validation(&config, &check, cas_success("alice"), NOW);
+
+        assert!(!outcome.to_string().contains("ST-SECRET"));
+    }
+}
