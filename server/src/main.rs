@@ -1,1 +1,104 @@
-fn main() {}
+//! `cas-server` binary: parses the command line and runs the chosen subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use cas_server::cli::{Cli, Command, DevCertsArgs, RunArgs};
+use cas_server::dev_certs::ensure_dev_certs;
+
+fn main() -> ExitCode {
+    init_tracing();
+
+    match Cli::parse().into_command() {
+        Command::Run(args) => run(&args),
+        Command::DevCerts(args) => dev_certs(&args),
+    }
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` sets another filter.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let config = match args.load_config() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("cas-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cas-server: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: cas_server::Config) -> ExitCode {
+    let listener = match TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cas-server: cannot listen on {} (setting listen): {error}", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+
+    match cas_server::serve(listener, config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cas-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only ctrl-c stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn dev_certs(args: &DevCertsArgs) -> ExitCode {
+    let report = match ensure_dev_certs(&args.out, &args.names) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("cas-server dev-certs: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    if report.created_ca {
+        println!("created development CA {} (trust it in clients)", report.ca_cert.display());
+    } else {
+        println!("reusing development CA {}", report.ca_cert.display());
+    }
+    if report.created_server_cert {
+        println!("created server certificate {} and key {}", report.server_cert.display(), report.server_key.display());
+    } else {
+        println!("server certificate {} is valid for {}; nothing to do", report.server_cert.display(), args.names.join(", "));
+    }
+    ExitCode::SUCCESS
+}

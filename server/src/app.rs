@@ -1,0 +1,26 @@
+//! The state every request handler shares.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::tickets::TicketStore;
+use crate::users::UserDirectory;
+
+/// Settings, the user directory and the ticket store.
+pub struct App {
+    pub config: Config,
+    pub users: UserDirectory,
+    pub tickets: Arc<dyn TicketStore>,
+}
+
+impl App {
+    /// The path of an endpoint under the base path, such as `/cas/login`.
+    pub fn endpoint(&self, name: &str) -> String {
+        format!("{}/{name}", self.config.base_path)
+    }
+
+    /// The ticket store as a trait object reference, the form the flow functions take.
+    pub fn store(&self) -> &dyn TicketStore {
+        self.tickets.as_ref()
+    }
+}

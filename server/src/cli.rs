@@ -1,0 +1,194 @@
+//! Command-line interface: `run` (the default) and `dev-certs`. Every `run` option can
+//! also come from a `CAS_*` environment variable; a flag wins over its variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, ConfigLayer};
+
+/// CAS 3.0 single sign-on server over HTTPS.
+#[derive(Debug, Parser)]
+#[command(name = "cas-server", version, args_conflicts_with_subcommands = true)]
+#[command(after_help = "Settings are layered: built-in defaults < TOML file < CAS_* environment variables < flags.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Options for `run`, accepted without the subcommand name.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl Cli {
+    /// The subcommand to run; `run` when none was named.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Run(self.run))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTPS (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Create a development CA and a server certificate signed by it.
+    DevCerts(DevCertsArgs),
+}
+
+/// Options of `run`. Each is unset unless given, so lower layers show through.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// TOML configuration file; see server/cas-server.example.toml for every key.
+    #[arg(long, env = "CAS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and TCP port to listen on [default: 127.0.0.1:8443].
+    #[arg(long, env = "CAS_LISTEN", value_name = "IP:PORT")]
+    pub listen: Option<String>,
+
+    /// URL path prefix of every endpoint and the TGC cookie path [default: /cas].
+    #[arg(long, env = "CAS_BASE_PATH", value_name = "PATH")]
+    pub base_path: Option<String>,
+
+    /// PEM file with the server certificate, followed by its chain [default: certs/server.pem].
+    #[arg(long, env = "CAS_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the server's private key [default: certs/server-key.pem].
+    #[arg(long, env = "CAS_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// User database as mysql://user:password@host:port/database; empty selects the
+    /// embedded SQLite demo store [default: empty].
+    #[arg(long, env = "CAS_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// SQLite file of the embedded demo store, created with its folder if missing
+    /// [default: data/cas-demo.db].
+    #[arg(long, env = "CAS_SQLITE_PATH", value_name = "FILE")]
+    pub sqlite_path: Option<PathBuf>,
+
+    /// SQL returning the stored password; `?` is the typed user name
+    /// [default: select password from app_user where username=?].
+    #[arg(long, env = "CAS_PASSWORD_QUERY", value_name = "SQL")]
+    pub password_query: Option<String>,
+
+    /// SQL returning the stored user name; `?` is the typed user name
+    /// [default: select username from app_user where username=?].
+    #[arg(long, env = "CAS_USERNAME_QUERY", value_name = "SQL")]
+    pub username_query: Option<String>,
+
+    /// How stored passwords are encoded: argon2id (PHC string) or plain [default: argon2id].
+    #[arg(long, env = "CAS_PASSWORD_ENCODING", value_name = "ENCODING")]
+    pub password_encoding: Option<String>,
+
+    /// Lifetime of a service ticket, in seconds [default: 300].
+    #[arg(long, env = "CAS_SERVICE_TICKET_TTL_SECONDS", value_name = "SECONDS")]
+    pub service_ticket_ttl_seconds: Option<u64>,
+
+    /// Lifetime of an SSO session from its login, in seconds [default: 7200].
+    #[arg(long, env = "CAS_SSO_SESSION_TTL_SECONDS", value_name = "SECONDS")]
+    pub sso_session_ttl_seconds: Option<u64>,
+}
+
+impl RunArgs {
+    /// The environment and flag layer; clap has already let flags win over variables.
+    pub fn layer(&self) -> ConfigLayer {
+        ConfigLayer {
+            listen: self.listen.clone(),
+            base_path: self.base_path.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            database_url: self.database_url.clone(),
+            sqlite_path: self.sqlite_path.clone(),
+            password_query: self.password_query.clone(),
+            username_query: self.username_query.clone(),
+            password_encoding: self.password_encoding.clone(),
+            service_ticket_ttl_seconds: self.service_ticket_ttl_seconds,
+            sso_session_ttl_seconds: self.sso_session_ttl_seconds,
+            services: None,
+        }
+    }
+
+    /// Merges defaults, the configuration file and these options, then checks the result.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => ConfigLayer::from_toml_file(path)?,
+            None => ConfigLayer::default(),
+        };
+        Config::from_layer(ConfigLayer::defaults().overridden_by(file).overridden_by(self.layer()))
+    }
+}
+
+/// Options of `dev-certs`.
+#[derive(Debug, Clone, Args)]
+pub struct DevCertsArgs {
+    /// Folder for ca.pem, ca-key.pem, server.pem and server-key.pem; created if missing.
+    #[arg(long, value_name = "DIR", default_value = "certs")]
+    pub out: PathBuf,
+
+    /// Host name or IP address the server certificate is valid for; repeat for several.
+    /// IP addresses become IP subject alternative names.
+    #[arg(long = "name", value_name = "NAME", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+    pub names: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Command {
+        let mut argv = vec!["cas-server"];
+        argv.extend_from_slice(arguments);
+        Cli::try_parse_from(argv).expect("valid command line").into_command()
+    }
+
+    #[test]
+    fn run_is_the_default() {
+        let Command::Run(args) = parse(&["--listen", "127.0.0.1:9443"]) else {
+            panic!("expected run");
+        };
+
+        assert_eq!(args.listen.as_deref(), Some("127.0.0.1:9443"));
+    }
+
+    #[test]
+    fn run_subcommand_takes_same_flags() {
+        let Command::Run(args) = parse(&["run", "--service-ticket-ttl-seconds", "5"]) else {
+            panic!("expected run");
+        };
+
+        assert_eq!(args.service_ticket_ttl_seconds, Some(5));
+    }
+
+    #[test]
+    fn dev_certs_defaults_names() {
+        let Command::DevCerts(args) = parse(&["dev-certs", "--out", "x"]) else {
+            panic!("expected dev-certs");
+        };
+
+        assert_eq!(args.names, vec!["localhost".to_owned(), "127.0.0.1".to_owned()]);
+        assert_eq!(args.out, PathBuf::from("x"));
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let file = folder.path().join("cas.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1000\"\nbase_path = \"/sso\"\n").expect("write");
+        let args = RunArgs { config: Some(file), listen: Some("127.0.0.1:2000".into()), ..Default::default() };
+
+        let config = args.load_config().expect("valid");
+
+        assert_eq!(config.listen.to_string(), "127.0.0.1:2000");
+        assert_eq!(config.base_path, "/sso");
+    }
+
+    #[test]
+    fn help_names_units() {
+        let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
+
+        assert!(help.contains("in seconds"));
+        assert!(help.contains("CAS_SERVICE_TICKET_TTL_SECONDS"));
+    }
+}

@@ -1,0 +1,342 @@
+//! Server settings: the layers (built-in defaults, TOML file, environment, command line),
+//! their merge, and the checks that turn the merged layer into a [`Config`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cas_core::registry::{ServiceDefinition, ServiceRegistry};
+use serde::Deserialize;
+
+use crate::users::password::PasswordEncoding;
+
+/// Default service prefixes: the edge filter under `wrangler dev`, over plain and TLS HTTP.
+const DEFAULT_SERVICE_PREFIXES: [&str; 2] = ["http://127.0.0.1:8787/", "https://127.0.0.1:8787/"];
+
+/// One layer of settings. Every field is optional so that a higher layer only overrides
+/// what it sets. Field names are the TOML keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    pub listen: Option<String>,
+    pub base_path: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub sqlite_path: Option<PathBuf>,
+    pub password_query: Option<String>,
+    pub username_query: Option<String>,
+    pub password_encoding: Option<String>,
+    pub service_ticket_ttl_seconds: Option<u64>,
+    pub sso_session_ttl_seconds: Option<u64>,
+    pub services: Option<Vec<ServiceDefinition>>,
+}
+
+impl ConfigLayer {
+    /// The built-in defaults, the lowest layer.
+    pub fn defaults() -> Self {
+        Self {
+            listen: Some("127.0.0.1:8443".into()),
+            base_path: Some("/cas".into()),
+            tls_cert: Some("certs/server.pem".into()),
+            tls_key: Some("certs/server-key.pem".into()),
+            database_url: Some(String::new()),
+            sqlite_path: Some("data/cas-demo.db".into()),
+            password_query: Some("select password from app_user where username=?".into()),
+            username_query: Some("select username from app_user where username=?".into()),
+            password_encoding: Some("argon2id".into()),
+            service_ticket_ttl_seconds: Some(300),
+            sso_session_ttl_seconds: Some(7200),
+            services: Some(default_services()),
+        }
+    }
+
+    /// Reads a TOML file; unknown keys are an error that names the key.
+    pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            reason: source.to_string(),
+        })?;
+        Self::from_toml_str(&text).map_err(|reason| ConfigError::ParseFile { path: path.to_owned(), reason })
+    }
+
+    /// Parses TOML text, returning the parser's message on failure.
+    pub fn from_toml_str(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|error| error.to_string())
+    }
+
+    /// Returns `self` with every setting that `higher` sets replaced by its value.
+    pub fn overridden_by(self, higher: ConfigLayer) -> ConfigLayer {
+        ConfigLayer {
+            listen: higher.listen.or(self.listen),
+            base_path: higher.base_path.or(self.base_path),
+            tls_cert: higher.tls_cert.or(self.tls_cert),
+            tls_key: higher.tls_key.or(self.tls_key),
+            database_url: higher.database_url.or(self.database_url),
+            sqlite_path: higher.sqlite_path.or(self.sqlite_path),
+            password_query: higher.password_query.or(self.password_query),
+            username_query: higher.username_query.or(self.username_query),
+            password_encoding: higher.password_encoding.or(self.password_encoding),
+            service_ticket_ttl_seconds: higher.service_ticket_ttl_seconds.or(self.service_ticket_ttl_seconds),
+            sso_session_ttl_seconds: higher.sso_session_ttl_seconds.or(self.sso_session_ttl_seconds),
+            services: higher.services.or(self.services),
+        }
+    }
+}
+
+fn default_services() -> Vec<ServiceDefinition> {
+    DEFAULT_SERVICE_PREFIXES
+        .iter()
+        .enumerate()
+        .map(|(index, prefix)| ServiceDefinition {
+            id: if index == 0 { "edge-demo".into() } else { "edge-demo-https".into() },
+            name: "Edge demo".into(),
+            kind: "prefix".into(),
+            pattern: (*prefix).into(),
+        })
+        .collect()
+}
+
+/// A setting that stops startup: the key, the offending value and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {}: {reason}", path.display())]
+    ReadFile { path: PathBuf, reason: String },
+    #[error("invalid configuration file {}: {reason}", path.display())]
+    ParseFile { path: PathBuf, reason: String },
+    #[error("invalid setting `{key}` = {value:?}: {fix}")]
+    Invalid { key: &'static str, value: String, fix: String },
+    #[error("setting `{key}` is missing: {fix}")]
+    Missing { key: &'static str, fix: &'static str },
+}
+
+fn invalid(key: &'static str, value: impl fmt::Display, fix: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, value: value.to_string(), fix: fix.into() }
+}
+
+/// The checked settings the server runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Path prefix of every endpoint, with a leading slash and no trailing one ("/cas"),
+    /// or empty to serve at the root.
+    pub base_path: String,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// `mysql://…` URL of the user database; `None` selects the embedded SQLite store.
+    pub database_url: Option<String>,
+    pub sqlite_path: PathBuf,
+    pub password_query: String,
+    pub username_query: String,
+    pub password_encoding: PasswordEncoding,
+    pub service_ticket_ttl: Duration,
+    pub sso_session_ttl: Duration,
+    pub services: Vec<ServiceDefinition>,
+    pub registry: ServiceRegistry,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The database URL may carry a password, so only its presence is shown.
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("base_path", &self.base_path)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("sqlite_path", &self.sqlite_path)
+            .field("password_encoding", &self.password_encoding)
+            .field("service_ticket_ttl", &self.service_ticket_ttl)
+            .field("sso_session_ttl", &self.sso_session_ttl)
+            .field("services", &self.services.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The defaults alone, checked. Tests start from this and change fields.
+    pub fn from_defaults() -> Result<Self, ConfigError> {
+        Self::from_layer(ConfigLayer::defaults())
+    }
+
+    /// Checks a merged layer; the first invalid or missing setting is the error.
+    pub fn from_layer(layer: ConfigLayer) -> Result<Self, ConfigError> {
+        let services = required(layer.services, "services", "add at least one [[services]] table")?;
+        let registry = build_registry(&services)?;
+
+        Ok(Self {
+            listen: parse_listen(required(layer.listen, "listen", "set it to ip:port")?)?,
+            base_path: parse_base_path(required(layer.base_path, "base_path", "set it to /cas")?)?,
+            tls_cert: required(layer.tls_cert, "tls_cert", "set it to a PEM certificate file")?,
+            tls_key: required(layer.tls_key, "tls_key", "set it to a PEM private key file")?,
+            database_url: parse_database_url(layer.database_url.unwrap_or_default())?,
+            sqlite_path: required(layer.sqlite_path, "sqlite_path", "set it to a file path")?,
+            password_query: parse_query("password_query", required(layer.password_query, "password_query", QUERY_FIX)?)?,
+            username_query: parse_query("username_query", required(layer.username_query, "username_query", QUERY_FIX)?)?,
+            password_encoding: parse_encoding(required(layer.password_encoding, "password_encoding", "set argon2id or plain")?)?,
+            service_ticket_ttl: parse_ttl("service_ticket_ttl_seconds", layer.service_ticket_ttl_seconds)?,
+            sso_session_ttl: parse_ttl("sso_session_ttl_seconds", layer.sso_session_ttl_seconds)?,
+            services,
+            registry,
+        })
+    }
+
+    /// Replaces the service list, rebuilding the registry.
+    pub fn with_services(mut self, services: Vec<ServiceDefinition>) -> Result<Self, ConfigError> {
+        self.registry = build_registry(&services)?;
+        self.services = services;
+        Ok(self)
+    }
+}
+
+const QUERY_FIX: &str = "write one SQL select with exactly one ? placeholder for the user name";
+
+/// Longest accepted ticket or session lifetime: 30 days, in seconds.
+const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
+fn required<T>(value: Option<T>, key: &'static str, fix: &'static str) -> Result<T, ConfigError> {
+    value.ok_or(ConfigError::Missing { key, fix })
+}
+
+fn parse_listen(text: String) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| invalid("listen", &text, "write an IP address and port such as 127.0.0.1:8443 or [::1]:8443"))
+}
+
+fn parse_base_path(text: String) -> Result<String, ConfigError> {
+    if text.is_empty() || text == "/" {
+        return Ok(String::new());
+    }
+
+    // The prefix also becomes the cookie Path attribute, so only URL path characters
+    // that need no quoting in a Set-Cookie header are allowed.
+    let safe = text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+    if !text.starts_with('/') || text.ends_with('/') || text.contains("//") || !safe {
+        return Err(invalid("base_path", &text, "write a path such as /cas: a leading slash, no trailing slash, only letters, digits and -._~"));
+    }
+    Ok(text)
+}
+
+fn parse_database_url(text: String) -> Result<Option<String>, ConfigError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !text.starts_with("mysql://") && !text.starts_with("mariadb://") {
+        // The URL may carry a password, so the value is not repeated in the message.
+        return Err(invalid("database_url", "<hidden>", "write a mysql://user:password@host:port/database URL, or leave it empty for the embedded SQLite store"));
+    }
+    Ok(Some(text.replacen("mariadb://", "mysql://", 1)))
+}
+
+fn parse_query(key: &'static str, text: String) -> Result<String, ConfigError> {
+    if text.matches('?').count() != 1 {
+        return Err(invalid(key, &text, QUERY_FIX));
+    }
+    Ok(text)
+}
+
+fn parse_encoding(text: String) -> Result<PasswordEncoding, ConfigError> {
+    PasswordEncoding::parse(&text).ok_or_else(|| invalid("password_encoding", &text, "use argon2id or plain"))
+}
+
+fn parse_ttl(key: &'static str, value: Option<u64>) -> Result<Duration, ConfigError> {
+    let seconds = value.ok_or(ConfigError::Missing { key, fix: "set a number of seconds" })?;
+    if seconds == 0 || seconds > MAX_TTL_SECONDS {
+        return Err(invalid(key, seconds, format!("use a number of seconds from 1 to {MAX_TTL_SECONDS}")));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+fn build_registry(services: &[ServiceDefinition]) -> Result<ServiceRegistry, ConfigError> {
+    if services.is_empty() {
+        return Err(invalid("services", "[]", "add at least one [[services]] table, or remove the key to use the default"));
+    }
+    ServiceRegistry::from_definitions(services).map_err(|error| invalid("services", "…", error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer_from_toml(text: &str) -> ConfigLayer {
+        ConfigLayer::from_toml_str(text).expect("valid TOML")
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::from_defaults().expect("defaults");
+
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(config.base_path, "/cas");
+        assert_eq!(config.database_url, None);
+        assert_eq!(config.password_encoding, PasswordEncoding::Argon2id);
+        assert_eq!(config.service_ticket_ttl, Duration::from_secs(300));
+        assert_eq!(config.registry.len(), 2);
+    }
+
+    #[test]
+    fn higher_layer_wins_per_key() {
+        let file = layer_from_toml("listen = \"127.0.0.1:9000\"\nbase_path = \"/sso\"\n");
+        let environment = ConfigLayer { listen: Some("127.0.0.1:9001".into()), ..Default::default() };
+        let flags = ConfigLayer { sso_session_ttl_seconds: Some(60), ..Default::default() };
+
+        let merged = ConfigLayer::defaults().overridden_by(file).overridden_by(environment).overridden_by(flags);
+        let config = Config::from_layer(merged).expect("valid");
+
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(config.base_path, "/sso");
+        assert_eq!(config.sso_session_ttl, Duration::from_secs(60));
+        assert_eq!(config.service_ticket_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn file_services_replace_defaults() {
+        let file = layer_from_toml(
+            "[[services]]\nid = \"app\"\nname = \"App\"\nmatch = \"exact\"\npattern = \"https://app.example/\"\n",
+        );
+        let config = Config::from_layer(ConfigLayer::defaults().overridden_by(file)).expect("valid");
+
+        assert_eq!(config.registry.len(), 1);
+        assert_eq!(config.services[0].id, "app");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = ConfigLayer::from_toml_str("lisen = \"x\"").expect_err("unknown key");
+
+        assert!(error.contains("lisen"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_name_key() {
+        let cases: [(ConfigLayer, &str); 6] = [
+            (ConfigLayer { listen: Some("localhost".into()), ..Default::default() }, "listen"),
+            (ConfigLayer { base_path: Some("cas/".into()), ..Default::default() }, "base_path"),
+            (ConfigLayer { password_encoding: Some("md5".into()), ..Default::default() }, "password_encoding"),
+            (ConfigLayer { service_ticket_ttl_seconds: Some(0), ..Default::default() }, "service_ticket_ttl_seconds"),
+            (ConfigLayer { password_query: Some("select 1".into()), ..Default::default() }, "password_query"),
+            (ConfigLayer { database_url: Some("postgres://x".into()), ..Default::default() }, "database_url"),
+        ];
+
+        for (layer, key) in cases {
+            let error = Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err(key);
+            assert!(error.to_string().contains(key), "{error}");
+        }
+    }
+
+    #[test]
+    fn database_url_is_not_echoed() {
+        let layer = ConfigLayer { database_url: Some("postgres://u:secret@h/db".into()), ..Default::default() };
+        let error = Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err("invalid");
+
+        assert!(!error.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn root_base_path_is_empty() {
+        let layer = ConfigLayer { base_path: Some("/".into()), ..Default::default() };
+        let config = Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect("valid");
+
+        assert_eq!(config.base_path, "");
+    }
+}

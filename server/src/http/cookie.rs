@@ -1,0 +1,71 @@
+//! The ticket-granting cookie (TGC): reading it from requests and setting or expiring it.
+
+use http::header::{HeaderMap, HeaderValue, COOKIE};
+
+/// Name of the cookie that carries the ticket-granting ticket.
+pub const TGC_NAME: &str = "TGC";
+
+/// Every TGC value in the request's Cookie headers, in order. A browser can send several
+/// when cookies with other paths or domains share the name.
+pub fn tgc_values(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == TGC_NAME)
+        .map(|(_, value)| value.trim_matches('"'))
+        .collect()
+}
+
+/// The `Set-Cookie` value that stores `ticket` for the base path. It lives for the
+/// browser session; the server ends it earlier when the SSO session expires.
+pub fn set_tgc(ticket: &str, path: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("{TGC_NAME}={ticket}; Path={}; Secure; HttpOnly; SameSite=Lax", cookie_path(path))).ok()
+}
+
+/// The `Set-Cookie` value that removes the TGC, with the attributes it was set with.
+pub fn expire_tgc(path: &str) -> Option<HeaderValue> {
+    let value = format!("{TGC_NAME}=; Path={}; Secure; HttpOnly; SameSite=Lax; Max-Age=0", cookie_path(path));
+    HeaderValue::from_str(&value).ok()
+}
+
+fn cookie_path(base_path: &str) -> &str {
+    if base_path.is_empty() {
+        "/"
+    } else {
+        base_path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_tgc() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1; TGC=TGT-one; b=2"));
+        headers.append(COOKIE, HeaderValue::from_static("TGC=\"TGT-two\""));
+
+        assert_eq!(tgc_values(&headers), vec!["TGT-one", "TGT-two"]);
+    }
+
+    #[test]
+    fn ignores_similar_names() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("XTGC=x; TGCX=y; tgc=z"));
+
+        assert!(tgc_values(&headers).is_empty());
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let set = set_tgc("TGT-abc", "/cas").expect("valid");
+        let expire = expire_tgc("").expect("valid");
+
+        assert_eq!(set, "TGC=TGT-abc; Path=/cas; Secure; HttpOnly; SameSite=Lax");
+        assert_eq!(expire, "TGC=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
+    }
+}

@@ -1,0 +1,55 @@
+//! `GET /logout`: ends the SSO session and removes the cookie.
+
+use http::request::Parts;
+use http::{Response, StatusCode};
+
+use cas_core::ticket::{digest_for_log, TicketGrantingTicket};
+
+use super::cookie::{expire_tgc, tgc_values};
+use super::pages;
+use super::params::Params;
+use super::response::{self, Body};
+use crate::app::App;
+use crate::i18n::Language;
+use crate::sso;
+
+/// Destroys every session the request's TGC cookies name, expires the cookie, then
+/// redirects to a registered `service` or shows the logged-out page.
+pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body> {
+    for value in tgc_values(&parts.headers) {
+        end_session(app, value).await;
+    }
+
+    let mut response = match registered_service(app, parts) {
+        Some(target) => response::redirect(StatusCode::FOUND, &target),
+        None => {
+            let texts = language.texts();
+            pages::message(language, StatusCode::OK, texts.logged_out_title, texts.logged_out_message, None, None)
+        }
+    };
+    if let Some(cookie) = expire_tgc(&app.config.base_path) {
+        response::set_cookie(&mut response, cookie);
+    }
+    response
+}
+
+async fn end_session(app: &App, value: &str) {
+    let Ok(ticket) = TicketGrantingTicket::parse(value) else {
+        return;
+    };
+
+    match app.store().remove_session(&ticket).await {
+        Ok(Some(session)) => tracing::info!(user = %session.user, session = %digest_for_log(value), "SSO session ended by logout"),
+        Ok(None) => {}
+        // The cookie is expired anyway; the session then ends when its lifetime runs out.
+        Err(error) => tracing::error!(%error, "ticket store failed during logout"),
+    }
+}
+
+/// The `service` parameter when it is a registered service; otherwise no redirect, so
+/// logout cannot be used as an open redirect.
+fn registered_service(app: &App, parts: &Parts) -> Option<String> {
+    let params = Params::from_query(parts.uri.query()).ok()?;
+    let raw = params.non_empty("service").ok()??;
+    sso::check_service(&app.config.registry, raw).ok().map(|service| service.as_str().to_owned())
+}

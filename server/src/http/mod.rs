@@ -1,0 +1,10 @@
+//! The HTTP layer: routing, handlers, pages and the helpers they share.
+
+pub mod cookie;
+pub mod login;
+pub mod logout;
+pub mod pages;
+pub mod params;
+pub mod response;
+pub mod router;
+pub mod validate;

@@ -1,0 +1,147 @@
+//! HTML pages rendered from the askama templates in `server/templates`, which escape
+//! every value.
+
+use askama::Template;
+use http::{Response, StatusCode};
+
+use super::response::{self, Body};
+use crate::i18n::{Language, Texts};
+
+/// A link shown under a message.
+pub struct Link {
+    pub href: String,
+    pub label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    lang: &'static str,
+    title: &'static str,
+    texts: &'static Texts,
+    action: &'a str,
+    login_ticket: &'a str,
+    service: Option<&'a str>,
+    service_name: Option<&'a str>,
+    username: &'a str,
+    error: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    lang: &'static str,
+    title: &'static str,
+    message: &'static str,
+    is_error: bool,
+    detail: Option<&'a str>,
+    link: Option<Link>,
+}
+
+/// What the login form shows besides its labels.
+pub struct LoginForm<'a> {
+    /// The form's POST target.
+    pub action: &'a str,
+    pub login_ticket: &'a str,
+    pub service: Option<&'a str>,
+    pub service_name: Option<&'a str>,
+    /// The name typed before, shown again after a failed attempt.
+    pub username: &'a str,
+    pub error: Option<&'static str>,
+}
+
+/// The login form.
+pub fn login(language: Language, status: StatusCode, form: LoginForm<'_>) -> Response<Body> {
+    let texts = language.texts();
+    let page = LoginPage {
+        lang: language.tag(),
+        title: texts.login_title,
+        texts,
+        action: form.action,
+        login_ticket: form.login_ticket,
+        service: form.service,
+        service_name: form.service_name,
+        username: form.username,
+        error: form.error,
+    };
+    render(status, &page)
+}
+
+/// A page with a title, a message, an optional bold detail and an optional link.
+pub fn message(
+    language: Language,
+    status: StatusCode,
+    title: &'static str,
+    message: &'static str,
+    detail: Option<&str>,
+    link: Option<Link>,
+) -> Response<Body> {
+    let page = MessagePage { lang: language.tag(), title, message, is_error: false, detail, link };
+    render(status, &page)
+}
+
+/// An error page: `status` and a message chosen from the page texts.
+pub fn error(language: Language, status: StatusCode, pick: fn(&Texts) -> &'static str) -> Response<Body> {
+    let texts = language.texts();
+    let page = MessagePage {
+        lang: language.tag(),
+        title: texts.error_title,
+        message: pick(texts),
+        is_error: true,
+        detail: None,
+        link: None,
+    };
+    render(status, &page)
+}
+
+fn render(status: StatusCode, page: &impl Template) -> Response<Body> {
+    match page.render() {
+        Ok(html) => response::html(status, html),
+        Err(error) => {
+            tracing::error!(%error, "page template failed to render");
+            response::plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body_text(response: Response<Body>) -> String {
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn login_escapes_values() {
+        let form = LoginForm {
+            action: "/cas/login",
+            login_ticket: "LT-1",
+            service: Some("https://a/?x=\"><script>"),
+            service_name: Some("<b>App</b>"),
+            username: "\"onfocus=alert(1)",
+            error: None,
+        };
+        let html = body_text(login(Language::English, StatusCode::OK, form)).await;
+
+        assert!(!html.contains("<script>"));
+        assert!(!html.contains("<b>App"));
+        assert!(!html.contains("\"onfocus"));
+        assert!(html.contains("value=\"https://a/?x=&#34;&#62;&#60;script&#62;\""), "{html}");
+    }
+
+    #[tokio::test]
+    async fn login_is_localised() {
+        let form = || LoginForm { action: "/cas/login", login_ticket: "LT-1", service: None, service_name: None, username: "", error: None };
+
+        let chinese = body_text(login(Language::SimplifiedChinese, StatusCode::OK, form())).await;
+        let english = body_text(login(Language::English, StatusCode::OK, form())).await;
+
+        assert!(chinese.contains("lang=\"zh-CN\"") && chinese.contains("用户名"));
+        assert!(english.contains("lang=\"en\"") && english.contains("User name"));
+        assert!(!chinese.contains("<script") && !english.contains("<script"));
+    }
+}

@@ -1,0 +1,95 @@
+//! Request dispatch: strips the base path, picks the handler by path and method, picks
+//! the page language and answers HEAD like GET without a body.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT_LANGUAGE, ALLOW, CONTENT_LENGTH};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use super::pages;
+use super::response::Body;
+use super::validate::Protocol;
+use super::{login, logout, validate};
+use crate::app::App;
+use crate::i18n::{choose_language, Language};
+
+/// Handles one request. Never fails: every error becomes a response.
+pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
+    async move {
+        let is_head = request.method() == Method::HEAD;
+        let response = route(app, request).await;
+        tracing::debug!(status = response.status().as_u16(), "response");
+
+        if is_head {
+            return without_body(response).await;
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let language = choose_language(parts.headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let Some(endpoint) = endpoint_name(&app.config.base_path, parts.uri.path()) else {
+        return not_found(language);
+    };
+
+    let readable = parts.method == Method::GET || parts.method == Method::HEAD;
+    match (endpoint, readable) {
+        ("login", true) => login::get(app, &parts, language).await,
+        ("login", false) if parts.method == Method::POST => login::post(app, &parts, body, language).await,
+        ("login", false) => method_not_allowed(language, "GET, HEAD, POST"),
+        ("serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V2).await,
+        ("p3/serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V3).await,
+        ("logout", true) => logout::get(app, &parts, language).await,
+        ("serviceValidate" | "p3/serviceValidate" | "logout", false) => method_not_allowed(language, "GET, HEAD"),
+        _ => not_found(language),
+    }
+}
+
+/// The endpoint path below the base path, or `None` when the path is outside it.
+fn endpoint_name<'a>(base_path: &str, path: &'a str) -> Option<&'a str> {
+    path.strip_prefix(base_path)?.strip_prefix('/')
+}
+
+fn not_found(language: Language) -> Response<Body> {
+    pages::error(language, StatusCode::NOT_FOUND, |t| t.not_found)
+}
+
+fn method_not_allowed(language: Language, allowed: &'static str) -> Response<Body> {
+    let mut response = pages::error(language, StatusCode::METHOD_NOT_ALLOWED, |t| t.method_not_allowed);
+    response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+    response
+}
+
+/// The GET response with its body replaced by nothing; Content-Length still gives the
+/// length GET would send.
+async fn without_body(response: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    let length = body.collect().await.map(|collected| collected.to_bytes().len()).unwrap_or_default();
+
+    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    Response::from_parts(parts, Full::new(Bytes::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_needs_base_path_boundary() {
+        assert_eq!(endpoint_name("/cas", "/cas/login"), Some("login"));
+        assert_eq!(endpoint_name("/cas", "/cas/p3/serviceValidate"), Some("p3/serviceValidate"));
+        assert_eq!(endpoint_name("/cas", "/caslogin"), None);
+        assert_eq!(endpoint_name("/cas", "/cas"), None);
+        assert_eq!(endpoint_name("/cas", "/other/login"), None);
+        assert_eq!(endpoint_name("", "/login"), Some("login"));
+    }
+}

@@ -1,0 +1,119 @@
+//! The HTTPS accept loop: TLS handshakes, HTTP/1.1 connections, connection limits,
+//! the expired-ticket sweep and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::app::App;
+use crate::http::router;
+use crate::tickets::TicketStore;
+
+/// Open connections at most; further clients are dropped until one closes.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// Time a client gets to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time a client gets to send a complete request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time open connections get to finish their requests after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Interval between sweeps of expired tickets.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Pause after a failed accept, so that running out of file descriptors does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Serves HTTPS on `listener` until `shutdown` completes, then lets open connections
+/// finish for up to [`SHUTDOWN_GRACE`].
+pub async fn run(listener: TcpListener, app: Arc<App>, acceptor: TlsAcceptor, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let sweeper = spawn_sweeper(Arc::clone(&app.tickets));
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => admit(stream, peer, &app, &acceptor, &limit, graceful.watcher()),
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+
+    tracing::info!(open_connections = graceful.count(), "shutting down");
+    drop(listener);
+    sweeper.abort();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period; closing them");
+    }
+}
+
+fn admit(stream: TcpStream, peer: SocketAddr, app: &Arc<App>, acceptor: &TlsAcceptor, limit: &Arc<Semaphore>, watcher: Watcher) {
+    let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
+        tracing::warn!(%peer, max = MAX_CONNECTIONS, "connection limit reached; dropping connection");
+        return;
+    };
+
+    let app = Arc::clone(app);
+    let acceptor = acceptor.clone();
+    tokio::spawn(serve_connection(stream, peer, app, acceptor, watcher, permit));
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Arc<App>,
+    acceptor: TlsAcceptor,
+    watcher: Watcher,
+    _permit: OwnedSemaphorePermit,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+    };
+
+    let service = service_fn(move |request| {
+        let app = Arc::clone(&app);
+        async move { Ok::<_, std::convert::Infallible>(router::handle(&app, request, peer).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(tls), service);
+
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+fn spawn_sweeper(store: Arc<dyn TicketStore>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            interval.tick().await;
+            match store.remove_expired().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::debug!(removed, "expired tickets removed"),
+                Err(error) => tracing::warn!(%error, "sweeping expired tickets failed"),
+            }
+        }
+    })
+}

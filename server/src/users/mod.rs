@@ -1,0 +1,147 @@
+//! The user directory: checks a typed name and password against the configured SQL
+//! queries and returns the stored user name on success.
+
+pub mod password;
+pub mod sql;
+
+use crate::config::Config;
+use password::{verify_password, PasswordEncoding};
+use sql::{ColumnValue, DatabaseError, UserDatabase};
+
+/// Longest user name sent to the database, in bytes. Longer input cannot be a user.
+const MAX_USERNAME_BYTES: usize = 255;
+
+/// The result of a credential check that reached the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authentication {
+    /// The credentials match; `user` is the name as stored.
+    Success { user: String },
+    Failure(FailureReason),
+}
+
+/// Why credentials were rejected. Only logs see the difference, the user sees one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    UnknownUser,
+    /// The database returned a name that differs from the typed one byte for byte, as
+    /// MariaDB does for `ALICE` or `alice ` with its case-insensitive, padding collations.
+    NameMismatch,
+    /// A query returned more than one row, so the user is ambiguous.
+    AmbiguousUser,
+    /// The stored password is NULL or not text.
+    UnusablePassword,
+    WrongPassword,
+}
+
+/// Credential checks against the user table.
+#[derive(Debug, Clone)]
+pub struct UserDirectory {
+    database: UserDatabase,
+    username_query: String,
+    password_query: String,
+    encoding: PasswordEncoding,
+}
+
+impl UserDirectory {
+    /// Connects to `database_url`, or opens the embedded SQLite store when it is unset.
+    pub async fn connect(config: &Config) -> Result<Self, DatabaseError> {
+        let database = match &config.database_url {
+            Some(url) => UserDatabase::connect_mysql(url).await?,
+            None => UserDatabase::open_sqlite_demo(&config.sqlite_path, config.password_encoding).await?,
+        };
+        Ok(Self::new(database, config))
+    }
+
+    /// Wraps an open database with the queries and encoding from `config`.
+    pub fn new(database: UserDatabase, config: &Config) -> Self {
+        Self {
+            database,
+            username_query: config.username_query.clone(),
+            password_query: config.password_query.clone(),
+            encoding: config.password_encoding,
+        }
+    }
+
+    /// Checks `username` and `password`. Database failures are errors; everything the
+    /// user or the table content can cause is a [`FailureReason`].
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Authentication, DatabaseError> {
+        if username.is_empty() || username.len() > MAX_USERNAME_BYTES {
+            return Ok(Authentication::Failure(FailureReason::UnknownUser));
+        }
+
+        let names = self.database.first_column(&self.username_query, username).await?;
+        let user = match check_stored_name(&names, username) {
+            Ok(user) => user,
+            Err(reason) => return Ok(Authentication::Failure(reason)),
+        };
+
+        let passwords = self.database.first_column(&self.password_query, username).await?;
+        Ok(check_password(self.encoding, &passwords, password, user))
+    }
+
+    /// Closes the database connections.
+    pub async fn close(&self) {
+        self.database.close().await;
+    }
+}
+
+/// The stored name when exactly one row came back and it equals the typed name.
+fn check_stored_name(names: &[ColumnValue], typed: &str) -> Result<String, FailureReason> {
+    match names {
+        [] => Err(FailureReason::UnknownUser),
+        [ColumnValue::Text(stored)] if stored.as_bytes() == typed.as_bytes() => Ok(stored.clone()),
+        [_] => Err(FailureReason::NameMismatch),
+        _ => Err(FailureReason::AmbiguousUser),
+    }
+}
+
+fn check_password(encoding: PasswordEncoding, stored: &[ColumnValue], typed: &str, user: String) -> Authentication {
+    let stored = match stored {
+        [] => return Authentication::Failure(FailureReason::UnknownUser),
+        [ColumnValue::Text(stored)] => stored,
+        [_] => return Authentication::Failure(FailureReason::UnusablePassword),
+        _ => return Authentication::Failure(FailureReason::AmbiguousUser),
+    };
+
+    if verify_password(encoding, typed, stored) {
+        Authentication::Success { user }
+    } else {
+        Authentication::Failure(FailureReason::WrongPassword)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(value: &str) -> ColumnValue {
+        ColumnValue::Text(value.into())
+    }
+
+    #[test]
+    fn stored_name_must_match_bytes() {
+        assert_eq!(check_stored_name(&[text("alice")], "alice"), Ok("alice".into()));
+        assert_eq!(check_stored_name(&[text("alice")], "ALICE"), Err(FailureReason::NameMismatch));
+        assert_eq!(check_stored_name(&[text("alice")], "alice "), Err(FailureReason::NameMismatch));
+        assert_eq!(check_stored_name(&[ColumnValue::Null], "alice"), Err(FailureReason::NameMismatch));
+    }
+
+    #[test]
+    fn stored_name_needs_one_row() {
+        assert_eq!(check_stored_name(&[], "alice"), Err(FailureReason::UnknownUser));
+        assert_eq!(check_stored_name(&[text("alice"), text("alice")], "alice"), Err(FailureReason::AmbiguousUser));
+    }
+
+    #[test]
+    fn password_rows_fail_closed() {
+        let plain = PasswordEncoding::Plain;
+        let user = || "alice".to_owned();
+
+        assert_eq!(check_password(plain, &[text("pw")], "pw", user()), Authentication::Success { user: user() });
+        assert_eq!(check_password(plain, &[text("pw")], "px", user()), Authentication::Failure(FailureReason::WrongPassword));
+        assert_eq!(check_password(plain, &[ColumnValue::Null], "", user()), Authentication::Failure(FailureReason::UnusablePassword));
+        assert_eq!(check_password(plain, &[ColumnValue::Undecodable], "", user()), Authentication::Failure(FailureReason::UnusablePassword));
+        assert_eq!(check_password(plain, &[], "pw", user()), Authentication::Failure(FailureReason::UnknownUser));
+        assert_eq!(check_password(plain, &[text("pw"), text("pw")], "pw", user()), Authentication::Failure(FailureReason::AmbiguousUser));
+    }
+}

@@ -1,0 +1,207 @@
+//! SQL access to the user table: a MySQL/MariaDB pool for a configured database, or a
+//! SQLite pool for the embedded demo store, each running one-parameter lookups.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::Row;
+
+use super::password::{hash_argon2id, PasswordEncoding};
+
+/// How long a login waits for a free database connection before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections per pool; logins are short queries, so a few suffice.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// Name and password of the user created in an empty embedded store.
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// One value of the first column of a result row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnValue {
+    Text(String),
+    Null,
+    /// Neither text nor UTF-8 bytes, so it can never match typed input.
+    Undecodable,
+}
+
+/// Why the user database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("cannot connect to the user database: {0}")]
+    Connect(sqlx::Error),
+    #[error("user database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("cannot create the folder for the SQLite file {path}: {reason}")]
+    CreateFolder { path: String, reason: String },
+    #[error("cannot hash the demo password: {0}")]
+    DemoHash(#[from] super::password::PasswordHashError),
+}
+
+/// A connection pool to the user table.
+#[derive(Debug, Clone)]
+pub enum UserDatabase {
+    MySql(MySqlPool),
+    Sqlite(SqlitePool),
+}
+
+impl UserDatabase {
+    /// Connects to a MySQL or MariaDB server. The server's tables are used as they are.
+    pub async fn connect_mysql(url: &str) -> Result<Self, DatabaseError> {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(DatabaseError::Connect)?;
+        Ok(Self::MySql(pool))
+    }
+
+    /// Opens (creating it if needed) the embedded SQLite demo store at `path`, with its
+    /// table and, when the table is empty, the demo user.
+    pub async fn open_sqlite_demo(path: &Path, encoding: PasswordEncoding) -> Result<Self, DatabaseError> {
+        create_parent_folder(path)?;
+
+        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(DatabaseError::Connect)?;
+
+        create_demo_table(&pool).await?;
+        insert_demo_user_if_empty(&pool, encoding).await?;
+        Ok(Self::Sqlite(pool))
+    }
+
+    /// Runs `query` with `name` bound to its one `?` and returns the first column of
+    /// every row.
+    pub async fn first_column(&self, query: &str, name: &str) -> Result<Vec<ColumnValue>, DatabaseError> {
+        let values = match self {
+            Self::MySql(pool) => {
+                let rows = sqlx::query(query).bind(name).fetch_all(pool).await?;
+                rows.iter().map(mysql_value).collect()
+            }
+            Self::Sqlite(pool) => {
+                let rows = sqlx::query(query).bind(name).fetch_all(pool).await?;
+                rows.iter().map(sqlite_value).collect()
+            }
+        };
+        Ok(values)
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        match self {
+            Self::MySql(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+// A column declared VARBINARY or BLOB does not decode as a string, so bytes are tried
+// next and accepted only when they are UTF-8.
+fn mysql_value(row: &MySqlRow) -> ColumnValue {
+    if let Ok(text) = row.try_get::<Option<String>, _>(0) {
+        return text.map_or(ColumnValue::Null, ColumnValue::Text);
+    }
+    bytes_value(row.try_get::<Option<Vec<u8>>, _>(0).ok())
+}
+
+fn sqlite_value(row: &SqliteRow) -> ColumnValue {
+    if let Ok(text) = row.try_get::<Option<String>, _>(0) {
+        return text.map_or(ColumnValue::Null, ColumnValue::Text);
+    }
+    bytes_value(row.try_get::<Option<Vec<u8>>, _>(0).ok())
+}
+
+fn bytes_value(bytes: Option<Option<Vec<u8>>>) -> ColumnValue {
+    match bytes {
+        Some(Some(bytes)) => String::from_utf8(bytes).map_or(ColumnValue::Undecodable, ColumnValue::Text),
+        Some(None) => ColumnValue::Null,
+        None => ColumnValue::Undecodable,
+    }
+}
+
+fn create_parent_folder(path: &Path) -> Result<(), DatabaseError> {
+    let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(parent)
+        .map_err(|e| DatabaseError::CreateFolder { path: parent.display().to_string(), reason: e.to_string() })
+}
+
+// The classic MySQL schema declares password varchar(45), which cannot hold an Argon2id
+// PHC string (about 97 characters with the default cost), so the embedded store widens
+// it to varchar(255). SQLite does not enforce the length; the declaration documents it.
+const CREATE_DEMO_TABLE: &str =
+    "create table if not exists app_user (username varchar(30) primary key, password varchar(255))";
+
+async fn create_demo_table(pool: &SqlitePool) -> Result<(), DatabaseError> {
+    sqlx::query(CREATE_DEMO_TABLE).execute(pool).await?;
+    Ok(())
+}
+
+async fn insert_demo_user_if_empty(pool: &SqlitePool, encoding: PasswordEncoding) -> Result<(), DatabaseError> {
+    let count: i64 = sqlx::query_scalar("select count(*) from app_user").fetch_one(pool).await?;
+    if count > 0 {
+        tracing::info!(users = count, "embedded user store already has users");
+        return Ok(());
+    }
+
+    // The demo password is stored in the configured encoding so that the demo user can
+    // log in under either setting.
+    let stored = match encoding {
+        PasswordEncoding::Argon2id => hash_argon2id(DEMO_PASSWORD)?,
+        PasswordEncoding::Plain => DEMO_PASSWORD.to_owned(),
+    };
+    sqlx::query("insert into app_user (username, password) values (?, ?)")
+        .bind(DEMO_USER)
+        .bind(stored)
+        .execute(pool)
+        .await?;
+
+    tracing::info!(user = DEMO_USER, encoding = encoding.as_str(), "created the demo user in the embedded store");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn demo_store_creates_user_once() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("nested/demo.db");
+
+        let database = UserDatabase::open_sqlite_demo(&path, PasswordEncoding::Argon2id).await.expect("open");
+        let passwords = database.first_column("select password from app_user where username=?", DEMO_USER).await.expect("query");
+        database.close().await;
+
+        let reopened = UserDatabase::open_sqlite_demo(&path, PasswordEncoding::Argon2id).await.expect("reopen");
+        let again = reopened.first_column("select password from app_user where username=?", DEMO_USER).await.expect("query");
+
+        assert_eq!(passwords.len(), 1);
+        assert_eq!(passwords, again);
+        assert!(matches!(&passwords[0], ColumnValue::Text(hash) if hash.starts_with("$argon2id$")));
+    }
+
+    #[tokio::test]
+    async fn sqlite_null_and_bytes_decode() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let database = UserDatabase::open_sqlite_demo(&folder.path().join("d.db"), PasswordEncoding::Plain).await.expect("open");
+
+        let null = database.first_column("select null where ? is not null", "x").await.expect("query");
+        let blob = database.first_column("select cast(? as blob)", "abc").await.expect("query");
+        let bad = database.first_column("select x'ff' where ? is not null", "x").await.expect("query");
+
+        assert_eq!(null, vec![ColumnValue::Null]);
+        assert_eq!(blob, vec![ColumnValue::Text("abc".into())]);
+        assert_eq!(bad, vec![ColumnValue::Undecodable]);
+    }
+}
