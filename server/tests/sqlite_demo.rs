@@ -1,0 +1,98 @@
+//! The embedded SQLite demo store and the binary's command line.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn demo_user_logs_in() {
+    let server = TestServer::start(|config| config.database_url = None).await;
+
+    let (ticket, _) = server.login_for_ticket(APP, "demo", "demo-password").await;
+    let xml = server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+
+    assert!(xml.contains("<cas:user>demo</cas:user>"), "{xml}");
+    assert_eq!(server.login(Some(APP), "demo", "wrong").await.status(), StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+#[test]
+fn help_describes_every_option() {
+    let output = Command::new(env!("CARGO_BIN_EXE_cas-server")).arg("--help").output().expect("run binary");
+    let help = String::from_utf8(output.stdout).expect("utf-8");
+
+    assert!(output.status.success());
+    for option in [
+        "--config",
+        "--listen",
+        "--base-path",
+        "--tls-cert",
+        "--tls-key",
+        "--database-url",
+        "--sqlite-path",
+        "--password-query",
+        "--username-query",
+        "--password-encoding",
+        "--service-ticket-ttl-seconds",
+        "--sso-session-ttl-seconds",
+        "dev-certs",
+    ] {
+        assert!(help.contains(option), "{option} missing in help");
+    }
+}
+
+#[test]
+fn invalid_setting_stops_startup() {
+    let output = Command::new(env!("CARGO_BIN_EXE_cas-server"))
+        .args(["run", "--listen", "nowhere"])
+        .env_remove("CAS_CONFIG")
+        .output()
+        .expect("run binary");
+    let message = String::from_utf8(output.stderr).expect("utf-8");
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(message.contains("`listen`"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn environment_overrides_file() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let file = folder.path().join("cas.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\npassword_encoding = \"md5\"\n").expect("write");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_cas-server"))
+        .arg("--config")
+        .arg(&file)
+        .env("CAS_PASSWORD_ENCODING", "sha1")
+        .output()
+        .expect("run binary");
+    let message = String::from_utf8(output.stderr).expect("utf-8");
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(message.contains("password_encoding") && message.contains("sha1"), "{message}");
+}
+
+#[test]
+fn dev_certs_command_is_idempotent() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_cas-server"))
+            .args(["dev-certs", "--out"])
+            .arg(folder.path())
+            .output()
+            .expect("run binary")
+    };
+
+    let first = String::from_utf8(run().stdout).expect("utf-8");
+    let second = String::from_utf8(run().stdout).expect("utf-8");
+
+    assert!(first.contains("created development CA"), "{first}");
+    assert!(second.contains("nothing to do"), "{second}");
+    for file in ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"] {
+        assert!(folder.path().join(file).exists(), "{file}");
+    }
+}
