@@ -27,6 +27,8 @@ impl Cli {
     }
 }
 
+// The command is parsed once per process, so the size of its larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve HTTPS (the default when no subcommand is given).

@@ -54,10 +54,8 @@ impl ConfigLayer {
 
     /// Reads a TOML file; unknown keys are an error that names the key.
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-            path: path.to_owned(),
-            reason: source.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), reason: source.to_string() })?;
         Self::from_toml_str(&text).map_err(|reason| ConfigError::ParseFile { path: path.to_owned(), reason })
     }
 
@@ -172,9 +170,19 @@ impl Config {
             tls_key: required(layer.tls_key, "tls_key", "set it to a PEM private key file")?,
             database_url: parse_database_url(layer.database_url.unwrap_or_default())?,
             sqlite_path: required(layer.sqlite_path, "sqlite_path", "set it to a file path")?,
-            password_query: parse_query("password_query", required(layer.password_query, "password_query", QUERY_FIX)?)?,
-            username_query: parse_query("username_query", required(layer.username_query, "username_query", QUERY_FIX)?)?,
-            password_encoding: parse_encoding(required(layer.password_encoding, "password_encoding", "set argon2id or plain")?)?,
+            password_query: parse_query(
+                "password_query",
+                required(layer.password_query, "password_query", QUERY_FIX)?,
+            )?,
+            username_query: parse_query(
+                "username_query",
+                required(layer.username_query, "username_query", QUERY_FIX)?,
+            )?,
+            password_encoding: parse_encoding(required(
+                layer.password_encoding,
+                "password_encoding",
+                "set argon2id or plain",
+            )?)?,
             service_ticket_ttl: parse_ttl("service_ticket_ttl_seconds", layer.service_ticket_ttl_seconds)?,
             sso_session_ttl: parse_ttl("sso_session_ttl_seconds", layer.sso_session_ttl_seconds)?,
             services,
@@ -200,7 +208,8 @@ fn required<T>(value: Option<T>, key: &'static str, fix: &'static str) -> Result
 }
 
 fn parse_listen(text: String) -> Result<SocketAddr, ConfigError> {
-    text.parse().map_err(|_| invalid("listen", &text, "write an IP address and port such as 127.0.0.1:8443 or [::1]:8443"))
+    text.parse()
+        .map_err(|_| invalid("listen", &text, "write an IP address and port such as 127.0.0.1:8443 or [::1]:8443"))
 }
 
 fn parse_base_path(text: String) -> Result<String, ConfigError> {
@@ -212,7 +221,11 @@ fn parse_base_path(text: String) -> Result<String, ConfigError> {
     // that need no quoting in a Set-Cookie header are allowed.
     let safe = text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
     if !text.starts_with('/') || text.ends_with('/') || text.contains("//") || !safe {
-        return Err(invalid("base_path", &text, "write a path such as /cas: a leading slash, no trailing slash, only letters, digits and -._~"));
+        return Err(invalid(
+            "base_path",
+            &text,
+            "write a path such as /cas: a leading slash, no trailing slash, only letters, digits and -._~",
+        ));
     }
     Ok(text)
 }
@@ -223,7 +236,11 @@ fn parse_database_url(text: String) -> Result<Option<String>, ConfigError> {
     }
     if !text.starts_with("mysql://") && !text.starts_with("mariadb://") {
         // The URL may carry a password, so the value is not repeated in the message.
-        return Err(invalid("database_url", "<hidden>", "write a mysql://user:password@host:port/database URL, or leave it empty for the embedded SQLite store"));
+        return Err(invalid(
+            "database_url",
+            "<hidden>",
+            "write a mysql://user:password@host:port/database URL, or leave it empty for the embedded SQLite store",
+        ));
     }
     Ok(Some(text.replacen("mariadb://", "mysql://", 1)))
 }
@@ -249,7 +266,11 @@ fn parse_ttl(key: &'static str, value: Option<u64>) -> Result<Duration, ConfigEr
 
 fn build_registry(services: &[ServiceDefinition]) -> Result<ServiceRegistry, ConfigError> {
     if services.is_empty() {
-        return Err(invalid("services", "[]", "add at least one [[services]] table, or remove the key to use the default"));
+        return Err(invalid(
+            "services",
+            "[]",
+            "add at least one [[services]] table, or remove the key to use the default",
+        ));
     }
     ServiceRegistry::from_definitions(services).map_err(|error| invalid("services", "…", error.to_string()))
 }
@@ -330,6 +351,18 @@ mod tests {
         let error = Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err("invalid");
 
         assert!(!error.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn example_file_is_valid_and_complete() {
+        let text = include_str!("../cas-server.example.toml");
+        let layer = layer_from_toml(text);
+
+        assert!(layer.listen.is_some() && layer.base_path.is_some() && layer.tls_cert.is_some());
+        assert!(layer.tls_key.is_some() && layer.database_url.is_some() && layer.sqlite_path.is_some());
+        assert!(layer.password_query.is_some() && layer.username_query.is_some() && layer.password_encoding.is_some());
+        assert!(layer.service_ticket_ttl_seconds.is_some() && layer.sso_session_ttl_seconds.is_some());
+        assert!(Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).is_ok());
     }
 
     #[test]

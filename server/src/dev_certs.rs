@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rcgen::{PublicKeyData,
+use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, PublicKeyData,
 };
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
@@ -85,7 +85,10 @@ fn check_names(names: &[String]) -> Result<(), DevCertsError> {
     }
     for name in names {
         if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(DevCertsError::BadName { name: name.clone(), reason: "names are host names or IP addresses".into() });
+            return Err(DevCertsError::BadName {
+                name: name.clone(),
+                reason: "names are host names or IP addresses".into(),
+            });
         }
     }
     Ok(())

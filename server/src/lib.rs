@@ -37,7 +37,11 @@ pub enum ServeError {
 
 /// Loads the TLS identity, connects the user directory, then serves HTTPS on `listener`
 /// until `shutdown` completes.
-pub async fn serve(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let tls = tls::load_server_config(&config.tls_cert, &config.tls_key)?;
     if config.password_encoding == PasswordEncoding::Plain {
         tracing::warn!("password_encoding is plain: passwords are stored unhashed; use argon2id outside demos");

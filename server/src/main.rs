@@ -98,7 +98,11 @@ fn dev_certs(args: &DevCertsArgs) -> ExitCode {
     if report.created_server_cert {
         println!("created server certificate {} and key {}", report.server_cert.display(), report.server_key.display());
     } else {
-        println!("server certificate {} is valid for {}; nothing to do", report.server_cert.display(), args.names.join(", "));
+        println!(
+            "server certificate {} is valid for {}; nothing to do",
+            report.server_cert.display(),
+            args.names.join(", ")
+        );
     }
     ExitCode::SUCCESS
 }

@@ -65,7 +65,14 @@ pub async fn run(listener: TcpListener, app: Arc<App>, acceptor: TlsAcceptor, sh
     }
 }
 
-fn admit(stream: TcpStream, peer: SocketAddr, app: &Arc<App>, acceptor: &TlsAcceptor, limit: &Arc<Semaphore>, watcher: Watcher) {
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: &Arc<App>,
+    acceptor: &TlsAcceptor,
+    limit: &Arc<Semaphore>,
+    watcher: Watcher,
+) {
     let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
         tracing::warn!(%peer, max = MAX_CONNECTIONS, "connection limit reached; dropping connection");
         return;

@@ -189,7 +189,8 @@ mod tests {
         let store = MemoryTicketStore::new();
         let ticket = issued_ticket(&store, "https://app.example/x", true).await;
 
-        let grant = validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false).await.expect("valid");
+        let grant =
+            validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false).await.expect("valid");
         let again = validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false).await;
 
         assert_eq!(grant.user, "alice");

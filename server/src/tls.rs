@@ -38,7 +38,10 @@ pub fn load_server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<Serve
 }
 
 fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let error = |e: rustls::pki_types::pem::Error| TlsError::Certificate { path: path.display().to_string(), reason: e.to_string() };
+    let error = |e: rustls::pki_types::pem::Error| TlsError::Certificate {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
 
     let chain = CertificateDer::pem_file_iter(path).map_err(error)?.collect::<Result<Vec<_>, _>>().map_err(error)?;
     if chain.is_empty() {

@@ -36,7 +36,12 @@ async fn login_form_in_both_languages() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
 
-    for (header, expected, lang) in [("zh-CN,zh;q=0.9", "用户名", "zh-CN"), ("zh-Hans", "密码", "zh-CN"), ("en-US", "User name", "en"), ("fr", "Password", "en")] {
+    for (header, expected, lang) in [
+        ("zh-CN,zh;q=0.9", "用户名", "zh-CN"),
+        ("zh-Hans", "密码", "zh-CN"),
+        ("en-US", "User name", "en"),
+        ("fr", "Password", "en"),
+    ] {
         let response = server.login_page(Some(APP), header, None).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert!(response.headers().get("content-security-policy").is_some());
@@ -168,7 +173,8 @@ async fn login_ticket_replay_fails() {
     let server = plain_server(&database).await;
     let page = server.login_page(Some(APP), "en", None).await.text().await.expect("body");
     let login_ticket = login_ticket(&page);
-    let fields = [("username", "alice"), ("password", "alice-password"), ("lt", login_ticket.as_str()), ("service", APP)];
+    let fields =
+        [("username", "alice"), ("password", "alice-password"), ("lt", login_ticket.as_str()), ("service", APP)];
 
     let first = server.post_login(&fields, None).await;
     let replay = server.post_login(&fields, None).await;
@@ -181,7 +187,8 @@ async fn login_ticket_replay_fails() {
 
     let forged_ticket = format!("LT-{}", "0".repeat(40));
     for lt in ["", "LT-forged", forged_ticket.as_str()] {
-        let forged = server.post_login(&[("username", "alice"), ("password", "alice-password"), ("lt", lt)], None).await;
+        let forged =
+            server.post_login(&[("username", "alice"), ("password", "alice-password"), ("lt", lt)], None).await;
         assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{lt}");
         assert!(set_cookie(forged.headers()).is_none(), "{lt}");
     }
@@ -210,7 +217,8 @@ async fn unregistered_service_rejected() {
     }
 
     let page = server.login_page(Some(APP), "en", None).await.text().await.expect("body");
-    let fields = [("username", "alice"), ("password", "alice-password"), ("lt", &login_ticket(&page)), ("service", STRANGER)];
+    let fields =
+        [("username", "alice"), ("password", "alice-password"), ("lt", &login_ticket(&page)), ("service", STRANGER)];
     let posted = server.post_login(&fields, None).await;
     assert_eq!(posted.status(), StatusCode::FORBIDDEN);
     assert!(location(posted.headers()).is_none());
@@ -224,13 +232,17 @@ async fn validate_v3_and_v2() {
     let server = plain_server(&database).await;
 
     let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
-    let v3 = server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket), ("pgtUrl", "https://x/")]).await;
+    let v3 =
+        server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket), ("pgtUrl", "https://x/")]).await;
 
     assert!(v3.contains("<cas:authenticationSuccess>"), "{v3}");
     assert!(v3.contains("<cas:user>alice</cas:user>"), "{v3}");
     assert!(v3.contains("<cas:authenticationDate>20"), "{v3}");
     assert!(v3.contains("<cas:isFromNewLogin>true</cas:isFromNewLogin>"), "{v3}");
-    assert!(v3.contains("<cas:longTermAuthenticationRequestTokenUsed>false</cas:longTermAuthenticationRequestTokenUsed>"), "{v3}");
+    assert!(
+        v3.contains("<cas:longTermAuthenticationRequestTokenUsed>false</cas:longTermAuthenticationRequestTokenUsed>"),
+        "{v3}"
+    );
 
     let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
     let v2 = server.validate("serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
@@ -393,7 +405,14 @@ async fn logout_clears_session() {
     let server = plain_server(&database).await;
     let (ticket, cookie) = server.login_for_ticket(APP, "alice", "alice-password").await;
 
-    let response = server.client.get(server.url("/cas/logout")).header("cookie", &cookie).header("accept-language", "zh").send().await.expect("logout");
+    let response = server
+        .client
+        .get(server.url("/cas/logout"))
+        .header("cookie", &cookie)
+        .header("accept-language", "zh")
+        .send()
+        .await
+        .expect("logout");
 
     assert_eq!(response.status(), StatusCode::OK);
     let expired = set_cookie(response.headers()).expect("Set-Cookie");
@@ -417,8 +436,10 @@ async fn logout_redirects_only_to_registered() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
 
-    let registered = server.client.get(server.url("/cas/logout")).query(&[("service", APP)]).send().await.expect("logout");
-    let stranger = server.client.get(server.url("/cas/logout")).query(&[("service", STRANGER)]).send().await.expect("logout");
+    let registered =
+        server.client.get(server.url("/cas/logout")).query(&[("service", APP)]).send().await.expect("logout");
+    let stranger =
+        server.client.get(server.url("/cas/logout")).query(&[("service", STRANGER)]).send().await.expect("logout");
 
     assert_eq!(registered.status(), StatusCode::FOUND);
     assert_eq!(location(registered.headers()).as_deref(), Some(APP));
@@ -431,7 +452,15 @@ async fn logout_redirects_only_to_registered() {
 async fn head_answers_like_get() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let paths = ["/cas/login", "/cas/login?service=https%3A%2F%2Fevil.example.test%2F", "/cas/serviceValidate", "/cas/p3/serviceValidate?ticket=x&service=y", "/cas/logout", "/cas/nowhere", "/"];
+    let paths = [
+        "/cas/login",
+        "/cas/login?service=https%3A%2F%2Fevil.example.test%2F",
+        "/cas/serviceValidate",
+        "/cas/p3/serviceValidate?ticket=x&service=y",
+        "/cas/logout",
+        "/cas/nowhere",
+        "/",
+    ];
 
     for path in paths {
         let get = server.client.get(server.url(path)).send().await.expect("GET");
@@ -441,7 +470,8 @@ async fn head_answers_like_get() {
         assert!(!head.status().is_server_error(), "{path}");
         assert_eq!(head.headers().get("content-type"), get.headers().get("content-type"), "{path}");
         let get_length = get.bytes().await.expect("body").len();
-        let head_length: usize = head.headers().get(CONTENT_LENGTH).expect("length").to_str().expect("ascii").parse().expect("number");
+        let head_length: usize =
+            head.headers().get(CONTENT_LENGTH).expect("length").to_str().expect("ascii").parse().expect("number");
         assert!(head_length > 0 && get_length > 0, "{path}");
         assert!(head.bytes().await.expect("body").is_empty(), "{path}");
     }
@@ -458,7 +488,9 @@ async fn concurrent_validations_succeed_once() {
         .map(|_| {
             let server = Arc::clone(&server);
             let ticket = ticket.clone();
-            tokio::spawn(async move { server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await })
+            tokio::spawn(async move {
+                server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await
+            })
         })
         .collect();
 
@@ -487,16 +519,32 @@ async fn hostile_requests_get_4xx() {
     let oversized = server.client.post(&login).header("content-type", form).body(huge).send().await.expect("POST");
     assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
-    let bad_utf8 = server.client.post(&login).header("content-type", form).body(&b"username=%FF%FE&password=\xff"[..]).send().await.expect("POST");
+    let bad_utf8 = server
+        .client
+        .post(&login)
+        .header("content-type", form)
+        .body(&b"username=%FF%FE&password=\xff"[..])
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(bad_utf8.status(), StatusCode::BAD_REQUEST);
 
-    let duplicate = server.client.post(&login).header("content-type", form).body("username=a&username=b&password=x&lt=y").send().await.expect("POST");
+    let duplicate = server
+        .client
+        .post(&login)
+        .header("content-type", form)
+        .body("username=a&username=b&password=x&lt=y")
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(duplicate.status(), StatusCode::BAD_REQUEST);
 
-    let json = server.client.post(&login).header("content-type", "application/json").body("{}").send().await.expect("POST");
+    let json =
+        server.client.post(&login).header("content-type", "application/json").body("{}").send().await.expect("POST");
     assert_eq!(json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    let duplicate_service = server.client.get(&login).query(&[("service", APP), ("service", OTHER_APP)]).send().await.expect("GET");
+    let duplicate_service =
+        server.client.get(&login).query(&[("service", APP), ("service", OTHER_APP)]).send().await.expect("GET");
     assert_eq!(duplicate_service.status(), StatusCode::BAD_REQUEST);
 
     let bad_query = server.client.get(server.url("/cas/login?service=%FF")).send().await.expect("GET");

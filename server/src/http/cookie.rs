@@ -22,7 +22,8 @@ pub fn tgc_values(headers: &HeaderMap) -> Vec<&str> {
 /// The `Set-Cookie` value that stores `ticket` for the base path. It lives for the
 /// browser session; the server ends it earlier when the SSO session expires.
 pub fn set_tgc(ticket: &str, path: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!("{TGC_NAME}={ticket}; Path={}; Secure; HttpOnly; SameSite=Lax", cookie_path(path))).ok()
+    HeaderValue::from_str(&format!("{TGC_NAME}={ticket}; Path={}; Secure; HttpOnly; SameSite=Lax", cookie_path(path)))
+        .ok()
 }
 
 /// The `Set-Cookie` value that removes the TGC, with the attributes it was set with.

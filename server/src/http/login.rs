@@ -101,17 +101,41 @@ async fn try_post(app: &App, parts: &Parts, body: Incoming, language: Language) 
 
     if !sso::consume_login_ticket(app.store(), login_ticket).await? {
         tracing::info!("login form with a missing, used or expired login ticket");
-        return form(app, language, StatusCode::BAD_REQUEST, service.as_ref(), username, Some(language.texts().bad_login_ticket)).await;
+        return form(
+            app,
+            language,
+            StatusCode::BAD_REQUEST,
+            service.as_ref(),
+            username,
+            Some(language.texts().bad_login_ticket),
+        )
+        .await;
     }
     if username.is_empty() || password.is_empty() {
-        return form(app, language, StatusCode::BAD_REQUEST, service.as_ref(), username, Some(language.texts().missing_fields)).await;
+        return form(
+            app,
+            language,
+            StatusCode::BAD_REQUEST,
+            service.as_ref(),
+            username,
+            Some(language.texts().missing_fields),
+        )
+        .await;
     }
 
     let user = match app.users.authenticate(username, password).await {
         Ok(Authentication::Success { user }) => user,
         Ok(Authentication::Failure(reason)) => {
             log_failure(username, reason);
-            return form(app, language, StatusCode::UNAUTHORIZED, service.as_ref(), username, Some(language.texts().bad_credentials)).await;
+            return form(
+                app,
+                language,
+                StatusCode::UNAUTHORIZED,
+                service.as_ref(),
+                username,
+                Some(language.texts().bad_credentials),
+            )
+            .await;
         }
         Err(error) => {
             tracing::error!(%error, "user directory failed during login");
@@ -199,7 +223,10 @@ fn service_param(app: &App, params: &Params) -> Result<Option<ServiceUrl>, Rejec
 }
 
 /// The live session named by one of the request's TGC cookies.
-pub async fn current_session(app: &App, parts: &Parts) -> Result<Option<(TicketGrantingTicket, SsoSession)>, StoreError> {
+pub async fn current_session(
+    app: &App,
+    parts: &Parts,
+) -> Result<Option<(TicketGrantingTicket, SsoSession)>, StoreError> {
     for value in tgc_values(&parts.headers) {
         if let Some(found) = sso::find_session(app.store(), Some(value)).await? {
             return Ok(Some(found));
@@ -242,7 +269,9 @@ fn log_failure(username: &str, reason: crate::users::FailureReason) {
 
     // The typed name is logged for auditing; it is not a secret, unlike the password.
     match reason {
-        FailureReason::AmbiguousUser => tracing::error!(user = %username, "user query returned more than one row; login refused"),
+        FailureReason::AmbiguousUser => {
+            tracing::error!(user = %username, "user query returned more than one row; login refused")
+        }
         _ => tracing::info!(user = %username, ?reason, "login failed"),
     }
 }

@@ -39,7 +39,9 @@ async fn end_session(app: &App, value: &str) {
     };
 
     match app.store().remove_session(&ticket).await {
-        Ok(Some(session)) => tracing::info!(user = %session.user, session = %digest_for_log(value), "SSO session ended by logout"),
+        Ok(Some(session)) => {
+            tracing::info!(user = %session.user, session = %digest_for_log(value), "SSO session ended by logout")
+        }
         Ok(None) => {}
         // The cookie is expired anyway; the session then ends when its lifetime runs out.
         Err(error) => tracing::error!(%error, "ticket store failed during logout"),

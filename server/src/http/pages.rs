@@ -135,7 +135,14 @@ mod tests {
 
     #[tokio::test]
     async fn login_is_localised() {
-        let form = || LoginForm { action: "/cas/login", login_ticket: "LT-1", service: None, service_name: None, username: "", error: None };
+        let form = || LoginForm {
+            action: "/cas/login",
+            login_ticket: "LT-1",
+            service: None,
+            service_name: None,
+            username: "",
+            error: None,
+        };
 
         let chinese = body_text(login(Language::SimplifiedChinese, StatusCode::OK, form())).await;
         let english = body_text(login(Language::English, StatusCode::OK, form())).await;

@@ -99,7 +99,9 @@ mod tests {
 
     #[test]
     fn every_response_is_not_cached() {
-        for response in [html(StatusCode::OK, String::new()), xml(String::new()), redirect(StatusCode::FOUND, "https://a/")] {
+        for response in
+            [html(StatusCode::OK, String::new()), xml(String::new()), redirect(StatusCode::FOUND, "https://a/")]
+        {
             assert_eq!(response.headers().get(header::CACHE_CONTROL).expect("header"), "no-store");
         }
     }

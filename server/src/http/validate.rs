@@ -36,7 +36,10 @@ pub async fn service_validate(app: &App, parts: &Parts, protocol: Protocol) -> R
 
 async fn validate(app: &App, parts: &Parts, protocol: Protocol) -> ValidationResponse {
     let Some((ticket, service, renew)) = required_params(parts) else {
-        return ValidationResponse::failure(ErrorCode::InvalidRequest, "Parameters ticket and service are required, each once");
+        return ValidationResponse::failure(
+            ErrorCode::InvalidRequest,
+            "Parameters ticket and service are required, each once",
+        );
     };
 
     match sso::validate_service_ticket(app.store(), &ticket, &service, renew).await {

@@ -63,7 +63,12 @@ impl TicketStore for MemoryTicketStore {
         Ok(entry.is_some_and(|e| e.is_live(Instant::now())))
     }
 
-    async fn put_session(&self, ticket: &TicketGrantingTicket, session: SsoSession, ttl: Duration) -> Result<(), StoreError> {
+    async fn put_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+        session: SsoSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         self.tables().sessions.insert(ticket.as_str().to_owned(), Expiring::new(session, ttl));
         Ok(())
     }
@@ -82,7 +87,12 @@ impl TicketStore for MemoryTicketStore {
         Ok(entry.filter(|e| e.is_live(Instant::now())).map(|e| e.value))
     }
 
-    async fn put_service_ticket(&self, ticket: &ServiceTicket, grant: ServiceGrant, ttl: Duration) -> Result<(), StoreError> {
+    async fn put_service_ticket(
+        &self,
+        ticket: &ServiceTicket,
+        grant: ServiceGrant,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         self.tables().service_tickets.insert(ticket.as_str().to_owned(), Expiring::new(grant, ttl));
         Ok(())
     }

@@ -47,14 +47,24 @@ pub trait TicketStore: Send + Sync {
     /// Removes the login ticket; returns whether it existed and had not expired.
     async fn take_login_ticket(&self, ticket: &LoginTicket) -> Result<bool, StoreError>;
 
-    async fn put_session(&self, ticket: &TicketGrantingTicket, session: SsoSession, ttl: Duration) -> Result<(), StoreError>;
+    async fn put_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+        session: SsoSession,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
 
     async fn get_session(&self, ticket: &TicketGrantingTicket) -> Result<Option<SsoSession>, StoreError>;
 
     /// Removes the session and every service ticket it issued.
     async fn remove_session(&self, ticket: &TicketGrantingTicket) -> Result<Option<SsoSession>, StoreError>;
 
-    async fn put_service_ticket(&self, ticket: &ServiceTicket, grant: ServiceGrant, ttl: Duration) -> Result<(), StoreError>;
+    async fn put_service_ticket(
+        &self,
+        ticket: &ServiceTicket,
+        grant: ServiceGrant,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
 
     async fn take_service_ticket(&self, ticket: &ServiceTicket) -> Result<Option<ServiceGrant>, StoreError>;
 

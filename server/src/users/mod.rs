@@ -15,7 +15,9 @@ const MAX_USERNAME_BYTES: usize = 255;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authentication {
     /// The credentials match; `user` is the name as stored.
-    Success { user: String },
+    Success {
+        user: String,
+    },
     Failure(FailureReason),
 }
 
@@ -138,10 +140,22 @@ mod tests {
         let user = || "alice".to_owned();
 
         assert_eq!(check_password(plain, &[text("pw")], "pw", user()), Authentication::Success { user: user() });
-        assert_eq!(check_password(plain, &[text("pw")], "px", user()), Authentication::Failure(FailureReason::WrongPassword));
-        assert_eq!(check_password(plain, &[ColumnValue::Null], "", user()), Authentication::Failure(FailureReason::UnusablePassword));
-        assert_eq!(check_password(plain, &[ColumnValue::Undecodable], "", user()), Authentication::Failure(FailureReason::UnusablePassword));
+        assert_eq!(
+            check_password(plain, &[text("pw")], "px", user()),
+            Authentication::Failure(FailureReason::WrongPassword)
+        );
+        assert_eq!(
+            check_password(plain, &[ColumnValue::Null], "", user()),
+            Authentication::Failure(FailureReason::UnusablePassword)
+        );
+        assert_eq!(
+            check_password(plain, &[ColumnValue::Undecodable], "", user()),
+            Authentication::Failure(FailureReason::UnusablePassword)
+        );
         assert_eq!(check_password(plain, &[], "pw", user()), Authentication::Failure(FailureReason::UnknownUser));
-        assert_eq!(check_password(plain, &[text("pw"), text("pw")], "pw", user()), Authentication::Failure(FailureReason::AmbiguousUser));
+        assert_eq!(
+            check_password(plain, &[text("pw"), text("pw")], "pw", user()),
+            Authentication::Failure(FailureReason::AmbiguousUser)
+        );
     }
 }

@@ -180,11 +180,13 @@ mod tests {
         let path = folder.path().join("nested/demo.db");
 
         let database = UserDatabase::open_sqlite_demo(&path, PasswordEncoding::Argon2id).await.expect("open");
-        let passwords = database.first_column("select password from app_user where username=?", DEMO_USER).await.expect("query");
+        let passwords =
+            database.first_column("select password from app_user where username=?", DEMO_USER).await.expect("query");
         database.close().await;
 
         let reopened = UserDatabase::open_sqlite_demo(&path, PasswordEncoding::Argon2id).await.expect("reopen");
-        let again = reopened.first_column("select password from app_user where username=?", DEMO_USER).await.expect("query");
+        let again =
+            reopened.first_column("select password from app_user where username=?", DEMO_USER).await.expect("query");
 
         assert_eq!(passwords.len(), 1);
         assert_eq!(passwords, again);
@@ -194,7 +196,8 @@ mod tests {
     #[tokio::test]
     async fn sqlite_null_and_bytes_decode() {
         let folder = tempfile::tempdir().expect("temp dir");
-        let database = UserDatabase::open_sqlite_demo(&folder.path().join("d.db"), PasswordEncoding::Plain).await.expect("open");
+        let database =
+            UserDatabase::open_sqlite_demo(&folder.path().join("d.db"), PasswordEncoding::Plain).await.expect("open");
 
         let null = database.first_column("select null where ? is not null", "x").await.expect("query");
         let blob = database.first_column("select cast(? as blob)", "abc").await.expect("query");

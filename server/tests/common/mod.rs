@@ -89,10 +89,7 @@ pub fn test_services() -> Vec<ServiceDefinition> {
         kind: kind.into(),
         pattern: pattern.into(),
     };
-    vec![
-        definition("app", "prefix", "https://app.example.test/"),
-        definition("other", "exact", OTHER_APP),
-    ]
+    vec![definition("app", "prefix", "https://app.example.test/"), definition("other", "exact", OTHER_APP)]
 }
 
 /// A server running in this process on 127.0.0.1 with a port the OS chose.
@@ -125,7 +122,13 @@ impl TestServer {
             let _ = stopped.await;
         }));
 
-        let server = Self { address, client: client(&report.ca_cert), shutdown: Some(shutdown), task: Some(task), _certs: certs };
+        let server = Self {
+            address,
+            client: client(&report.ca_cert),
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _certs: certs,
+        };
         server.wait_until_ready().await;
         server
     }
@@ -199,7 +202,8 @@ impl TestServer {
 
     /// GET a validation endpoint (`serviceValidate` or `p3/serviceValidate`).
     pub async fn validate(&self, endpoint: &str, query: &[(&str, &str)]) -> String {
-        let response = self.client.get(self.url(&format!("/cas/{endpoint}"))).query(query).send().await.expect("validate");
+        let response =
+            self.client.get(self.url(&format!("/cas/{endpoint}"))).query(query).send().await.expect("validate");
         assert_eq!(response.status(), StatusCode::OK);
 
         let content_type = response.headers().get(CONTENT_TYPE).expect("content type").to_str().expect("ascii");
