@@ -14,12 +14,12 @@ pub struct App {
 }
 
 impl App {
-    /// The path of an endpoint under the base path, such as `/cas/login`.
+    /// Returns the path of an endpoint under the base path, such as `/cas/login`.
     pub fn endpoint(&self, name: &str) -> String {
         format!("{}/{name}", self.config.base_path)
     }
 
-    /// The ticket store as a trait object reference, the form the flow functions take.
+    /// Returns the ticket store as the trait object reference that the flow functions take.
     pub fn store(&self) -> &dyn TicketStore {
         self.tickets.as_ref()
     }

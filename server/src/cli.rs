@@ -21,7 +21,7 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The subcommand to run; `run` when none was named.
+    /// Returns the subcommand to run, which is `run` when none was named.
     pub fn into_command(self) -> Command {
         self.command.unwrap_or(Command::Run(self.run))
     }
@@ -80,7 +80,7 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_USERNAME_QUERY", value_name = "SQL")]
     pub username_query: Option<String>,
 
-    /// How stored passwords are encoded: argon2id (PHC string) or plain [default: argon2id].
+    /// Encoding of stored passwords: argon2id (PHC string) or plain [default: argon2id].
     #[arg(long, env = "CAS_PASSWORD_ENCODING", value_name = "ENCODING")]
     pub password_encoding: Option<String>,
 
@@ -94,7 +94,7 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The environment and flag layer; clap has already let flags win over variables.
+    /// Returns the environment and flag layer. Clap has already let flags win over variables.
     pub fn layer(&self) -> ConfigLayer {
         ConfigLayer {
             listen: self.listen.clone(),

@@ -34,7 +34,7 @@ pub struct ConfigLayer {
 }
 
 impl ConfigLayer {
-    /// The built-in defaults, the lowest layer.
+    /// Returns the built-in defaults, the lowest layer.
     pub fn defaults() -> Self {
         Self {
             listen: Some("127.0.0.1:8443".into()),
@@ -153,7 +153,7 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
-    /// The defaults alone, checked. Tests start from this and change fields.
+    /// Checks the defaults alone. Tests start from this and change fields.
     pub fn from_defaults() -> Result<Self, ConfigError> {
         Self::from_layer(ConfigLayer::defaults())
     }
@@ -358,10 +358,18 @@ mod tests {
         let text = include_str!("../cas-server.example.toml");
         let layer = layer_from_toml(text);
 
-        assert!(layer.listen.is_some() && layer.base_path.is_some() && layer.tls_cert.is_some());
-        assert!(layer.tls_key.is_some() && layer.database_url.is_some() && layer.sqlite_path.is_some());
-        assert!(layer.password_query.is_some() && layer.username_query.is_some() && layer.password_encoding.is_some());
-        assert!(layer.service_ticket_ttl_seconds.is_some() && layer.sso_session_ttl_seconds.is_some());
+        assert!(layer.listen.is_some(), "listen");
+        assert!(layer.base_path.is_some(), "base_path");
+        assert!(layer.tls_cert.is_some(), "tls_cert");
+        assert!(layer.tls_key.is_some(), "tls_key");
+        assert!(layer.database_url.is_some(), "database_url");
+        assert!(layer.sqlite_path.is_some(), "sqlite_path");
+        assert!(layer.password_query.is_some(), "password_query");
+        assert!(layer.username_query.is_some(), "username_query");
+        assert!(layer.password_encoding.is_some(), "password_encoding");
+        assert!(layer.service_ticket_ttl_seconds.is_some(), "service_ticket_ttl_seconds");
+        assert!(layer.sso_session_ttl_seconds.is_some(), "sso_session_ttl_seconds");
+        assert_eq!(layer.services.as_ref().map(Vec::len), Some(2), "services");
         assert!(Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).is_ok());
     }
 

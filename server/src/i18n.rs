@@ -9,7 +9,7 @@ pub enum Language {
 }
 
 impl Language {
-    /// The value of the HTML `lang` attribute.
+    /// Returns the value of the HTML `lang` attribute.
     pub fn tag(self) -> &'static str {
         match self {
             Self::English => "en",
@@ -17,7 +17,7 @@ impl Language {
         }
     }
 
-    /// The page texts in this language.
+    /// Returns the page texts in this language.
     pub fn texts(self) -> &'static Texts {
         match self {
             Self::English => &ENGLISH,
@@ -47,7 +47,7 @@ pub fn choose_language(accept_language: Option<&str>) -> Language {
     best.map_or(Language::English, |(_, language)| language)
 }
 
-/// A supported language range and its quality in thousandths, or `None` when the range
+/// Parses one range into a supported language and its quality in thousandths, or `None` when the range
 /// names no supported language or is malformed.
 fn parse_range(range: &str) -> Option<(Language, u16)> {
     let mut parts = range.split(';');

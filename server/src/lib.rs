@@ -26,7 +26,7 @@ use tickets::memory::MemoryTicketStore;
 use users::password::PasswordEncoding;
 use users::UserDirectory;
 
-/// Why the server could not start.
+/// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]

@@ -13,7 +13,7 @@ use crate::tickets::{random_ticket_bytes, ServiceGrant, SsoSession, StoreError, 
 /// How long a login form stays usable, in seconds.
 pub const LOGIN_TICKET_TTL: Duration = Duration::from_secs(600);
 
-/// Why a service parameter cannot receive tickets.
+/// Reason a service parameter cannot receive tickets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceRejection {
     /// Not an absolute http(s) URL under the rules of [`ServiceUrl::parse`].
@@ -61,7 +61,7 @@ pub async fn start_session(
     Ok((ticket, session))
 }
 
-/// The live session named by a TGC cookie value, if any.
+/// Finds the live session named by a TGC cookie value.
 pub async fn find_session(
     store: &dyn TicketStore,
     cookie: Option<&str>,

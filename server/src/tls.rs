@@ -8,7 +8,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
-/// Why the TLS configuration could not be built.
+/// Errors from building the TLS configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read the certificate chain {path} (setting tls_cert): {reason}; run `cas-server dev-certs` for a development certificate")]

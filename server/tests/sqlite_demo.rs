@@ -73,7 +73,8 @@ fn environment_overrides_file() {
     let message = String::from_utf8(output.stderr).expect("utf-8");
 
     assert_eq!(output.status.code(), Some(2));
-    assert!(message.contains("password_encoding") && message.contains("sha1"), "{message}");
+    assert!(message.contains("password_encoding"), "{message}");
+    assert!(message.contains("sha1"), "{message}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use http::header::{HeaderMap, HeaderValue, COOKIE};
 /// Name of the cookie that carries the ticket-granting ticket.
 pub const TGC_NAME: &str = "TGC";
 
-/// Every TGC value in the request's Cookie headers, in order. A browser can send several
+/// Returns every TGC value in the request's Cookie headers, in order. A browser can send several
 /// when cookies with other paths or domains share the name.
 pub fn tgc_values(headers: &HeaderMap) -> Vec<&str> {
     headers
@@ -19,14 +19,14 @@ pub fn tgc_values(headers: &HeaderMap) -> Vec<&str> {
         .collect()
 }
 
-/// The `Set-Cookie` value that stores `ticket` for the base path. It lives for the
+/// Builds the `Set-Cookie` value that stores `ticket` for the base path. It lives for the
 /// browser session; the server ends it earlier when the SSO session expires.
 pub fn set_tgc(ticket: &str, path: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("{TGC_NAME}={ticket}; Path={}; Secure; HttpOnly; SameSite=Lax", cookie_path(path)))
         .ok()
 }
 
-/// The `Set-Cookie` value that removes the TGC, with the attributes it was set with.
+/// Builds the `Set-Cookie` value that removes the TGC, with the attributes it was set with.
 pub fn expire_tgc(path: &str) -> Option<HeaderValue> {
     let value = format!("{TGC_NAME}=; Path={}; Secure; HttpOnly; SameSite=Lax; Max-Age=0", cookie_path(path));
     HeaderValue::from_str(&value).ok()

@@ -169,8 +169,8 @@ async fn logged_in(
     Ok(response)
 }
 
-/// A new login replaces the browser's old session, so it cannot linger after the cookie
-/// that named it was overwritten.
+/// Ends the browser's old sessions before a new login, so none lingers after the cookie
+/// that named it is overwritten.
 async fn end_previous_session(app: &App, parts: &Parts) -> Result<(), StoreError> {
     for value in tgc_values(&parts.headers) {
         if let Ok(ticket) = TicketGrantingTicket::parse(value) {
@@ -203,7 +203,7 @@ async fn read_form(parts: &Parts, body: Incoming) -> Result<Params, Rejection> {
     })
 }
 
-/// The service parameter checked against the registry; absent is fine.
+/// Checks the service parameter against the registry. An absent service is accepted.
 fn service_param(app: &App, params: &Params) -> Result<Option<ServiceUrl>, Rejection> {
     let Some(raw) = params.non_empty("service").map_err(|_| bad_request())? else {
         return Ok(None);
@@ -222,7 +222,7 @@ fn service_param(app: &App, params: &Params) -> Result<Option<ServiceUrl>, Rejec
     }
 }
 
-/// The live session named by one of the request's TGC cookies.
+/// Finds the live session named by one of the request's TGC cookies.
 pub async fn current_session(
     app: &App,
     parts: &Parts,
@@ -270,7 +270,7 @@ fn log_failure(username: &str, reason: crate::users::FailureReason) {
     // The typed name is logged for auditing; it is not a secret, unlike the password.
     match reason {
         FailureReason::AmbiguousUser => {
-            tracing::error!(user = %username, "user query returned more than one row; login refused")
+            tracing::error!(user = %username, "user query returned more than one row; login rejected")
         }
         _ => tracing::info!(user = %username, ?reason, "login failed"),
     }

@@ -48,7 +48,7 @@ async fn end_session(app: &App, value: &str) {
     }
 }
 
-/// The `service` parameter when it is a registered service; otherwise no redirect, so
+/// Returns the `service` parameter when it is a registered service; otherwise no redirect, so
 /// logout cannot be used as an open redirect.
 fn registered_service(app: &App, parts: &Parts) -> Option<String> {
     let params = Params::from_query(parts.uri.query()).ok()?;

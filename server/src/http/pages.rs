@@ -38,7 +38,7 @@ struct MessagePage<'a> {
     link: Option<Link>,
 }
 
-/// What the login form shows besides its labels.
+/// Values the login form shows besides its labels.
 pub struct LoginForm<'a> {
     /// The form's POST target.
     pub action: &'a str,
@@ -50,7 +50,7 @@ pub struct LoginForm<'a> {
     pub error: Option<&'static str>,
 }
 
-/// The login form.
+/// Renders the login form.
 pub fn login(language: Language, status: StatusCode, form: LoginForm<'_>) -> Response<Body> {
     let texts = language.texts();
     let page = LoginPage {
@@ -67,7 +67,7 @@ pub fn login(language: Language, status: StatusCode, form: LoginForm<'_>) -> Res
     render(status, &page)
 }
 
-/// A page with a title, a message, an optional bold detail and an optional link.
+/// Renders a page with a title, a message, an optional bold detail and an optional link.
 pub fn message(
     language: Language,
     status: StatusCode,
@@ -80,7 +80,7 @@ pub fn message(
     render(status, &page)
 }
 
-/// An error page: `status` and a message chosen from the page texts.
+/// Renders an error page: `status` and a message chosen from the page texts.
 pub fn error(language: Language, status: StatusCode, pick: fn(&Texts) -> &'static str) -> Response<Body> {
     let texts = language.texts();
     let page = MessagePage {
@@ -147,8 +147,11 @@ mod tests {
         let chinese = body_text(login(Language::SimplifiedChinese, StatusCode::OK, form())).await;
         let english = body_text(login(Language::English, StatusCode::OK, form())).await;
 
-        assert!(chinese.contains("lang=\"zh-CN\"") && chinese.contains("用户名"));
-        assert!(english.contains("lang=\"en\"") && english.contains("User name"));
-        assert!(!chinese.contains("<script") && !english.contains("<script"));
+        assert!(chinese.contains("lang=\"zh-CN\""));
+        assert!(chinese.contains("用户名"));
+        assert!(english.contains("lang=\"en\""));
+        assert!(english.contains("User name"));
+        assert!(!chinese.contains("<script"));
+        assert!(!english.contains("<script"));
     }
 }

@@ -4,7 +4,7 @@
 
 use percent_encoding::percent_decode;
 
-/// Why a query string or form body was rejected.
+/// Errors from parsing a query string or form body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
     #[error("parameter is not UTF-8 after percent-decoding")]
@@ -38,7 +38,7 @@ impl Params {
         Self::parse(query.unwrap_or_default().as_bytes())
     }
 
-    /// The value of `name`, or an error when it appears more than once. Several values
+    /// Returns the value of `name`, or an error when it appears more than once. Several values
     /// are rejected, not resolved, so that two parsers can never disagree on which counts.
     pub fn single(&self, name: &str) -> Result<Option<&str>, ParamsError> {
         let mut values = self.pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
@@ -49,12 +49,12 @@ impl Params {
         Ok(first)
     }
 
-    /// The value of `name` when it is present once and not empty.
+    /// Returns the value of `name` when it is present once and not empty.
     pub fn non_empty(&self, name: &str) -> Result<Option<&str>, ParamsError> {
         Ok(self.single(name)?.filter(|value| !value.is_empty()))
     }
 
-    /// Whether a CAS boolean parameter such as `renew` is set: present with any value
+    /// Checks whether a CAS boolean parameter such as `renew` is set: present with any value
     /// other than `false`, as CAS 3.0 recommends for `renew` and `gateway`.
     pub fn flag(&self, name: &str) -> Result<bool, ParamsError> {
         Ok(self.single(name)?.is_some_and(|value| value != "false"))

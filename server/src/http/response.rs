@@ -15,7 +15,7 @@ pub type Body = Full<Bytes>;
 const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// An HTML page.
+/// Builds an HTML page response.
 pub fn html(status: StatusCode, page: String) -> Response<Body> {
     let mut response = with_common_headers(status, Bytes::from(page));
     let headers = response.headers_mut();
@@ -26,7 +26,7 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
     response
 }
 
-/// A CAS XML validation response. CAS reports failures inside the document, so the
+/// Builds a CAS XML validation response. CAS reports failures inside the document, so the
 /// status is always 200.
 pub fn xml(document: String) -> Response<Body> {
     let mut response = with_common_headers(StatusCode::OK, Bytes::from(document));
@@ -35,7 +35,7 @@ pub fn xml(document: String) -> Response<Body> {
     response
 }
 
-/// A redirect to `location`, an absolute URL that has passed [`cas_core::service::ServiceUrl::parse`].
+/// Builds a redirect to `location`, an absolute URL that has passed [`cas_core::service::ServiceUrl::parse`].
 pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
     let mut response = with_common_headers(status, Bytes::new());
     match HeaderValue::from_str(&ascii_location(location)) {
@@ -52,7 +52,7 @@ pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
     response
 }
 
-/// A plain-text response for the rare case where a page cannot be rendered.
+/// Builds a plain-text response for the rare case where a page cannot be rendered.
 pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = with_common_headers(status, Bytes::from_static(text.as_bytes()));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

@@ -1,5 +1,5 @@
 //! Request dispatch: strips the base path, picks the handler by path and method, picks
-//! the page language and answers HEAD like GET without a body.
+//! the page language and serves HEAD as GET without a body.
 
 use std::net::SocketAddr;
 
@@ -17,7 +17,7 @@ use super::{login, logout, validate};
 use crate::app::App;
 use crate::i18n::{choose_language, Language};
 
-/// Handles one request. Never fails: every error becomes a response.
+/// Handles one request. Every error becomes an error response, so this cannot fail.
 pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
     async move {
@@ -54,7 +54,7 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
     }
 }
 
-/// The endpoint path below the base path, or `None` when the path is outside it.
+/// Returns the endpoint path below the base path, or `None` when the path is outside it.
 fn endpoint_name<'a>(base_path: &str, path: &'a str) -> Option<&'a str> {
     path.strip_prefix(base_path)?.strip_prefix('/')
 }
@@ -69,7 +69,7 @@ fn method_not_allowed(language: Language, allowed: &'static str) -> Response<Bod
     response
 }
 
-/// The GET response with its body replaced by nothing; Content-Length still gives the
+/// Replaces the body of a GET response with nothing. Content-Length still gives the
 /// length GET would send.
 async fn without_body(response: Response<Body>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::sso;
 use crate::tickets::ServiceGrant;
 
-/// Which protocol version an endpoint speaks.
+/// CAS protocol version of a validation endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// `/serviceValidate`: the user only.
@@ -64,7 +64,7 @@ fn success(grant: ServiceGrant, protocol: Protocol) -> AuthenticationSuccess {
     AuthenticationSuccess { user: grant.user, attributes, ..Default::default() }
 }
 
-/// The attributes CAS 3.0 servers commonly release about the authentication itself.
+/// Returns the attributes CAS 3.0 servers commonly release about the authentication itself.
 fn authentication_attributes(grant: &ServiceGrant) -> Attributes {
     let mut attributes = Attributes::new();
     attributes.insert("authenticationDate".into(), vec![rfc3339(grant.authenticated_at)]);

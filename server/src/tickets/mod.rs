@@ -18,7 +18,7 @@ pub struct SsoSession {
     pub authenticated_at: SystemTime,
 }
 
-/// What a service ticket grants when it is validated.
+/// The identity a service ticket grants when it is validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceGrant {
     pub service: ServiceUrl,
@@ -30,7 +30,7 @@ pub struct ServiceGrant {
     pub from_new_login: bool,
 }
 
-/// Why the ticket store failed. The in-memory store never fails; a networked one can.
+/// Errors from a ticket store. The in-memory store returns none, but a networked one can.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("ticket store unavailable: {0}")]
@@ -38,8 +38,8 @@ pub enum StoreError {
 }
 
 /// Storage for tickets with expiry. `take_*` methods remove and return in one atomic
-/// step, so a ticket is used at most once even under concurrent requests. Expired
-/// entries are never returned.
+/// step, so a ticket is used at most once even under concurrent requests.
+/// Implementations must not return expired entries.
 #[async_trait]
 pub trait TicketStore: Send + Sync {
     async fn put_login_ticket(&self, ticket: &LoginTicket, ttl: Duration) -> Result<(), StoreError>;

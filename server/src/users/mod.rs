@@ -4,11 +4,13 @@
 pub mod password;
 pub mod sql;
 
+use std::sync::Arc;
+
 use crate::config::Config;
-use password::{verify_password, PasswordEncoding};
+use password::{hash_argon2id, verify_password, PasswordEncoding};
 use sql::{ColumnValue, DatabaseError, UserDatabase};
 
-/// Longest user name sent to the database, in bytes. Longer input cannot be a user.
+/// Maximum length of a user name sent to the database, in bytes. Longer input cannot be a user.
 const MAX_USERNAME_BYTES: usize = 255;
 
 /// The result of a credential check that reached the database.
@@ -21,7 +23,7 @@ pub enum Authentication {
     Failure(FailureReason),
 }
 
-/// Why credentials were rejected. Only logs see the difference, the user sees one message.
+/// Reason for a rejected login. Only logs show it, because the user sees one message for all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureReason {
     UnknownUser,
@@ -42,6 +44,9 @@ pub struct UserDirectory {
     username_query: String,
     password_query: String,
     encoding: PasswordEncoding,
+    /// Hash of a random password, verified when the user name is rejected so that an
+    /// unknown name costs about as much time as a wrong password.
+    timing_decoy: Option<Arc<str>>,
 }
 
 impl UserDirectory {
@@ -61,6 +66,7 @@ impl UserDirectory {
             username_query: config.username_query.clone(),
             password_query: config.password_query.clone(),
             encoding: config.password_encoding,
+            timing_decoy: timing_decoy(config.password_encoding),
         }
     }
 
@@ -74,11 +80,35 @@ impl UserDirectory {
         let names = self.database.first_column(&self.username_query, username).await?;
         let user = match check_stored_name(&names, username) {
             Ok(user) => user,
-            Err(reason) => return Ok(Authentication::Failure(reason)),
+            Err(reason) => {
+                self.spend_decoy_time(password).await;
+                return Ok(Authentication::Failure(reason));
+            }
         };
 
         let passwords = self.database.first_column(&self.password_query, username).await?;
-        Ok(check_password(self.encoding, &passwords, password, user))
+        Ok(self.check_password_off_runtime(passwords, password, user).await)
+    }
+
+    /// Runs the password check on the blocking pool, because Argon2 takes tens of
+    /// milliseconds of CPU and would stall other requests on the async workers.
+    async fn check_password_off_runtime(&self, stored: Vec<ColumnValue>, typed: &str, user: String) -> Authentication {
+        let encoding = self.encoding;
+        let typed = typed.to_owned();
+        let checked = tokio::task::spawn_blocking(move || check_password(encoding, &stored, &typed, user)).await;
+
+        checked.unwrap_or_else(|error| {
+            tracing::error!(%error, "password check task failed");
+            Authentication::Failure(FailureReason::WrongPassword)
+        })
+    }
+
+    async fn spend_decoy_time(&self, typed: &str) {
+        let Some(decoy) = self.timing_decoy.clone() else {
+            return;
+        };
+        let typed = typed.to_owned();
+        let _ = tokio::task::spawn_blocking(move || verify_password(PasswordEncoding::Argon2id, &typed, &decoy)).await;
     }
 
     /// Closes the database connections.
@@ -87,7 +117,23 @@ impl UserDirectory {
     }
 }
 
-/// The stored name when exactly one row came back and it equals the typed name.
+fn timing_decoy(encoding: PasswordEncoding) -> Option<Arc<str>> {
+    if encoding != PasswordEncoding::Argon2id {
+        return None;
+    }
+
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).ok()?;
+    match hash_argon2id(&hex::encode(random)) {
+        Ok(hash) => Some(hash.into()),
+        Err(error) => {
+            tracing::warn!(%error, "no timing decoy hash; unknown user names will fail faster than wrong passwords");
+            None
+        }
+    }
+}
+
+/// Returns the stored name when exactly one row came back and it equals the typed name.
 fn check_stored_name(names: &[ColumnValue], typed: &str) -> Result<String, FailureReason> {
     match names {
         [] => Err(FailureReason::UnknownUser),

@@ -5,7 +5,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2};
 use subtle::ConstantTimeEq;
 
-/// How the user database stores passwords.
+/// Password storage format of the user database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordEncoding {
     /// An Argon2id PHC string such as `$argon2id$v=19$m=19456,t=2,p=1$…$…`.
@@ -24,7 +24,7 @@ impl PasswordEncoding {
         }
     }
 
-    /// The configuration value.
+    /// Returns the configuration value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Argon2id => "argon2id",
@@ -33,7 +33,7 @@ impl PasswordEncoding {
     }
 }
 
-/// Whether `typed` matches `stored`. A stored value that is not a valid Argon2id PHC
+/// Checks whether `typed` matches `stored`. A stored value that is not a valid Argon2id PHC
 /// string never matches.
 pub fn verify_password(encoding: PasswordEncoding, typed: &str, stored: &str) -> bool {
     match encoding {
@@ -67,7 +67,7 @@ pub fn hash_argon2id(password: &str) -> Result<String, PasswordHashError> {
     Ok(hash.to_string())
 }
 
-/// Why a password could not be hashed.
+/// Errors from hashing a password.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordHashError {
     #[error("the operating system random source failed")]

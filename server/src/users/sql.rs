@@ -29,7 +29,7 @@ pub enum ColumnValue {
     Undecodable,
 }
 
-/// Why the user database could not be used.
+/// Errors from opening or querying the user database.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
     #[error("cannot connect to the user database: {0}")]

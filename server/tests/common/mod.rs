@@ -81,7 +81,7 @@ impl Drop for TestDatabase {
 /// The classic user table with alice (plain password) and a NULL password row.
 pub const CLASSIC_SCHEMA: &str = "create table app_user (username varchar(30) primary key, password varchar(45))";
 
-/// The services every test server registers.
+/// Returns the services every test server registers.
 pub fn test_services() -> Vec<ServiceDefinition> {
     let definition = |id: &str, kind: &str, pattern: &str| ServiceDefinition {
         id: id.into(),
@@ -143,7 +143,7 @@ impl TestServer {
         panic!("server did not start");
     }
 
-    /// An absolute URL on this server.
+    /// Returns an absolute URL on this server.
     pub fn url(&self, path_and_query: &str) -> String {
         format!("https://127.0.0.1:{}{path_and_query}", self.address.port())
     }
@@ -226,7 +226,7 @@ fn client(ca_cert: &Path) -> Client {
         .expect("client")
 }
 
-/// The login ticket in a login form page.
+/// Extracts the login ticket from a login form page.
 pub fn login_ticket(page: &str) -> String {
     let marker = "name=\"lt\" value=\"";
     let start = page.find(marker).unwrap_or_else(|| panic!("no login ticket in page: {page}")) + marker.len();
@@ -234,23 +234,23 @@ pub fn login_ticket(page: &str) -> String {
     page[start..start + end].to_owned()
 }
 
-/// The `TGC=…` pair from a Set-Cookie header, ready for a Cookie header.
+/// Extracts the `TGC=…` pair from a Set-Cookie header, ready for a Cookie header.
 pub fn tgc_pair(headers: &HeaderMap) -> Option<String> {
     let cookie = set_cookie(headers)?;
     cookie.split(';').next().map(str::to_owned)
 }
 
-/// The first Set-Cookie header as text.
+/// Returns the first Set-Cookie header as text.
 pub fn set_cookie(headers: &HeaderMap) -> Option<String> {
     headers.get(SET_COOKIE).map(|v| v.to_str().expect("ascii").to_owned())
 }
 
-/// The Location header as text.
+/// Returns the Location header as text.
 pub fn location(headers: &HeaderMap) -> Option<String> {
     headers.get(LOCATION).map(|v| v.to_str().expect("ascii").to_owned())
 }
 
-/// The `ticket` query value of the Location header.
+/// Extracts the `ticket` query value of the Location header.
 pub fn ticket_from_location(headers: &HeaderMap) -> String {
     let location = location(headers).expect("Location");
     let ticket = location.split("ticket=").nth(1).expect("ticket parameter");
