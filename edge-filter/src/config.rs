@@ -9,15 +9,15 @@ use url::Url;
 /// Default lifetime of the session cookie, in seconds.
 pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 3600;
 
-/// Longest session lifetime accepted, in seconds (30 days).
+/// Maximum session lifetime accepted, in seconds (30 days).
 pub const MAX_SESSION_TTL_SECONDS: u64 = 30 * 24 * 3600;
 
-/// Where settings come from: plain variables and secrets. The wasm glue reads the Workers
-/// environment, tests use a map.
+/// Source of settings: plain variables and secrets. The wasm glue reads the Workers
+/// environment, and tests use a map.
 pub trait SettingSource {
-    /// A `[vars]` value, or `None` when it is not set.
+    /// Returns a `[vars]` value, or `None` when it is not set.
     fn var(&self, name: &str) -> Option<String>;
-    /// A secret value, or `None` when it is not set.
+    /// Returns a secret value, or `None` when it is not set.
     fn secret(&self, name: &str) -> Option<String>;
 }
 
@@ -26,7 +26,7 @@ pub trait SettingSource {
 pub struct SettingError {
     /// The variable or secret name, as written in wrangler.toml or `.dev.vars`.
     pub setting: &'static str,
-    /// What is wrong with it. Never contains the value, which may be a secret.
+    /// Description of the problem. It never contains the value, which may be a secret.
     pub problem: String,
 }
 
@@ -43,7 +43,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// The names of the bad settings, for the error page.
+    /// Returns the names of the bad settings, for the error page.
     pub fn settings(&self) -> Vec<&'static str> {
         self.problems.iter().map(|problem| problem.setting).collect()
     }
@@ -144,8 +144,8 @@ fn http_url(source: &dyn SettingSource, setting: &'static str) -> Result<Url, Se
     Ok(url)
 }
 
-/// The protected site's base: only scheme, host and port, because the request path is
-/// appended to it unchanged.
+/// Reads the protected site's base URL. It must be scheme, host and port only, because the
+/// request path is appended to it unchanged.
 fn site_origin(source: &dyn SettingSource, setting: &'static str) -> Result<String, SettingError> {
     let url = http_url(source, setting)?;
     if url.path() != "/" || url.query().is_some() {
@@ -162,7 +162,7 @@ fn audience(source: &dyn SettingSource, origin_base: Option<&str>) -> Result<Str
     let configured = source.var("ASSERTION_AUDIENCE").map(|value| value.trim().to_owned());
     match configured.filter(|value| !value.is_empty()) {
         Some(audience) => Ok(audience),
-        // A bad ORIGIN_URL is already reported; naming it twice would only add noise.
+        // A bad ORIGIN_URL is already reported, so it is not named a second time here.
         None => Ok(origin_base.unwrap_or_default().to_owned()),
     }
 }
@@ -190,14 +190,16 @@ fn required_key(source: &dyn SettingSource, setting: &'static str) -> Result<Sig
 fn session_keys(source: &dyn SettingSource) -> Result<KeyRing, SettingError> {
     let current = required_key(source, "SESSION_KEY")?;
     let previous = match source.secret("SESSION_KEY_PREVIOUS").filter(|secret| !secret.trim().is_empty()) {
-        Some(secret) => Some(SigningKey::from_secret(&secret).map_err(|e| problem("SESSION_KEY_PREVIOUS", e.to_string()))?),
+        Some(secret) => {
+            Some(SigningKey::from_secret(&secret).map_err(|e| problem("SESSION_KEY_PREVIOUS", e.to_string()))?)
+        }
         None => None,
     };
     Ok(KeyRing::new(current, previous))
 }
 
-/// One key for both jobs would let whoever can read session tokens in one role forge the
-/// other, so the two secrets must differ.
+/// Rejects equal session and assertion keys: with one key, a leaked key or a signing bug in
+/// one role would compromise the other too.
 fn keys_differ(source: &dyn SettingSource) -> Result<(), SettingError> {
     let session = source.secret("SESSION_KEY").map(|secret| secret.trim().to_owned());
     let assertion = source.secret("ASSERTION_KEY").map(|secret| secret.trim().to_owned());

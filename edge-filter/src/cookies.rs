@@ -3,8 +3,8 @@
 /// Name of the session cookie the filter sets.
 pub const SESSION_COOKIE: &str = "cas_edge_session";
 
-/// The values of every cookie called `name` in a `Cookie` header, in order. Browsers send
-/// several cookies of one name when paths or domains differ.
+/// Returns the values of every cookie called `name` in a `Cookie` header, in order.
+/// Browsers send several cookies of one name when paths or domains differ.
 pub fn cookie_values<'a>(header: &'a str, name: &str) -> Vec<&'a str> {
     header
         .split(';')
@@ -14,7 +14,7 @@ pub fn cookie_values<'a>(header: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The `Cookie` header without any cookie called `name`, or `None` when nothing remains.
+/// Removes every cookie called `name` from a `Cookie` header. Returns `None` when nothing remains.
 pub fn without_cookie(header: &str, name: &str) -> Option<String> {
     let kept: Vec<&str> = header
         .split(';')
@@ -29,7 +29,7 @@ pub fn without_cookie(header: &str, name: &str) -> Option<String> {
     Some(kept.join("; "))
 }
 
-/// The `Set-Cookie` header value that stores a session for `max_age` seconds.
+/// Builds the `Set-Cookie` header value that stores a session for `max_age` seconds.
 pub fn session_set_cookie(value: &str, max_age: u64) -> String {
     format!("{SESSION_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}")
 }

@@ -1,5 +1,5 @@
-//! What the filter does with a request, decided from the settings, the request and the
-//! time alone: forward it to the origin, validate its ticket, or answer it directly.
+//! The filter's decision for each request, made from the settings, the request and the
+//! time alone: forward it to the origin, validate its ticket, or reply directly.
 
 use std::fmt;
 
@@ -22,7 +22,7 @@ pub const ASSERTION_ISSUER: &str = "cas-edge-filter";
 /// Lifetime of an identity assertion, in seconds: long enough for one origin request.
 pub const ASSERTION_TTL_SECONDS: u64 = 60;
 
-/// Longest ticket sent to CAS, in bytes. CAS 3.0 recommends that services accept tickets
+/// Maximum length of a ticket sent to CAS, in bytes. CAS 3.0 recommends that services accept tickets
 /// of up to 256 characters; a longer one cannot be valid and is rejected without a subrequest.
 pub const MAX_TICKET_BYTES: usize = 256;
 
@@ -95,8 +95,8 @@ pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> 
     }
 }
 
-/// The first session cookie that a session key signed and that is current at `now`.
-/// Tampered, expired and foreign cookies count as no session.
+/// Returns the first session cookie that a session key signed and that is current at
+/// `now`. Tampered, expired and foreign cookies count as no session.
 fn current_session(config: &FilterConfig, request: &IncomingRequest<'_>, now: u64) -> Option<Session> {
     request
         .headers
@@ -124,12 +124,12 @@ fn origin_request(config: &FilterConfig, request: IncomingRequest<'_>, session: 
     }
 }
 
-/// What the validation subrequest produced.
+/// Result of the validation subrequest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetched {
-    /// CAS answered with this status and body.
+    /// CAS responded with this status and body.
     Response { status: u16, body: String },
-    /// No answer within the timeout.
+    /// CAS sent no complete response within the timeout.
     TimedOut,
     /// The subrequest failed: connection refused, TLS failure, and the like. The text
     /// must not contain the validation URL.
@@ -147,9 +147,14 @@ pub enum Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::SignedIn { sid, attributes_dropped: false } => write!(f, "ticket validated, session {sid} started"),
+            Outcome::SignedIn { sid, attributes_dropped: false } => {
+                write!(f, "ticket validated, session {sid} started")
+            }
             Outcome::SignedIn { sid, attributes_dropped: true } => {
-                write!(f, "ticket validated, session {sid} started without attributes because they exceed the cookie size")
+                write!(
+                    f,
+                    "ticket validated, session {sid} started without attributes because they exceed the cookie size"
+                )
             }
             Outcome::Rejected { code } => write!(f, "CAS rejected the ticket: {code}"),
             Outcome::Unusable { reason } => write!(f, "ticket validation failed: {reason}"),
@@ -157,8 +162,8 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// The reply to the browser after validating `check` at `now`: a session cookie and a
-/// redirect to the clean URL on success, 403 when CAS rejects the ticket, 502 otherwise.
+/// Builds the reply to the browser after validating `check` at `now`: a session cookie and
+/// a redirect to the clean URL on success, 403 when CAS rejects the ticket, 502 otherwise.
 pub fn finish_validation(config: &FilterConfig, check: &TicketCheck, fetched: Fetched, now: u64) -> (Reply, Outcome) {
     let unavailable = |reason: String| (Page::CasUnavailable.render(check.lang), Outcome::Unusable { reason });
 
@@ -178,7 +183,8 @@ pub fn finish_validation(config: &FilterConfig, check: &TicketCheck, fetched: Fe
         Ok(ValidationResponse::Success(success)) => {
             let session = Session::start(success.user, success.attributes, &check.ticket, now, config.session_ttl);
             let (cookie, attributes_dropped) = session::seal(config.session_keys.current(), &session);
-            let reply = Reply::redirect(302, &check.service).with_header("Set-Cookie", &session_set_cookie(&cookie, config.session_ttl));
+            let reply = Reply::redirect(302, &check.service)
+                .with_header("Set-Cookie", &session_set_cookie(&cookie, config.session_ttl));
             (reply, Outcome::SignedIn { sid: session.sid, attributes_dropped })
         }
     }
@@ -209,7 +215,11 @@ mod tests {
     }
 
     fn header<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-        headers.iter().filter(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str()).collect()
+        headers
+            .iter()
+            .filter(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+            .collect()
     }
 
     fn check(config: &FilterConfig, query: &str) -> TicketCheck {

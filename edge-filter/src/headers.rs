@@ -18,7 +18,7 @@ pub const ASSERTION_HEADER: &str = "X-CAS-Assertion";
 /// (which `utf8_percent_encode` always escapes).
 const USER_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
 
-/// Whether `name` is one of the filter's headers, which only the filter may set.
+/// Returns whether `name` is one of the filter's headers, which only the filter may set.
 pub fn is_filter_header(name: &str) -> bool {
     let prefix = FILTER_HEADER_PREFIX.len();
     name.len() >= prefix && name.as_bytes()[..prefix].eq_ignore_ascii_case(FILTER_HEADER_PREFIX.as_bytes())
@@ -29,14 +29,14 @@ pub fn scrub(headers: Vec<(String, String)>) -> Vec<(String, String)> {
     headers.into_iter().filter(|(name, _)| !is_filter_header(name)).collect()
 }
 
-/// The user name as sent in [`USER_HEADER`]: its UTF-8 bytes with controls, space, `%` and
+/// Encodes a user name for [`USER_HEADER`]: its UTF-8 bytes with controls, space, `%` and
 /// every non-ASCII byte percent-encoded, so `张三` becomes `%E5%BC%A0%E4%B8%89`. Any
 /// percent-decoder restores the name.
 pub fn encode_user(user: &str) -> String {
     utf8_percent_encode(user, USER_ESCAPES).to_string()
 }
 
-/// The headers for the origin request: the client's headers without the filter's headers,
+/// Builds the headers of the origin request: the client's headers without the filter's headers,
 /// `Host` (the origin URL sets it) or the session cookie, plus the identity headers.
 pub fn origin_headers(incoming: Vec<(String, String)>, user: &str, assertion: &str) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = Vec::new();

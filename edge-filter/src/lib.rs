@@ -1,9 +1,9 @@
 //! CAS 3.0 client filter for Cloudflare Workers / workerd.
 //!
-//! Per request the filter removes client-sent `X-CAS-*` headers, then either forwards a
-//! request with a valid `cas_edge_session` cookie to the origin with `X-CAS-User` and a
-//! signed `X-CAS-Assertion`, validates a `ticket` parameter with CAS and starts a session,
-//! or redirects to the CAS login page. The decisions live in plain Rust modules that are
+//! Per request the filter first removes client-sent `X-CAS-*` headers. A request with a
+//! valid `cas_edge_session` cookie goes to the origin with `X-CAS-User` and a signed
+//! `X-CAS-Assertion`. A request with a `ticket` parameter has it validated by CAS, which
+//! starts a session. Any other request is redirected to the CAS login page. The decisions live in plain Rust modules that are
 //! tested natively; the Workers glue at the bottom of this file exists only in wasm builds.
 
 pub mod config;
@@ -33,7 +33,7 @@ mod glue {
     use crate::reply::Reply;
     use crate::urls::RequestTarget;
 
-    /// How long the filter waits for CAS to answer a validation, body included.
+    /// How long the filter waits for the complete CAS validation response, body included.
     const VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Settings from the Workers environment: `[vars]` and secrets.

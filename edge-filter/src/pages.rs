@@ -11,14 +11,15 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// The preferred supported language in an `Accept-Language` header (RFC 9110 weights),
-    /// English when the header is missing or names neither language.
+    /// Picks the preferred supported language of an `Accept-Language` header (RFC 9110
+    /// weights), English when the header is missing or names neither language.
     pub fn from_accept_language(header: Option<&str>) -> Self {
         let mut best = (Lang::En, 0.0_f32);
         for entry in header.unwrap_or_default().split(',') {
             let mut parts = entry.split(';');
             let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-            let weight = parts.find_map(|part| part.trim().strip_prefix("q=")).map_or(Some(1.0), |q| q.trim().parse().ok());
+            let weight =
+                parts.find_map(|part| part.trim().strip_prefix("q=")).map_or(Some(1.0), |q| q.trim().parse().ok());
 
             let lang = match tag.split('-').next() {
                 Some("zh") => Lang::ZhCn,
@@ -56,7 +57,7 @@ pub enum Page {
 }
 
 impl Page {
-    /// The HTTP status of the page.
+    /// Returns the HTTP status of the page.
     pub fn status(&self) -> u16 {
         match self {
             Page::BadRequest => 400,
@@ -66,7 +67,7 @@ impl Page {
         }
     }
 
-    /// The page as a response in `lang`.
+    /// Renders the page as a response in `lang`.
     pub fn render(&self, lang: Lang) -> Reply {
         let (title, message) = self.text(lang);
         let detail = self.detail(lang);
@@ -82,17 +83,27 @@ impl Page {
     fn text(&self, lang: Lang) -> (&'static str, &'static str) {
         match (self, lang) {
             (Page::BadRequest, Lang::ZhCn) => ("请求无效", "此请求地址无法用作登录的服务地址。"),
-            (Page::BadRequest, Lang::En) => ("Bad request", "This request URL cannot be used as a sign-in service URL."),
-            (Page::TicketRejected { .. }, Lang::ZhCn) => ("登录验证失败", "登录票据无效或已过期。"),
-            (Page::TicketRejected { .. }, Lang::En) => ("Sign-in failed", "The sign-in ticket is invalid or has expired."),
-            (Page::Misconfigured { .. }, Lang::ZhCn) => ("配置错误", "网站的登录过滤器配置有误，以下设置缺失或无效："),
-            (Page::Misconfigured { .. }, Lang::En) => {
-                ("Configuration error", "The sign-in filter of this site is misconfigured. These settings are missing or invalid:")
+            (Page::BadRequest, Lang::En) => {
+                ("Bad request", "This request URL cannot be used as a sign-in service URL.")
             }
+            (Page::TicketRejected { .. }, Lang::ZhCn) => ("登录验证失败", "登录票据无效或已过期。"),
+            (Page::TicketRejected { .. }, Lang::En) => {
+                ("Sign-in failed", "The sign-in ticket is invalid or has expired.")
+            }
+            (Page::Misconfigured { .. }, Lang::ZhCn) => ("配置错误", "网站的登录过滤器配置有误，以下设置缺失或无效："),
+            (Page::Misconfigured { .. }, Lang::En) => (
+                "Configuration error",
+                "The sign-in filter of this site is misconfigured. These settings are missing or invalid:",
+            ),
             (Page::CasUnavailable, Lang::ZhCn) => ("登录服务不可用", "暂时无法向登录服务器验证登录，请稍后重试。"),
-            (Page::CasUnavailable, Lang::En) => ("Sign-in service unavailable", "The sign-in could not be verified with the sign-in server. Try again later."),
+            (Page::CasUnavailable, Lang::En) => (
+                "Sign-in service unavailable",
+                "The sign-in could not be verified with the sign-in server. Try again later.",
+            ),
             (Page::OriginUnavailable, Lang::ZhCn) => ("网站暂时不可用", "无法连接到网站服务器，请稍后重试。"),
-            (Page::OriginUnavailable, Lang::En) => ("Site unavailable", "The site's server could not be reached. Try again later."),
+            (Page::OriginUnavailable, Lang::En) => {
+                ("Site unavailable", "The site's server could not be reached. Try again later.")
+            }
         }
     }
 
@@ -103,7 +114,8 @@ impl Page {
                 format!("<p><a href=\"{}\">{label}</a></p>", escape_html(retry_url))
             }
             Page::Misconfigured { settings } => {
-                let items: Vec<String> = settings.iter().map(|name| format!("<li><code>{}</code></li>", escape_html(name))).collect();
+                let items: Vec<String> =
+                    settings.iter().map(|name| format!("<li><code>{}</code></li>", escape_html(name))).collect();
                 format!("<ul>{}</ul>", items.concat())
             }
             Page::BadRequest | Page::CasUnavailable | Page::OriginUnavailable => String::new(),

@@ -10,9 +10,10 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// A redirect to `location` that no cache may store, because it may carry a session.
+    /// Builds a redirect to `location` that no cache may store, because it may set a session.
     pub fn redirect(status: u16, location: &str) -> Self {
-        let headers = vec![("Location".to_owned(), location.to_owned()), ("Cache-Control".to_owned(), "no-store".to_owned())];
+        let headers =
+            vec![("Location".to_owned(), location.to_owned()), ("Cache-Control".to_owned(), "no-store".to_owned())];
         Self { status, headers, body: String::new() }
     }
 
@@ -22,7 +23,7 @@ impl Reply {
         self
     }
 
-    /// The first value of header `name`, compared case-insensitively.
+    /// Returns the first value of header `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }

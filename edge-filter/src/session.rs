@@ -28,26 +28,26 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for `user` starting at `now`, lasting `ttl` seconds.
+    /// Starts a session for `user` at `now`, lasting `ttl` seconds.
     pub fn start(user: String, attributes: Attributes, ticket: &str, now: u64, ttl: u64) -> Self {
         Self { user, attributes, iat: now, exp: now.saturating_add(ttl), sid: session_id(ticket) }
     }
 
-    /// Whether the session is usable at `now`: not expired and not issued in the future.
+    /// Returns whether the session is usable at `now`: not expired and not issued in the future.
     pub fn is_current(&self, now: u64) -> bool {
         let started = self.iat <= now.saturating_add(ISSUED_AT_LEEWAY_SECONDS);
         started && now < self.exp && !self.user.is_empty()
     }
 }
 
-/// The session id for a service ticket: the first 16 bytes of its SHA-256, in hex.
+/// Derives the session id of a service ticket: the first 16 bytes of its SHA-256, in hex.
 pub fn session_id(ticket: &str) -> String {
     let digest = Sha256::digest(ticket.as_bytes());
     hex::encode(&digest[..16])
 }
 
 /// Signs `session` into a cookie value. A session whose value would exceed
-/// [`MAX_COOKIE_VALUE_BYTES`] is signed without its attributes; the second result says so.
+/// [`MAX_COOKIE_VALUE_BYTES`] is signed without its attributes, and the second result is then `true`.
 pub fn seal(key: &SigningKey, session: &Session) -> (String, bool) {
     let value = sign_session(key, session);
     if value.len() <= MAX_COOKIE_VALUE_BYTES {
@@ -59,13 +59,14 @@ pub fn seal(key: &SigningKey, session: &Session) -> (String, bool) {
 }
 
 fn sign_session(key: &SigningKey, session: &Session) -> String {
-    // Serializing a struct of strings, maps and integers cannot fail.
+    // serde_json fails only on non-string map keys or failing Serialize impls, and this
+    // struct has neither.
     let payload = serde_json::to_vec(session).unwrap_or_default();
     sign_token(key, &payload)
 }
 
-/// The session in a cookie value, or `None` when a key of `keys` did not sign it, it does
-/// not parse, or it is not current at `now`.
+/// Opens the session in a cookie value. Returns `None` when no key of `keys` signed it, it
+/// does not parse, or it is not current at `now`.
 pub fn open(keys: &KeyRing, value: &str, now: u64) -> Option<Session> {
     let payload = open_token(keys, value)?;
     let session: Session = serde_json::from_slice(&payload).ok()?;

@@ -27,23 +27,23 @@ impl RequestTarget<'_> {
     }
 }
 
-/// The service URL of a request: `service_base` plus its path and query, every `ticket`
-/// parameter removed.
+/// Builds the service URL of a request: `service_base` plus its path and query, with every
+/// `ticket` parameter removed.
 pub fn service_url(service_base: &str, target: RequestTarget<'_>) -> String {
     strip_ticket_params(&format!("{service_base}{}", target.path_and_query()))
 }
 
-/// The origin URL of a request: `origin_base` plus its path and query, unchanged.
+/// Builds the origin URL of a request: `origin_base` plus its path and query, unchanged.
 pub fn origin_url(origin_base: &str, target: RequestTarget<'_>) -> String {
     format!("{origin_base}{}", target.path_and_query())
 }
 
-/// The CAS login URL that returns to `service`, encoded exactly once.
+/// Builds the CAS login URL that returns to `service`, which is percent-encoded once.
 pub fn login_url(login: &Url, service: &str) -> String {
     with_params(login, &[("service", service)])
 }
 
-/// The CAS validation URL for `ticket` issued to `service`.
+/// Builds the CAS validation URL for `ticket` issued to `service`.
 pub fn validation_url(validate: &Url, service: &str, ticket: &str) -> String {
     with_params(validate, &[("service", service), ("ticket", ticket)])
 }

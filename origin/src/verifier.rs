@@ -17,7 +17,7 @@ pub struct Identity {
     pub expires_at: u64,
 }
 
-/// Why an assertion was rejected. The request must then be treated as anonymous.
+/// Reason an assertion was rejected. The request must then be treated as anonymous.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("the X-CAS-Assertion header is missing")]
@@ -48,7 +48,7 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier for `audience` with [`DEFAULT_LEEWAY_SECONDS`] and any issuer.
+    /// Creates a verifier for `audience` with [`DEFAULT_LEEWAY_SECONDS`] that accepts any issuer.
     pub fn new(keys: KeyRing, audience: impl Into<String>) -> Self {
         Self { keys, audience: audience.into(), issuer: None, leeway: DEFAULT_LEEWAY_SECONDS }
     }

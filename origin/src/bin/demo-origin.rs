@@ -1,5 +1,5 @@
 //! `demo-origin`: a demo site behind the CAS edge filter. It shows the user of a verified
-//! `X-CAS-Assertion` and answers 401 to anything else; `/healthz` answers without one.
+//! `X-CAS-Assertion` and returns 401 for anything else. `/healthz` returns 200 without one.
 
 use std::process::ExitCode;
 

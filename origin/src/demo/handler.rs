@@ -1,5 +1,5 @@
 //! Request handling of the demo origin, without sockets: verify the assertion, then show
-//! the user or answer 401.
+//! the user or respond with 401.
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_LANGUAGE, CONTENT_TYPE, VARY};
@@ -13,10 +13,10 @@ use crate::{Identity, Verifier, VerifyError};
 /// Header carrying the edge filter's identity assertion.
 pub const ASSERTION_HEADER: &str = "x-cas-assertion";
 
-/// Path that answers 200 without an assertion, so scripts can wait for startup.
+/// Path that returns 200 without an assertion, so scripts can wait for startup.
 pub const HEALTH_PATH: &str = "/healthz";
 
-/// Answers one request at `now` (seconds since the Unix epoch).
+/// Builds the response to one request at `now` (seconds since the Unix epoch).
 pub fn respond(verifier: &Verifier, request: &Parts, now: u64) -> Response<Full<Bytes>> {
     if request.uri.path() == HEALTH_PATH {
         return plain_response(StatusCode::OK, "ok");

@@ -8,14 +8,15 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// The preferred supported language in an `Accept-Language` header (RFC 9110 weights),
-    /// English when the header names neither Chinese nor English.
+    /// Picks the preferred supported language of an `Accept-Language` header (RFC 9110
+    /// weights), English when the header names neither Chinese nor English.
     pub fn from_accept_language(header: Option<&str>) -> Self {
         let mut best = (Lang::En, 0.0_f32);
         for entry in header.unwrap_or_default().split(',') {
             let mut parts = entry.split(';');
             let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-            let weight = parts.find_map(|part| part.trim().strip_prefix("q=")).map_or(Some(1.0), |q| q.trim().parse().ok());
+            let weight =
+                parts.find_map(|part| part.trim().strip_prefix("q=")).map_or(Some(1.0), |q| q.trim().parse().ok());
 
             let lang = match tag.split('-').next() {
                 Some("zh") => Lang::ZhCn,
@@ -29,7 +30,7 @@ impl Lang {
         best.0
     }
 
-    /// The BCP 47 tag, for `lang` and `Content-Language`.
+    /// Returns the BCP 47 tag, for `lang` and `Content-Language`.
     pub fn code(self) -> &'static str {
         match self {
             Lang::ZhCn => "zh-CN",
@@ -38,21 +39,21 @@ impl Lang {
     }
 }
 
-/// The page for a verified user, showing the name and the requested path.
+/// Renders the page for a verified user, showing the name and the requested path.
 pub fn identity_page(lang: Lang, user: &str, path: &str) -> String {
     let (title, user_label, path_label) = match lang {
-        Lang::ZhCn => ("演示源站", "已验证用户", "请求路径"),
-        Lang::En => ("Demo origin", "Verified user", "Requested path"),
+        Lang::ZhCn => ("演示源站", "已验证用户：", "请求路径："),
+        Lang::En => ("Demo origin", "Verified user: ", "Requested path: "),
     };
     let body = format!(
-        "<p>{user_label}: <strong id=\"user\">{}</strong></p><p>{path_label}: <code id=\"path\">{}</code></p>",
+        "<p>{user_label}<strong id=\"user\">{}</strong></p><p>{path_label}<code id=\"path\">{}</code></p>",
         escape_html(user),
         escape_html(path)
     );
     document(lang, title, &body)
 }
 
-/// The page for a request without a valid assertion.
+/// Renders the page for a request without a valid assertion.
 pub fn unauthorized_page(lang: Lang) -> String {
     let (title, message) = match lang {
         Lang::ZhCn => ("未认证", "此请求没有来自边缘过滤器的有效身份断言，请通过网站地址访问并登录。"),

@@ -34,7 +34,7 @@ pub struct Args {
     pub issuer: String,
 }
 
-/// Why the demo origin cannot start.
+/// Setting error that stops the demo origin from starting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingsError {
     #[error("CAS_ASSERTION_KEY is missing; set it to the edge filter's ASSERTION_KEY")]
