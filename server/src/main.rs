@@ -1,5 +1,6 @@
 //! `cas-server` binary: parses the command line and runs the chosen subcommand.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -18,10 +19,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at `info` unless `RUST_LOG` sets another filter.
+/// Logs to stderr at `info` unless `RUST_LOG` sets another filter, with colours only on
+/// a terminal.
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 fn run(args: &RunArgs) -> ExitCode {

@@ -32,7 +32,7 @@ pub enum ColumnValue {
 /// Errors from opening or querying the user database.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
-    #[error("cannot connect to the user database: {0}")]
+    #[error("cannot open the user database; check the setting database_url (or sqlite_path when it is empty): {0}")]
     Connect(sqlx::Error),
     #[error("user database query failed: {0}")]
     Query(#[from] sqlx::Error),
