@@ -75,6 +75,8 @@ async fn edge_login_sso_and_logout() {
     let page = browser.get(&protected, &forged).await;
     assert_eq!(page.status.as_u16(), 200, "origin page: {}", page.body);
     assert!(page.body.contains(USER), "origin page must show the user: {}", page.body);
+    let received = format!(r#"<ul id="user-headers"><li>{USER}</li></ul>"#);
+    assert!(page.body.contains(&received), "origin must receive exactly the edge's X-CAS-User: {}", page.body);
     assert!(!page.body.contains("admin"), "forged header reached the origin: {}", page.body);
     assert!(!page.body.contains("root"), "forged header reached the origin: {}", page.body);
 

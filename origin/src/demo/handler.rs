@@ -13,6 +13,9 @@ use crate::{Identity, Verifier, VerifyError};
 /// Header carrying the edge filter's identity assertion.
 pub const ASSERTION_HEADER: &str = "x-cas-assertion";
 
+/// Header carrying the user name, shown on the page but never trusted on its own.
+pub const USER_HEADER: &str = "x-cas-user";
+
 /// Path that returns 200 without an assertion, so scripts can wait for startup.
 pub const HEALTH_PATH: &str = "/healthz";
 
@@ -27,7 +30,9 @@ pub fn respond(verifier: &Verifier, request: &Parts, now: u64) -> Response<Full<
     match verify_request(verifier, &request.headers, now) {
         Ok(identity) => {
             tracing::info!(path = request.uri.path(), user = %identity.user, "served a verified request");
-            html_response(StatusCode::OK, lang, identity_page(lang, &identity.user, request.uri.path()))
+            let user_headers = header_values(&request.headers, USER_HEADER);
+            let page = identity_page(lang, &identity.user, request.uri.path(), &user_headers);
+            html_response(StatusCode::OK, lang, page)
         }
         Err(error) => {
             tracing::info!(path = request.uri.path(), %error, "rejected a request without a valid assertion");
@@ -49,6 +54,11 @@ pub fn verify_request(verifier: &Verifier, headers: &HeaderMap, now: u64) -> Res
     let malformed = || VerifyError::Invalid(cas_core::assertion::AssertionError::Malformed);
     let token = first.map(|value| value.to_str().map_err(|_| malformed())).transpose()?;
     verifier.verify_header(token, now)
+}
+
+fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    let values = headers.get_all(name).iter();
+    values.map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()).collect()
 }
 
 fn html_response(status: StatusCode, lang: Lang, html: String) -> Response<Full<Bytes>> {

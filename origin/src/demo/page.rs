@@ -40,15 +40,21 @@ impl Lang {
 }
 
 /// Renders the page for a verified user, showing the name and the requested path.
-pub fn identity_page(lang: Lang, user: &str, path: &str) -> String {
-    let (title, user_label, path_label) = match lang {
-        Lang::ZhCn => ("演示源站", "已验证用户：", "请求路径："),
-        Lang::En => ("Demo origin", "Verified user: ", "Requested path: "),
+///
+/// The page also lists every `X-CAS-User` value the origin received, so a reader (or a test)
+/// can see that the edge sent exactly one copy and dropped those the browser forged.
+pub fn identity_page(lang: Lang, user: &str, path: &str, user_headers: &[String]) -> String {
+    let (title, user_label, path_label, headers_label) = match lang {
+        Lang::ZhCn => ("演示源站", "已验证用户：", "请求路径：", "收到的 X-CAS-User 请求头："),
+        Lang::En => ("Demo origin", "Verified user: ", "Requested path: ", "X-CAS-User headers received: "),
     };
+    let received: Vec<String> = user_headers.iter().map(|value| format!("<li>{}</li>", escape_html(value))).collect();
     let body = format!(
-        "<p>{user_label}<strong id=\"user\">{}</strong></p><p>{path_label}<code id=\"path\">{}</code></p>",
+        "<p>{user_label}<strong id=\"user\">{}</strong></p><p>{path_label}<code id=\"path\">{}</code></p>\
+         <p>{headers_label}</p><ul id=\"user-headers\">{}</ul>",
         escape_html(user),
-        escape_html(path)
+        escape_html(path),
+        received.concat()
     );
     document(lang, title, &body)
 }
@@ -99,16 +105,17 @@ mod tests {
 
     #[test]
     fn identity_page_escapes_user_and_path() {
-        let page = identity_page(Lang::En, "<script>x</script>", "/a\"b");
+        let page = identity_page(Lang::En, "<script>x</script>", "/a\"b", &["<i>".to_owned()]);
 
         assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"));
         assert!(page.contains("/a&quot;b"));
+        assert!(page.contains("<li>&lt;i&gt;</li>"));
         assert!(!page.contains("<script>"));
     }
 
     #[test]
     fn pages_follow_language() {
-        assert!(identity_page(Lang::ZhCn, "张三", "/").contains("已验证用户"));
+        assert!(identity_page(Lang::ZhCn, "张三", "/", &[]).contains("已验证用户"));
         assert!(unauthorized_page(Lang::En).contains("Not authenticated"));
     }
 }
