@@ -55,20 +55,28 @@ pub fn sign_assertion(key: &SigningKey, claims: &IdentityClaims) -> String {
 /// and issuer are the caller's policy.
 pub fn open_assertion(keys: &KeyRing, token: &str) -> Result<IdentityClaims, AssertionError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(body), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(header), Some(body), Some(tag), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(AssertionError::Malformed);
     };
 
-    let header_json = URL_SAFE_NO_PAD.decode(header).map_err(|_| AssertionError::Malformed)?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| AssertionError::Malformed)?;
     check_header(&header_json)?;
 
-    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| AssertionError::Malformed)?;
+    let tag = URL_SAFE_NO_PAD
+        .decode(tag)
+        .map_err(|_| AssertionError::Malformed)?;
     let signing_input = &token[..header.len() + 1 + body.len()];
     if !keys.verify(signing_input.as_bytes(), &tag) {
         return Err(AssertionError::BadSignature);
     }
 
-    let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| AssertionError::Malformed)?;
+    let body = URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|_| AssertionError::Malformed)?;
     serde_json::from_slice(&body).map_err(|e| AssertionError::BadClaims(e.to_string()))
 }
 
@@ -110,14 +118,20 @@ mod tests {
     fn signed_assertion_opens() {
         let token = sign_assertion(&key('a'), &claims());
 
-        assert_eq!(open_assertion(&KeyRing::new(key('a'), None), &token), Ok(claims()));
+        assert_eq!(
+            open_assertion(&KeyRing::new(key('a'), None), &token),
+            Ok(claims())
+        );
     }
 
     #[test]
     fn wrong_key_is_rejected() {
         let token = sign_assertion(&key('a'), &claims());
 
-        assert_eq!(open_assertion(&KeyRing::new(key('b'), None), &token), Err(AssertionError::BadSignature));
+        assert_eq!(
+            open_assertion(&KeyRing::new(key('b'), None), &token),
+            Err(AssertionError::BadSignature)
+        );
     }
 
     #[test]

@@ -64,13 +64,25 @@ impl RegisteredService {
             "prefix" => ServicePattern::Prefix(definition.pattern.clone()),
             "regex" => {
                 let anchored = format!("^(?:{})$", definition.pattern);
-                let regex = Regex::new(&anchored).map_err(|source| RegistryError::BadRegex { id: id.clone(), source })?;
+                let regex = Regex::new(&anchored).map_err(|source| RegistryError::BadRegex {
+                    id: id.clone(),
+                    source,
+                })?;
                 ServicePattern::Regex(regex)
             }
-            other => return Err(RegistryError::UnknownKind { id, kind: other.to_owned() }),
+            other => {
+                return Err(RegistryError::UnknownKind {
+                    id,
+                    kind: other.to_owned(),
+                })
+            }
         };
 
-        Ok(Self { id: definition.id.clone(), name: definition.name.clone(), pattern })
+        Ok(Self {
+            id: definition.id.clone(),
+            name: definition.name.clone(),
+            pattern,
+        })
     }
 
     /// Whether this service admits `service`.
@@ -103,7 +115,9 @@ impl ServiceRegistry {
         let mut services: Vec<RegisteredService> = Vec::with_capacity(definitions.len());
         for definition in definitions {
             if services.iter().any(|s| s.id == definition.id) {
-                return Err(RegistryError::DuplicateId { id: definition.id.clone() });
+                return Err(RegistryError::DuplicateId {
+                    id: definition.id.clone(),
+                });
             }
             services.push(RegisteredService::from_definition(definition)?);
         }
@@ -131,7 +145,12 @@ mod tests {
     use super::*;
 
     fn definition(id: &str, kind: &str, pattern: &str) -> ServiceDefinition {
-        ServiceDefinition { id: id.into(), name: id.into(), kind: kind.into(), pattern: pattern.into() }
+        ServiceDefinition {
+            id: id.into(),
+            name: id.into(),
+            kind: kind.into(),
+            pattern: pattern.into(),
+        }
     }
 
     fn registry(definitions: &[ServiceDefinition]) -> ServiceRegistry {
@@ -179,7 +198,10 @@ mod tests {
         let registry = registry(&[definition("a", "regex", r"https://app\.example\.org/.*")]);
 
         assert!(admits(&registry, "https://app.example.org/x"));
-        assert!(!admits(&registry, "https://evil.example/?https://app.example.org/x"));
+        assert!(!admits(
+            &registry,
+            "https://evil.example/?https://app.example.org/x"
+        ));
         assert!(!admits(&registry, "https://app.example.org.evil.example/x"));
     }
 
@@ -191,7 +213,10 @@ mod tests {
         ]);
         let service = ServiceUrl::parse("https://a.example/b/c").expect("valid");
 
-        assert_eq!(registry.find(&service).map(|s| s.id.as_str()), Some("first"));
+        assert_eq!(
+            registry.find(&service).map(|s| s.id.as_str()),
+            Some("first")
+        );
     }
 
     #[test]
@@ -205,7 +230,10 @@ mod tests {
         let empty = ServiceRegistry::from_definitions(&[definition("a", "exact", "")]);
         assert!(matches!(empty, Err(RegistryError::EmptyPattern { .. })));
 
-        let twice = ServiceRegistry::from_definitions(&[definition("a", "exact", "x"), definition("a", "exact", "y")]);
+        let twice = ServiceRegistry::from_definitions(&[
+            definition("a", "exact", "x"),
+            definition("a", "exact", "y"),
+        ]);
         assert!(matches!(twice, Err(RegistryError::DuplicateId { .. })));
     }
 }

@@ -53,7 +53,9 @@ impl ServiceUrl {
             return Err(ServiceParseError::HasCredentials);
         }
 
-        Ok(Self { raw: text.to_owned() })
+        Ok(Self {
+            raw: text.to_owned(),
+        })
     }
 
     /// The URL as received, fragment included.
@@ -116,7 +118,10 @@ pub fn strip_ticket_params(url: &str) -> String {
         return base.to_owned();
     };
 
-    let kept: Vec<&str> = query.split('&').filter(|pair| !is_ticket_pair(pair)).collect();
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !is_ticket_pair(pair))
+        .collect();
     let kept: Vec<&str> = kept.into_iter().filter(|pair| !pair.is_empty()).collect();
     if kept.is_empty() {
         return path.to_owned();
@@ -157,8 +162,18 @@ mod tests {
 
     #[test]
     fn parse_rejects_other_schemes_and_relative() {
-        for text in ["javascript:alert(1)", "/relative", "ftp://x/", "data:text/html,x", "https://"] {
-            assert_eq!(ServiceUrl::parse(text), Err(ServiceParseError::NotHttpUrl), "{text}");
+        for text in [
+            "javascript:alert(1)",
+            "/relative",
+            "ftp://x/",
+            "data:text/html,x",
+            "https://",
+        ] {
+            assert_eq!(
+                ServiceUrl::parse(text),
+                Err(ServiceParseError::NotHttpUrl),
+                "{text}"
+            );
         }
     }
 
@@ -171,8 +186,14 @@ mod tests {
 
     #[test]
     fn parse_rejects_whitespace_and_controls() {
-        assert_eq!(ServiceUrl::parse("https://a/\r\nSet-Cookie:x"), Err(ServiceParseError::BadCharacter));
-        assert_eq!(ServiceUrl::parse("https://a/ b"), Err(ServiceParseError::BadCharacter));
+        assert_eq!(
+            ServiceUrl::parse("https://a/\r\nSet-Cookie:x"),
+            Err(ServiceParseError::BadCharacter)
+        );
+        assert_eq!(
+            ServiceUrl::parse("https://a/ b"),
+            Err(ServiceParseError::BadCharacter)
+        );
     }
 
     #[test]
@@ -195,9 +216,18 @@ mod tests {
 
     #[test]
     fn with_ticket_picks_separator() {
-        assert_eq!(service("https://a/p").with_ticket("ST-1"), "https://a/p?ticket=ST-1");
-        assert_eq!(service("https://a/p?x=1").with_ticket("ST-1"), "https://a/p?x=1&ticket=ST-1");
-        assert_eq!(service("https://a/p?").with_ticket("ST-1"), "https://a/p?ticket=ST-1");
+        assert_eq!(
+            service("https://a/p").with_ticket("ST-1"),
+            "https://a/p?ticket=ST-1"
+        );
+        assert_eq!(
+            service("https://a/p?x=1").with_ticket("ST-1"),
+            "https://a/p?x=1&ticket=ST-1"
+        );
+        assert_eq!(
+            service("https://a/p?").with_ticket("ST-1"),
+            "https://a/p?ticket=ST-1"
+        );
     }
 
     #[test]
@@ -211,12 +241,18 @@ mod tests {
     fn strip_removes_only_ticket() {
         let url = "https://a/p?ticketing=1&ticket=ST-1&x=2&ticket=ST-2&tickets=3";
 
-        assert_eq!(strip_ticket_params(url), "https://a/p?ticketing=1&x=2&tickets=3");
+        assert_eq!(
+            strip_ticket_params(url),
+            "https://a/p?ticketing=1&x=2&tickets=3"
+        );
     }
 
     #[test]
     fn strip_handles_encoded_name_and_fragment() {
-        assert_eq!(strip_ticket_params("https://a/p?ticke%74=ST-1#f"), "https://a/p");
+        assert_eq!(
+            strip_ticket_params("https://a/p?ticke%74=ST-1#f"),
+            "https://a/p"
+        );
         assert_eq!(strip_ticket_params("https://a/p?ticket"), "https://a/p");
         assert_eq!(strip_ticket_params("https://a/p"), "https://a/p");
     }

@@ -50,7 +50,8 @@ impl SigningKey {
 
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
-        HmacSha256::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+        HmacSha256::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 }
 
@@ -82,7 +83,10 @@ impl KeyRing {
     /// Whether any key of the ring produced `tag` over `data`.
     pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
         let current = self.current.verify(data, tag);
-        let previous = self.previous.as_ref().is_some_and(|key| key.verify(data, tag));
+        let previous = self
+            .previous
+            .as_ref()
+            .is_some_and(|key| key.verify(data, tag));
         current || previous
     }
 }
@@ -114,7 +118,10 @@ mod tests {
 
     #[test]
     fn short_keys_are_rejected() {
-        assert_eq!(SigningKey::from_secret("short").map(|_| ()), Err(KeyError::TooShort));
+        assert_eq!(
+            SigningKey::from_secret("short").map(|_| ()),
+            Err(KeyError::TooShort)
+        );
     }
 
     #[test]
@@ -122,7 +129,10 @@ mod tests {
         let ring = KeyRing::new(key('a'), None);
         let token = sign_token(ring.current(), b"{\"user\":\"alice\"}");
 
-        assert_eq!(open_token(&ring, &token), Some(b"{\"user\":\"alice\"}".to_vec()));
+        assert_eq!(
+            open_token(&ring, &token),
+            Some(b"{\"user\":\"alice\"}".to_vec())
+        );
     }
 
     #[test]

@@ -128,7 +128,10 @@ mod tests {
 
         assert!(ticket.as_str().starts_with("ST-"));
         assert!(ticket.as_str().len() >= MIN_TICKET_LEN);
-        assert!(ticket.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        assert!(ticket
+            .as_str()
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
     }
 
     #[test]
@@ -159,15 +162,24 @@ mod tests {
     fn parse_rejects_other_prefix() {
         let pt = ProxyTicket::from_random(random(3));
 
-        assert_eq!(ServiceTicket::parse(pt.as_str()), Err(TicketParseError::WrongPrefix));
+        assert_eq!(
+            ServiceTicket::parse(pt.as_str()),
+            Err(TicketParseError::WrongPrefix)
+        );
     }
 
     #[test]
     fn parse_rejects_short_and_long() {
-        assert_eq!(ServiceTicket::parse("ST-abc"), Err(TicketParseError::BadLength));
+        assert_eq!(
+            ServiceTicket::parse("ST-abc"),
+            Err(TicketParseError::BadLength)
+        );
 
         let long = format!("ST-{}", "a".repeat(MAX_TICKET_LEN));
-        assert_eq!(ServiceTicket::parse(&long), Err(TicketParseError::BadLength));
+        assert_eq!(
+            ServiceTicket::parse(&long),
+            Err(TicketParseError::BadLength)
+        );
     }
 
     #[test]
@@ -181,7 +193,11 @@ mod tests {
         ];
 
         for text in hostile {
-            assert_eq!(ServiceTicket::parse(text), Err(TicketParseError::BadCharacter), "{text}");
+            assert_eq!(
+                ServiceTicket::parse(text),
+                Err(TicketParseError::BadCharacter),
+                "{text}"
+            );
         }
     }
 

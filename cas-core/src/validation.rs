@@ -90,7 +90,10 @@ pub enum ValidationResponse {
 impl ValidationResponse {
     /// A failure with `code` and `message`.
     pub fn failure(code: ErrorCode, message: impl Into<String>) -> Self {
-        ValidationResponse::Failure(AuthenticationFailure { code, message: message.into() })
+        ValidationResponse::Failure(AuthenticationFailure {
+            code,
+            message: message.into(),
+        })
     }
 }
 

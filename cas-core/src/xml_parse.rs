@@ -8,7 +8,9 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
-use crate::validation::{AuthenticationFailure, AuthenticationSuccess, ErrorCode, ValidationResponse};
+use crate::validation::{
+    AuthenticationFailure, AuthenticationSuccess, ErrorCode, ValidationResponse,
+};
 use crate::xml_write::CAS_NAMESPACE;
 
 /// Largest response body accepted, in bytes.
@@ -83,7 +85,11 @@ fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, ResponseParseEr
         "gt" => ">",
         "quot" => "\"",
         "apos" => "'",
-        other => return Err(ResponseParseError::Malformed(format!("unknown entity &{other};"))),
+        other => {
+            return Err(ResponseParseError::Malformed(format!(
+                "unknown entity &{other};"
+            )))
+        }
     };
     Ok(resolved.to_owned())
 }
@@ -125,9 +131,14 @@ impl Parser {
         let parent: Vec<&str> = self.path.iter().map(String::as_str).collect();
         let allowed = match parent.as_slice() {
             [] => local == "serviceResponse",
-            ["serviceResponse"] => matches!(local, "authenticationSuccess" | "authenticationFailure"),
+            ["serviceResponse"] => {
+                matches!(local, "authenticationSuccess" | "authenticationFailure")
+            }
             ["serviceResponse", "authenticationSuccess"] => {
-                matches!(local, "user" | "attributes" | "proxyGrantingTicket" | "proxies")
+                matches!(
+                    local,
+                    "user" | "attributes" | "proxyGrantingTicket" | "proxies"
+                )
             }
             ["serviceResponse", "authenticationSuccess", "attributes"] => true,
             ["serviceResponse", "authenticationSuccess", "proxies"] => local == "proxy",
@@ -149,11 +160,20 @@ impl Parser {
         let value = text.trim().to_owned();
 
         match (path.as_slice(), self.success.as_mut()) {
-            (["serviceResponse", "authenticationSuccess", "user"], Some(_)) => self.user = Some(value),
-            (["serviceResponse", "authenticationSuccess", "attributes", name], Some(success)) => {
-                success.attributes.entry((*name).to_owned()).or_default().push(value);
+            (["serviceResponse", "authenticationSuccess", "user"], Some(_)) => {
+                self.user = Some(value)
             }
-            (["serviceResponse", "authenticationSuccess", "proxyGrantingTicket"], Some(success)) => {
+            (["serviceResponse", "authenticationSuccess", "attributes", name], Some(success)) => {
+                success
+                    .attributes
+                    .entry((*name).to_owned())
+                    .or_default()
+                    .push(value);
+            }
+            (
+                ["serviceResponse", "authenticationSuccess", "proxyGrantingTicket"],
+                Some(success),
+            ) => {
                 success.proxy_granting_ticket_iou = Some(value);
             }
             (["serviceResponse", "authenticationSuccess", "proxies", "proxy"], Some(success)) => {
@@ -168,13 +188,19 @@ impl Parser {
     fn finish(self) -> Result<ValidationResponse, ResponseParseError> {
         if let Some(code) = self.failure_code {
             let code = code.ok_or(ResponseParseError::UnknownCode)?;
-            return Ok(ValidationResponse::Failure(AuthenticationFailure { code, message: self.failure_message }));
+            return Ok(ValidationResponse::Failure(AuthenticationFailure {
+                code,
+                message: self.failure_message,
+            }));
         }
 
         let Some(mut success) = self.success else {
             return Err(ResponseParseError::NoOutcome);
         };
-        success.user = self.user.filter(|user| !user.is_empty()).ok_or(ResponseParseError::MissingUser)?;
+        success.user = self
+            .user
+            .filter(|user| !user.is_empty())
+            .ok_or(ResponseParseError::MissingUser)?;
         Ok(ValidationResponse::Success(success))
     }
 }
@@ -206,9 +232,16 @@ mod tests {
 
     #[test]
     fn round_trips_written_success() {
-        let mut expected = AuthenticationSuccess { user: "张三 <admin>&".into(), ..Default::default() };
-        expected.attributes.insert("memberOf".into(), vec!["staff".into(), "a&b".into()]);
-        expected.attributes.insert("显示名".into(), vec!["张三".into()]);
+        let mut expected = AuthenticationSuccess {
+            user: "张三 <admin>&".into(),
+            ..Default::default()
+        };
+        expected
+            .attributes
+            .insert("memberOf".into(), vec!["staff".into(), "a&b".into()]);
+        expected
+            .attributes
+            .insert("显示名".into(), vec!["张三".into()]);
         expected.proxies = vec!["https://p2/".into(), "https://p1/".into()];
         expected.proxy_granting_ticket_iou = Some("PGTIOU-1".into());
         let xml = write_validation_response(&ValidationResponse::Success(expected.clone()), true);
@@ -235,7 +268,10 @@ mod tests {
     fn rejects_wrong_namespace() {
         let body = r#"<cas:serviceResponse xmlns:cas="http://evil.example/"><cas:authenticationSuccess><cas:user>bob</cas:user></cas:authenticationSuccess></cas:serviceResponse>"#;
 
-        assert!(matches!(parse(body), Err(ResponseParseError::UnexpectedElement(_))));
+        assert!(matches!(
+            parse(body),
+            Err(ResponseParseError::UnexpectedElement(_))
+        ));
     }
 
     #[test]
@@ -254,7 +290,13 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_empty() {
-        for body in ["", "not xml", "<html><body>502</body></html>", "<cas:serviceResponse", "\u{0}"] {
+        for body in [
+            "",
+            "not xml",
+            "<html><body>502</body></html>",
+            "<cas:serviceResponse",
+            "\u{0}",
+        ] {
             assert!(parse(body).is_err(), "{body:?}");
         }
     }
@@ -270,7 +312,10 @@ mod tests {
     fn rejects_user_injected_outside_success() {
         let body = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:user>admin</cas:user></cas:serviceResponse>"#;
 
-        assert!(matches!(parse(body), Err(ResponseParseError::UnexpectedElement(_))));
+        assert!(matches!(
+            parse(body),
+            Err(ResponseParseError::UnexpectedElement(_))
+        ));
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::io;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
-use crate::validation::{Attributes, AuthenticationFailure, AuthenticationSuccess, ValidationResponse};
+use crate::validation::{
+    Attributes, AuthenticationFailure, AuthenticationSuccess, ValidationResponse,
+};
 
 /// The CAS XML namespace.
 pub const CAS_NAMESPACE: &str = "http://www.yale.edu/tp/cas";
@@ -46,38 +48,44 @@ fn write_success(
     success: &AuthenticationSuccess,
     with_attributes: bool,
 ) -> io::Result<()> {
-    writer.create_element("cas:authenticationSuccess").write_inner_content(|writer| {
-        write_text_element(writer, "cas:user", &success.user)?;
+    writer
+        .create_element("cas:authenticationSuccess")
+        .write_inner_content(|writer| {
+            write_text_element(writer, "cas:user", &success.user)?;
 
-        if with_attributes && !success.attributes.is_empty() {
-            write_attributes(writer, &success.attributes)?;
-        }
-        if let Some(iou) = &success.proxy_granting_ticket_iou {
-            write_text_element(writer, "cas:proxyGrantingTicket", iou)?;
-        }
-        if !success.proxies.is_empty() {
-            writer.create_element("cas:proxies").write_inner_content(|writer| {
-                for proxy in &success.proxies {
-                    write_text_element(writer, "cas:proxy", proxy)?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(())
-    })?;
+            if with_attributes && !success.attributes.is_empty() {
+                write_attributes(writer, &success.attributes)?;
+            }
+            if let Some(iou) = &success.proxy_granting_ticket_iou {
+                write_text_element(writer, "cas:proxyGrantingTicket", iou)?;
+            }
+            if !success.proxies.is_empty() {
+                writer
+                    .create_element("cas:proxies")
+                    .write_inner_content(|writer| {
+                        for proxy in &success.proxies {
+                            write_text_element(writer, "cas:proxy", proxy)?;
+                        }
+                        Ok(())
+                    })?;
+            }
+            Ok(())
+        })?;
     Ok(())
 }
 
 fn write_attributes(writer: &mut Writer<Vec<u8>>, attributes: &Attributes) -> io::Result<()> {
-    writer.create_element("cas:attributes").write_inner_content(|writer| {
-        for (name, values) in attributes {
-            let element = format!("cas:{}", encode_xml_name(name));
-            for value in values {
-                write_text_element(writer, &element, value)?;
+    writer
+        .create_element("cas:attributes")
+        .write_inner_content(|writer| {
+            for (name, values) in attributes {
+                let element = format!("cas:{}", encode_xml_name(name));
+                for value in values {
+                    write_text_element(writer, &element, value)?;
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
     Ok(())
 }
 
@@ -90,13 +98,17 @@ fn write_failure(writer: &mut Writer<Vec<u8>>, failure: &AuthenticationFailure) 
 }
 
 fn write_text_element(writer: &mut Writer<Vec<u8>>, name: &str, text: &str) -> io::Result<()> {
-    writer.create_element(name).write_text_content(BytesText::new(&xml_safe_text(text)))?;
+    writer
+        .create_element(name)
+        .write_text_content(BytesText::new(&xml_safe_text(text)))?;
     Ok(())
 }
 
 /// Replaces characters that XML 1.0 cannot carry with U+FFFD.
 pub fn xml_safe_text(text: &str) -> String {
-    text.chars().map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' }).collect()
+    text.chars()
+        .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
+        .collect()
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -107,7 +119,11 @@ fn is_xml_char(c: char) -> bool {
 pub fn encode_xml_name(name: &str) -> String {
     let mut encoded = String::with_capacity(name.len());
     for (index, c) in name.chars().enumerate() {
-        let valid = if index == 0 { is_name_start(c) } else { is_name_char(c) };
+        let valid = if index == 0 {
+            is_name_start(c)
+        } else {
+            is_name_char(c)
+        };
         if valid {
             encoded.push(c);
         } else {
@@ -134,7 +150,10 @@ mod tests {
     use crate::validation::ErrorCode;
 
     fn success(user: &str) -> AuthenticationSuccess {
-        AuthenticationSuccess { user: user.into(), ..Default::default() }
+        AuthenticationSuccess {
+            user: user.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -147,7 +166,8 @@ mod tests {
 
     #[test]
     fn failure_carries_code() {
-        let response = ValidationResponse::failure(ErrorCode::InvalidTicket, "Ticket not recognized");
+        let response =
+            ValidationResponse::failure(ErrorCode::InvalidTicket, "Ticket not recognized");
         let xml = write_validation_response(&response, true);
 
         assert!(xml.contains(r#"<cas:authenticationFailure code="INVALID_TICKET">Ticket not recognized</cas:authenticationFailure>"#));
@@ -156,7 +176,9 @@ mod tests {
     #[test]
     fn hostile_values_are_escaped() {
         let mut value = success("</cas:user><cas:user>admin");
-        value.attributes.insert("mail".into(), vec!["a&b<c>\"d'".into()]);
+        value
+            .attributes
+            .insert("mail".into(), vec!["a&b<c>\"d'".into()]);
         let xml = write_validation_response(&ValidationResponse::Success(value), true);
 
         assert!(xml.contains("<cas:user>&lt;/cas:user&gt;&lt;cas:user&gt;admin</cas:user>"));
@@ -166,7 +188,10 @@ mod tests {
 
     #[test]
     fn forbidden_characters_are_replaced() {
-        let xml = write_validation_response(&ValidationResponse::Success(success("a\u{0}b\u{1b}c")), true);
+        let xml = write_validation_response(
+            &ValidationResponse::Success(success("a\u{0}b\u{1b}c")),
+            true,
+        );
 
         assert!(xml.contains("<cas:user>a\u{FFFD}b\u{FFFD}c</cas:user>"));
     }
@@ -184,7 +209,9 @@ mod tests {
     #[test]
     fn attributes_omitted_without_v3() {
         let mut value = success("alice");
-        value.attributes.insert("mail".into(), vec!["a@example.org".into()]);
+        value
+            .attributes
+            .insert("mail".into(), vec!["a@example.org".into()]);
         let xml = write_validation_response(&ValidationResponse::Success(value), false);
 
         assert!(!xml.contains("cas:attributes"));
@@ -193,7 +220,9 @@ mod tests {
     #[test]
     fn multi_valued_attributes_repeat() {
         let mut value = success("alice");
-        value.attributes.insert("memberOf".into(), vec!["staff".into(), "dev".into()]);
+        value
+            .attributes
+            .insert("memberOf".into(), vec!["staff".into(), "dev".into()]);
         let xml = write_validation_response(&ValidationResponse::Success(value), true);
 
         assert!(xml.contains("<cas:memberOf>staff</cas:memberOf>"));

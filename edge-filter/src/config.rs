@@ -45,7 +45,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// Returns the names of the bad settings, for the error page.
     pub fn settings(&self) -> Vec<&'static str> {
-        self.problems.iter().map(|problem| problem.setting).collect()
+        self.problems
+            .iter()
+            .map(|problem| problem.setting)
+            .collect()
     }
 }
 
@@ -87,7 +90,8 @@ impl FilterConfig {
         let login_url = collect(&mut problems, http_url(source, "CAS_LOGIN_URL"));
         let validate_url = collect(&mut problems, http_url(source, "CAS_VALIDATE_URL"));
         let service_base = collect(&mut problems, site_origin(source, "SERVICE_BASE_URL"));
-        let origin_base = collect(&mut problems, http_url(source, "ORIGIN_URL")).map(|url| without_slash(&url));
+        let origin_base =
+            collect(&mut problems, http_url(source, "ORIGIN_URL")).map(|url| without_slash(&url));
         let audience = collect(&mut problems, audience(source, origin_base.as_deref()));
         let session_ttl = collect(&mut problems, session_ttl(source));
         let session_keys = collect(&mut problems, session_keys(source));
@@ -120,26 +124,42 @@ fn collect<T>(problems: &mut Vec<SettingError>, result: Result<T, SettingError>)
 }
 
 fn problem(setting: &'static str, text: impl Into<String>) -> SettingError {
-    SettingError { setting, problem: text.into() }
+    SettingError {
+        setting,
+        problem: text.into(),
+    }
 }
 
 fn required_var(source: &dyn SettingSource, setting: &'static str) -> Result<String, SettingError> {
-    let value = source.var(setting).map(|value| value.trim().to_owned()).unwrap_or_default();
+    let value = source
+        .var(setting)
+        .map(|value| value.trim().to_owned())
+        .unwrap_or_default();
     if value.is_empty() {
-        return Err(problem(setting, "is missing; set it under [vars] in wrangler.toml"));
+        return Err(problem(
+            setting,
+            "is missing; set it under [vars] in wrangler.toml",
+        ));
     }
     Ok(value)
 }
 
 fn http_url(source: &dyn SettingSource, setting: &'static str) -> Result<Url, SettingError> {
     let text = required_var(source, setting)?;
-    let url = Url::parse(&text).map_err(|e| problem(setting, format!("is not an absolute URL ({e})")))?;
+    let url =
+        Url::parse(&text).map_err(|e| problem(setting, format!("is not an absolute URL ({e})")))?;
 
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(problem(setting, "must be an http:// or https:// URL with a host"));
+        return Err(problem(
+            setting,
+            "must be an http:// or https:// URL with a host",
+        ));
     }
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err(problem(setting, "must not contain a fragment or user credentials"));
+        return Err(problem(
+            setting,
+            "must not contain a fragment or user credentials",
+        ));
     }
     Ok(url)
 }
@@ -149,7 +169,10 @@ fn http_url(source: &dyn SettingSource, setting: &'static str) -> Result<Url, Se
 fn site_origin(source: &dyn SettingSource, setting: &'static str) -> Result<String, SettingError> {
     let url = http_url(source, setting)?;
     if url.path() != "/" || url.query().is_some() {
-        return Err(problem(setting, "must be scheme, host and port only, such as https://app.example.org"));
+        return Err(problem(
+            setting,
+            "must be scheme, host and port only, such as https://app.example.org",
+        ));
     }
     Ok(without_slash(&url))
 }
@@ -159,7 +182,9 @@ fn without_slash(url: &Url) -> String {
 }
 
 fn audience(source: &dyn SettingSource, origin_base: Option<&str>) -> Result<String, SettingError> {
-    let configured = source.var("ASSERTION_AUDIENCE").map(|value| value.trim().to_owned());
+    let configured = source
+        .var("ASSERTION_AUDIENCE")
+        .map(|value| value.trim().to_owned());
     match configured.filter(|value| !value.is_empty()) {
         Some(audience) => Ok(audience),
         // A bad ORIGIN_URL is already reported, so it is not named a second time here.
@@ -169,30 +194,49 @@ fn audience(source: &dyn SettingSource, origin_base: Option<&str>) -> Result<Str
 
 fn session_ttl(source: &dyn SettingSource) -> Result<u64, SettingError> {
     const SETTING: &str = "SESSION_TTL_SECONDS";
-    let Some(text) = source.var(SETTING).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty()) else {
+    let Some(text) = source
+        .var(SETTING)
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+    else {
         return Ok(DEFAULT_SESSION_TTL_SECONDS);
     };
 
-    let ttl: u64 = text.parse().map_err(|_| problem(SETTING, "must be a whole number of seconds"))?;
+    let ttl: u64 = text
+        .parse()
+        .map_err(|_| problem(SETTING, "must be a whole number of seconds"))?;
     if ttl == 0 || ttl > MAX_SESSION_TTL_SECONDS {
-        return Err(problem(SETTING, format!("must be between 1 and {MAX_SESSION_TTL_SECONDS} seconds")));
+        return Err(problem(
+            SETTING,
+            format!("must be between 1 and {MAX_SESSION_TTL_SECONDS} seconds"),
+        ));
     }
     Ok(ttl)
 }
 
-fn required_key(source: &dyn SettingSource, setting: &'static str) -> Result<SigningKey, SettingError> {
+fn required_key(
+    source: &dyn SettingSource,
+    setting: &'static str,
+) -> Result<SigningKey, SettingError> {
     let Some(secret) = source.secret(setting) else {
-        return Err(problem(setting, "is missing; set it with `wrangler secret put` or in .dev.vars"));
+        return Err(problem(
+            setting,
+            "is missing; set it with `wrangler secret put` or in .dev.vars",
+        ));
     };
     SigningKey::from_secret(&secret).map_err(|e| problem(setting, e.to_string()))
 }
 
 fn session_keys(source: &dyn SettingSource) -> Result<KeyRing, SettingError> {
     let current = required_key(source, "SESSION_KEY")?;
-    let previous = match source.secret("SESSION_KEY_PREVIOUS").filter(|secret| !secret.trim().is_empty()) {
-        Some(secret) => {
-            Some(SigningKey::from_secret(&secret).map_err(|e| problem("SESSION_KEY_PREVIOUS", e.to_string()))?)
-        }
+    let previous = match source
+        .secret("SESSION_KEY_PREVIOUS")
+        .filter(|secret| !secret.trim().is_empty())
+    {
+        Some(secret) => Some(
+            SigningKey::from_secret(&secret)
+                .map_err(|e| problem("SESSION_KEY_PREVIOUS", e.to_string()))?,
+        ),
         None => None,
     };
     Ok(KeyRing::new(current, previous))
@@ -201,8 +245,12 @@ fn session_keys(source: &dyn SettingSource) -> Result<KeyRing, SettingError> {
 /// Rejects equal session and assertion keys: with one key, a leaked key or a signing bug in
 /// one role would compromise the other too.
 fn keys_differ(source: &dyn SettingSource) -> Result<(), SettingError> {
-    let session = source.secret("SESSION_KEY").map(|secret| secret.trim().to_owned());
-    let assertion = source.secret("ASSERTION_KEY").map(|secret| secret.trim().to_owned());
+    let session = source
+        .secret("SESSION_KEY")
+        .map(|secret| secret.trim().to_owned());
+    let assertion = source
+        .secret("ASSERTION_KEY")
+        .map(|secret| secret.trim().to_owned());
     if session.is_some() && session == assertion {
         return Err(problem("ASSERTION_KEY", "must differ from SESSION_KEY"));
     }
@@ -223,18 +271,29 @@ pub(crate) mod tests {
 
     impl SettingSource for MapSource {
         fn var(&self, name: &str) -> Option<String> {
-            (!SECRETS.contains(&name)).then(|| self.0.get(name).cloned()).flatten()
+            (!SECRETS.contains(&name))
+                .then(|| self.0.get(name).cloned())
+                .flatten()
         }
 
         fn secret(&self, name: &str) -> Option<String> {
-            SECRETS.contains(&name).then(|| self.0.get(name).cloned()).flatten()
+            SECRETS
+                .contains(&name)
+                .then(|| self.0.get(name).cloned())
+                .flatten()
         }
     }
 
     pub(crate) fn demo_source() -> MapSource {
         let mut map = HashMap::new();
-        map.insert("CAS_LOGIN_URL", "https://127.0.0.1:8443/cas/login".to_owned());
-        map.insert("CAS_VALIDATE_URL", "https://127.0.0.1:8443/cas/p3/serviceValidate".to_owned());
+        map.insert(
+            "CAS_LOGIN_URL",
+            "https://127.0.0.1:8443/cas/login".to_owned(),
+        );
+        map.insert(
+            "CAS_VALIDATE_URL",
+            "https://127.0.0.1:8443/cas/p3/serviceValidate".to_owned(),
+        );
         map.insert("SERVICE_BASE_URL", "http://127.0.0.1:8787".to_owned());
         map.insert("ORIGIN_URL", "http://127.0.0.1:8080".to_owned());
         map.insert("SESSION_KEY", "s".repeat(40));
@@ -249,7 +308,9 @@ pub(crate) mod tests {
     fn problems_with(change: impl FnOnce(&mut HashMap<&'static str, String>)) -> Vec<&'static str> {
         let mut source = demo_source();
         change(&mut source.0);
-        FilterConfig::load(&source).expect_err("settings are invalid").settings()
+        FilterConfig::load(&source)
+            .expect_err("settings are invalid")
+            .settings()
     }
 
     #[test]
@@ -265,7 +326,9 @@ pub(crate) mod tests {
     #[test]
     fn explicit_audience_and_ttl_are_used() {
         let mut source = demo_source();
-        source.0.insert("ASSERTION_AUDIENCE", "urn:example:origin".to_owned());
+        source
+            .0
+            .insert("ASSERTION_AUDIENCE", "urn:example:origin".to_owned());
         source.0.insert("SESSION_TTL_SECONDS", "600".to_owned());
         let config = FilterConfig::load(&source).expect("valid");
 
@@ -303,9 +366,14 @@ pub(crate) mod tests {
     #[test]
     fn service_base_trailing_slash_is_trimmed() {
         let mut source = demo_source();
-        source.0.insert("SERVICE_BASE_URL", "https://app.example.org/".to_owned());
+        source
+            .0
+            .insert("SERVICE_BASE_URL", "https://app.example.org/".to_owned());
 
-        assert_eq!(FilterConfig::load(&source).expect("valid").service_base, "https://app.example.org");
+        assert_eq!(
+            FilterConfig::load(&source).expect("valid").service_base,
+            "https://app.example.org"
+        );
     }
 
     #[test]
@@ -350,7 +418,9 @@ pub(crate) mod tests {
         let mut source = demo_source();
         source.0.insert("ASSERTION_KEY", "tiny-secret".to_owned());
 
-        let text = FilterConfig::load(&source).expect_err("invalid").to_string();
+        let text = FilterConfig::load(&source)
+            .expect_err("invalid")
+            .to_string();
         assert!(text.contains("ASSERTION_KEY"));
         assert!(!text.contains("tiny-secret"));
     }

@@ -20,7 +20,12 @@ pub fn without_cookie(header: &str, name: &str) -> Option<String> {
         .split(';')
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
-        .filter(|pair| pair.split_once('=').map_or(*pair, |(pair_name, _)| pair_name).trim() != name)
+        .filter(|pair| {
+            pair.split_once('=')
+                .map_or(*pair, |(pair_name, _)| pair_name)
+                .trim()
+                != name
+        })
         .collect();
 
     if kept.is_empty() {
@@ -56,7 +61,10 @@ mod tests {
     fn without_cookie_keeps_others_in_order() {
         let header = "a=1; cas_edge_session=one; b=2; cas_edge_session=two";
 
-        assert_eq!(without_cookie(header, SESSION_COOKIE), Some("a=1; b=2".to_owned()));
+        assert_eq!(
+            without_cookie(header, SESSION_COOKIE),
+            Some("a=1; b=2".to_owned())
+        );
     }
 
     #[test]
@@ -69,6 +77,9 @@ mod tests {
     fn set_cookie_has_required_attributes() {
         let header = session_set_cookie("v.t", 3600);
 
-        assert_eq!(header, "cas_edge_session=v.t; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600");
+        assert_eq!(
+            header,
+            "cas_edge_session=v.t; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600"
+        );
     }
 }

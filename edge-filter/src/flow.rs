@@ -11,7 +11,9 @@ use cas_core::xml_parse::parse_validation_response;
 use crate::config::FilterConfig;
 use crate::cookies::{cookie_values, session_set_cookie, SESSION_COOKIE};
 use crate::headers::{origin_headers, scrub};
-use crate::pages::{Lang, Page};
+use cas_core::language::Language;
+
+use crate::pages::Page;
 use crate::reply::Reply;
 use crate::session::{self, Session};
 use crate::urls::{login_url, origin_url, service_url, validation_url, RequestTarget};
@@ -36,7 +38,10 @@ pub struct IncomingRequest<'a> {
 
 impl IncomingRequest<'_> {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
     }
 }
 
@@ -57,7 +62,7 @@ pub struct TicketCheck {
     /// The service URL without tickets: where the browser goes once signed in.
     pub service: String,
     pub ticket: String,
-    pub lang: Lang,
+    pub lang: Language,
 }
 
 /// The filter's decision for one request.
@@ -70,8 +75,11 @@ pub enum Decision {
 
 /// Decides what to do with `request` at `now` (seconds since the Unix epoch).
 pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> Decision {
-    let request = IncomingRequest { headers: scrub(request.headers), ..request };
-    let lang = Lang::from_accept_language(request.header("accept-language"));
+    let request = IncomingRequest {
+        headers: scrub(request.headers),
+        ..request
+    };
+    let lang = cas_core::language::choose_language(request.header("accept-language"));
 
     if let Some(session) = current_session(config, &request, now) {
         return Decision::Forward(origin_request(config, request, &session, now));
@@ -82,22 +90,36 @@ pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> 
         return Decision::Reply(Page::BadRequest.render(lang));
     }
 
-    let ticket = ticket_params(request.target.query.unwrap_or_default()).into_iter().next();
+    let ticket = ticket_params(request.target.query.unwrap_or_default())
+        .into_iter()
+        .next();
     match ticket.filter(|ticket| !ticket.is_empty()) {
-        None => Decision::Reply(Reply::redirect(302, &login_url(&config.login_url, &service))),
+        None => Decision::Reply(Reply::redirect(
+            302,
+            &login_url(&config.login_url, &service),
+        )),
         Some(ticket) if ticket.len() > MAX_TICKET_BYTES => {
             Decision::Reply(Page::TicketRejected { retry_url: service }.render(lang))
         }
         Some(ticket) => {
             let validation_url = validation_url(&config.validate_url, &service, &ticket);
-            Decision::Validate(TicketCheck { validation_url, service, ticket, lang })
+            Decision::Validate(TicketCheck {
+                validation_url,
+                service,
+                ticket,
+                lang,
+            })
         }
     }
 }
 
 /// Returns the first session cookie that a session key signed and that is current at
 /// `now`. Tampered, expired and foreign cookies count as no session.
-fn current_session(config: &FilterConfig, request: &IncomingRequest<'_>, now: u64) -> Option<Session> {
+fn current_session(
+    config: &FilterConfig,
+    request: &IncomingRequest<'_>,
+    now: u64,
+) -> Option<Session> {
     request
         .headers
         .iter()
@@ -106,7 +128,12 @@ fn current_session(config: &FilterConfig, request: &IncomingRequest<'_>, now: u6
         .find_map(|value| session::open(&config.session_keys, value, now))
 }
 
-fn origin_request(config: &FilterConfig, request: IncomingRequest<'_>, session: &Session, now: u64) -> OriginRequest {
+fn origin_request(
+    config: &FilterConfig,
+    request: IncomingRequest<'_>,
+    session: &Session,
+    now: u64,
+) -> OriginRequest {
     let claims = IdentityClaims {
         iss: ASSERTION_ISSUER.to_owned(),
         aud: config.audience.clone(),
@@ -139,18 +166,31 @@ pub enum Fetched {
 /// The result of a ticket validation, for the log line. Never contains the ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    SignedIn { sid: String, attributes_dropped: bool },
-    Rejected { code: String },
-    Unusable { reason: String },
+    SignedIn {
+        sid: String,
+        attributes_dropped: bool,
+    },
+    Rejected {
+        code: String,
+    },
+    Unusable {
+        reason: String,
+    },
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::SignedIn { sid, attributes_dropped: false } => {
+            Outcome::SignedIn {
+                sid,
+                attributes_dropped: false,
+            } => {
                 write!(f, "ticket validated, session {sid} started")
             }
-            Outcome::SignedIn { sid, attributes_dropped: true } => {
+            Outcome::SignedIn {
+                sid,
+                attributes_dropped: true,
+            } => {
                 write!(
                     f,
                     "ticket validated, session {sid} started without attributes because they exceed the cookie size"
@@ -164,12 +204,24 @@ impl fmt::Display for Outcome {
 
 /// Builds the reply to the browser after validating `check` at `now`: a session cookie and
 /// a redirect to the clean URL on success, 403 when CAS rejects the ticket, 502 otherwise.
-pub fn finish_validation(config: &FilterConfig, check: &TicketCheck, fetched: Fetched, now: u64) -> (Reply, Outcome) {
-    let unavailable = |reason: String| (Page::CasUnavailable.render(check.lang), Outcome::Unusable { reason });
+pub fn finish_validation(
+    config: &FilterConfig,
+    check: &TicketCheck,
+    fetched: Fetched,
+    now: u64,
+) -> (Reply, Outcome) {
+    let unavailable = |reason: String| {
+        (
+            Page::CasUnavailable.render(check.lang),
+            Outcome::Unusable { reason },
+        )
+    };
 
     let body = match fetched {
         Fetched::Response { status: 200, body } => body,
-        Fetched::Response { status, .. } => return unavailable(format!("CAS returned HTTP {status}")),
+        Fetched::Response { status, .. } => {
+            return unavailable(format!("CAS returned HTTP {status}"))
+        }
         Fetched::TimedOut => return unavailable("CAS did not answer in time".to_owned()),
         Fetched::Failed(error) => return unavailable(format!("subrequest to CAS failed: {error}")),
     };
@@ -177,15 +229,37 @@ pub fn finish_validation(config: &FilterConfig, check: &TicketCheck, fetched: Fe
     match parse_validation_response(&body) {
         Err(error) => unavailable(format!("CAS response is unusable: {error}")),
         Ok(ValidationResponse::Failure(failure)) => {
-            let page = Page::TicketRejected { retry_url: check.service.clone() };
-            (page.render(check.lang), Outcome::Rejected { code: failure.code.to_string() })
+            let page = Page::TicketRejected {
+                retry_url: check.service.clone(),
+            };
+            (
+                page.render(check.lang),
+                Outcome::Rejected {
+                    code: failure.code.to_string(),
+                },
+            )
         }
         Ok(ValidationResponse::Success(success)) => {
-            let session = Session::start(success.user, success.attributes, &check.ticket, now, config.session_ttl);
-            let (cookie, attributes_dropped) = session::seal(config.session_keys.current(), &session);
-            let reply = Reply::redirect(302, &check.service)
-                .with_header("Set-Cookie", &session_set_cookie(&cookie, config.session_ttl));
-            (reply, Outcome::SignedIn { sid: session.sid, attributes_dropped })
+            let session = Session::start(
+                success.user,
+                success.attributes,
+                &check.ticket,
+                now,
+                config.session_ttl,
+            );
+            let (cookie, attributes_dropped) =
+                session::seal(config.session_keys.current(), &session);
+            let reply = Reply::redirect(302, &check.service).with_header(
+                "Set-Cookie",
+                &session_set_cookie(&cookie, config.session_ttl),
+            );
+            (
+                reply,
+                Outcome::SignedIn {
+                    sid: session.sid,
+                    attributes_dropped,
+                },
+            )
         }
     }
 }
@@ -204,14 +278,33 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000;
 
-    fn request<'a>(path: &'a str, query: Option<&'a str>, headers: &[(&str, &str)]) -> IncomingRequest<'a> {
-        let headers = headers.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
-        IncomingRequest { target: RequestTarget { path, query }, headers }
+    fn request<'a>(
+        path: &'a str,
+        query: Option<&'a str>,
+        headers: &[(&str, &str)],
+    ) -> IncomingRequest<'a> {
+        let headers = headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        IncomingRequest {
+            target: RequestTarget { path, query },
+            headers,
+        }
     }
 
     fn session_cookie(config: &FilterConfig, user: &str, issued: u64) -> String {
-        let session = Session::start(user.to_owned(), Default::default(), "ST-1", issued, config.session_ttl);
-        format!("{SESSION_COOKIE}={}", seal(config.session_keys.current(), &session).0)
+        let session = Session::start(
+            user.to_owned(),
+            Default::default(),
+            "ST-1",
+            issued,
+            config.session_ttl,
+        );
+        format!(
+            "{SESSION_COOKIE}={}",
+            seal(config.session_keys.current(), &session).0
+        )
     }
 
     fn header<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
@@ -230,15 +323,22 @@ mod tests {
     }
 
     fn cas_success(user: &str) -> Fetched {
-        let success = AuthenticationSuccess { user: user.to_owned(), ..Default::default() };
-        Fetched::Response { status: 200, body: write_validation_response(&ValidationResponse::Success(success), true) }
+        let success = AuthenticationSuccess {
+            user: user.to_owned(),
+            ..Default::default()
+        };
+        Fetched::Response {
+            status: 200,
+            body: write_validation_response(&ValidationResponse::Success(success), true),
+        }
     }
 
     #[test]
     fn no_session_redirects_to_login() {
         let config = demo_config();
 
-        let Decision::Reply(reply) = decide(&config, request("/docs", Some("a=1"), &[]), NOW) else {
+        let Decision::Reply(reply) = decide(&config, request("/docs", Some("a=1"), &[]), NOW)
+        else {
             panic!("expected a redirect");
         };
 
@@ -252,33 +352,51 @@ mod tests {
     #[test]
     fn login_redirect_ignores_host_header() {
         let config = demo_config();
-        let headers = [("Host", "evil.example"), ("X-Forwarded-Host", "evil.example")];
+        let headers = [
+            ("Host", "evil.example"),
+            ("X-Forwarded-Host", "evil.example"),
+        ];
 
         let Decision::Reply(reply) = decide(&config, request("/", None, &headers), NOW) else {
             panic!("expected a redirect");
         };
 
         let location = reply.header("location").expect("location");
-        assert!(location.ends_with("service=http%3A%2F%2F127.0.0.1%3A8787%2F"), "{location}");
+        assert!(
+            location.ends_with("service=http%3A%2F%2F127.0.0.1%3A8787%2F"),
+            "{location}"
+        );
     }
 
     #[test]
     fn valid_session_forwards_with_identity() {
         let config = demo_config();
         let cookie = format!("a=1; {}", session_cookie(&config, "张三", NOW - 10));
-        let headers = [("Cookie", cookie.as_str()), ("X-CAS-User", "admin"), ("x-cas-user", "root")];
+        let headers = [
+            ("Cookie", cookie.as_str()),
+            ("X-CAS-User", "admin"),
+            ("x-cas-user", "root"),
+        ];
 
-        let Decision::Forward(origin) = decide(&config, request("/p", Some("q=1"), &headers), NOW) else {
+        let Decision::Forward(origin) = decide(&config, request("/p", Some("q=1"), &headers), NOW)
+        else {
             panic!("expected forwarding");
         };
 
         assert_eq!(origin.url, "http://127.0.0.1:8080/p?q=1");
-        assert_eq!(header(&origin.headers, USER_HEADER), vec!["%E5%BC%A0%E4%B8%89"]);
+        assert_eq!(
+            header(&origin.headers, USER_HEADER),
+            vec!["%E5%BC%A0%E4%B8%89"]
+        );
         assert_eq!(header(&origin.headers, "cookie"), vec!["a=1"]);
         let assertion = header(&origin.headers, ASSERTION_HEADER);
         assert_eq!(assertion.len(), 1);
 
-        let claims = open_assertion(&KeyRing::new(config.assertion_key.clone(), None), assertion[0]).expect("signed");
+        let claims = open_assertion(
+            &KeyRing::new(config.assertion_key.clone(), None),
+            assertion[0],
+        )
+        .expect("signed");
         assert_eq!(claims.sub, "张三");
         assert_eq!(claims.iss, ASSERTION_ISSUER);
         assert_eq!(claims.aud, "http://127.0.0.1:8080");
@@ -308,7 +426,10 @@ mod tests {
     #[test]
     fn later_valid_cookie_copy_is_used() {
         let config = demo_config();
-        let cookie = format!("{SESSION_COOKIE}=garbage; {}", session_cookie(&config, "alice", NOW));
+        let cookie = format!(
+            "{SESSION_COOKIE}=garbage; {}",
+            session_cookie(&config, "alice", NOW)
+        );
 
         let decision = decide(&config, request("/", None, &[("Cookie", &cookie)]), NOW);
 
@@ -333,12 +454,16 @@ mod tests {
     fn empty_ticket_redirects_to_login() {
         let config = demo_config();
 
-        let Decision::Reply(reply) = decide(&config, request("/a", Some("ticket="), &[]), NOW) else {
+        let Decision::Reply(reply) = decide(&config, request("/a", Some("ticket="), &[]), NOW)
+        else {
             panic!("expected a redirect");
         };
 
         assert_eq!(reply.status, 302);
-        assert!(reply.header("location").expect("location").ends_with("service=http%3A%2F%2F127.0.0.1%3A8787%2Fa"));
+        assert!(reply
+            .header("location")
+            .expect("location")
+            .ends_with("service=http%3A%2F%2F127.0.0.1%3A8787%2Fa"));
     }
 
     #[test]
@@ -369,11 +494,20 @@ mod tests {
         let (reply, outcome) = finish_validation(&config, &check, cas_success("alice"), NOW);
 
         assert_eq!(reply.status, 302);
-        assert_eq!(reply.header("location"), Some("http://127.0.0.1:8787/a?x=1"));
+        assert_eq!(
+            reply.header("location"),
+            Some("http://127.0.0.1:8787/a?x=1")
+        );
         let set_cookie = reply.header("set-cookie").expect("cookie");
         assert!(set_cookie.starts_with("cas_edge_session="));
         assert!(set_cookie.ends_with("; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600"));
-        assert!(matches!(outcome, Outcome::SignedIn { attributes_dropped: false, .. }));
+        assert!(matches!(
+            outcome,
+            Outcome::SignedIn {
+                attributes_dropped: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -381,36 +515,69 @@ mod tests {
         let config = demo_config();
         let check = check(&config, "ticket=ST-1");
         let (reply, _) = finish_validation(&config, &check, cas_success("alice"), NOW);
-        let cookie = reply.header("set-cookie").expect("cookie").split(';').next().expect("pair").to_owned();
+        let cookie = reply
+            .header("set-cookie")
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
 
-        let decision = decide(&config, request("/a", None, &[("Cookie", &cookie)]), NOW + 1);
+        let decision = decide(
+            &config,
+            request("/a", None, &[("Cookie", &cookie)]),
+            NOW + 1,
+        );
 
-        assert!(matches!(decision, Decision::Forward(origin) if header(&origin.headers, USER_HEADER) == vec!["alice"]));
+        assert!(
+            matches!(decision, Decision::Forward(origin) if header(&origin.headers, USER_HEADER) == vec!["alice"])
+        );
     }
 
     #[test]
     fn validation_failure_is_forbidden() {
         let config = demo_config();
         let check = check(&config, "ticket=ST-1");
-        let body = write_validation_response(&ValidationResponse::failure(ErrorCode::InvalidTicket, "no"), true);
+        let body = write_validation_response(
+            &ValidationResponse::failure(ErrorCode::InvalidTicket, "no"),
+            true,
+        );
 
-        let (reply, outcome) = finish_validation(&config, &check, Fetched::Response { status: 200, body }, NOW);
+        let (reply, outcome) = finish_validation(
+            &config,
+            &check,
+            Fetched::Response { status: 200, body },
+            NOW,
+        );
 
         assert_eq!(reply.status, 403);
         assert_eq!(reply.header("set-cookie"), None);
-        assert_eq!(outcome, Outcome::Rejected { code: "INVALID_TICKET".to_owned() });
+        assert_eq!(
+            outcome,
+            Outcome::Rejected {
+                code: "INVALID_TICKET".to_owned()
+            }
+        );
     }
 
     #[test]
     fn unusable_cas_answers_are_bad_gateway() {
         let config = demo_config();
         let check = check(&config, "ticket=ST-1");
-        let html = Fetched::Response { status: 200, body: "<html>maintenance</html>".to_owned() };
-        let Fetched::Response { body: success, .. } = cas_success("alice") else { unreachable!() };
+        let html = Fetched::Response {
+            status: 200,
+            body: "<html>maintenance</html>".to_owned(),
+        };
+        let Fetched::Response { body: success, .. } = cas_success("alice") else {
+            unreachable!()
+        };
 
         for fetched in [
             html,
-            Fetched::Response { status: 500, body: success },
+            Fetched::Response {
+                status: 500,
+                body: success,
+            },
             Fetched::TimedOut,
             Fetched::Failed("connection refused".to_owned()),
         ] {

@@ -21,12 +21,16 @@ const USER_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
 /// Returns whether `name` is one of the filter's headers, which only the filter may set.
 pub fn is_filter_header(name: &str) -> bool {
     let prefix = FILTER_HEADER_PREFIX.len();
-    name.len() >= prefix && name.as_bytes()[..prefix].eq_ignore_ascii_case(FILTER_HEADER_PREFIX.as_bytes())
+    name.len() >= prefix
+        && name.as_bytes()[..prefix].eq_ignore_ascii_case(FILTER_HEADER_PREFIX.as_bytes())
 }
 
 /// Removes every copy of every filter header, whatever its case.
 pub fn scrub(headers: Vec<(String, String)>) -> Vec<(String, String)> {
-    headers.into_iter().filter(|(name, _)| !is_filter_header(name)).collect()
+    headers
+        .into_iter()
+        .filter(|(name, _)| !is_filter_header(name))
+        .collect()
 }
 
 /// Encodes a user name for [`USER_HEADER`]: its UTF-8 bytes with controls, space, `%` and
@@ -38,7 +42,11 @@ pub fn encode_user(user: &str) -> String {
 
 /// Builds the headers of the origin request: the client's headers without the filter's headers,
 /// `Host` (the origin URL sets it) or the session cookie, plus the identity headers.
-pub fn origin_headers(incoming: Vec<(String, String)>, user: &str, assertion: &str) -> Vec<(String, String)> {
+pub fn origin_headers(
+    incoming: Vec<(String, String)>,
+    user: &str,
+    assertion: &str,
+) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = Vec::new();
     for (name, value) in scrub(incoming) {
         if name.eq_ignore_ascii_case("host") {
@@ -63,15 +71,30 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
+        list.iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
     }
 
     #[test]
     fn filter_header_match_ignores_case() {
-        for name in ["x-cas-user", "X-CAS-User", "X-Cas-Assertion", "x-CaS-anything", "x-cas-"] {
+        for name in [
+            "x-cas-user",
+            "X-CAS-User",
+            "X-Cas-Assertion",
+            "x-CaS-anything",
+            "x-cas-",
+        ] {
             assert!(is_filter_header(name), "{name}");
         }
-        for name in ["x-cas", "x-casuser", "cas-user", "x-forwarded-for", "", "xx-cas-user"] {
+        for name in [
+            "x-cas",
+            "x-casuser",
+            "cas-user",
+            "x-forwarded-for",
+            "",
+            "xx-cas-user",
+        ] {
             assert!(!is_filter_header(name), "{name}");
         }
     }
@@ -95,7 +118,10 @@ mod tests {
         assert_eq!(encode_user("alice"), "alice");
         assert_eq!(encode_user("张三"), "%E5%BC%A0%E4%B8%89");
         assert_eq!(encode_user("a b%c"), "a%20b%25c");
-        assert_eq!(encode_user("evil\r\nX-CAS-User: admin"), "evil%0D%0AX-CAS-User:%20admin");
+        assert_eq!(
+            encode_user("evil\r\nX-CAS-User: admin"),
+            "evil%0D%0AX-CAS-User:%20admin"
+        );
     }
 
     #[test]
@@ -127,6 +153,8 @@ mod tests {
 
         let headers = origin_headers(incoming, "alice", "h.p.s");
 
-        assert!(headers.iter().all(|(name, _)| !name.eq_ignore_ascii_case("cookie")));
+        assert!(headers
+            .iter()
+            .all(|(name, _)| !name.eq_ignore_ascii_case("cookie")));
     }
 }

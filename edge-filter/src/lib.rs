@@ -23,15 +23,18 @@ mod glue {
     use futures_util::pin_mut;
     use worker::wasm_bindgen::JsValue;
     use worker::{
-        console_error, console_log, event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method, Request,
-        RequestInit, RequestRedirect, Response, Result,
+        console_error, console_log, event, AbortController, Context, Date, Delay, Env, Fetch,
+        Headers, Method, Request, RequestInit, RequestRedirect, Response, Result,
     };
 
     use crate::config::{FilterConfig, SettingSource};
-    use crate::flow::{decide, finish_validation, Decision, Fetched, IncomingRequest, OriginRequest, TicketCheck};
-    use crate::pages::{Lang, Page};
+    use crate::flow::{
+        decide, finish_validation, Decision, Fetched, IncomingRequest, OriginRequest, TicketCheck,
+    };
+    use crate::pages::Page;
     use crate::reply::Reply;
     use crate::urls::RequestTarget;
+    use cas_core::language::Language;
 
     /// How long the filter waits for the complete CAS validation response, body included.
     const VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,17 +54,27 @@ mod glue {
 
     #[event(fetch)]
     async fn fetch(request: Request, env: Env, _context: Context) -> Result<Response> {
-        let lang = Lang::from_accept_language(request.headers().get("accept-language")?.as_deref());
+        let lang = cas_core::language::choose_language(
+            request.headers().get("accept-language")?.as_deref(),
+        );
         let config = match FilterConfig::load(&WorkerSettings(&env)) {
             Ok(config) => config,
             Err(error) => {
                 console_error!("{error}");
-                return into_response(Page::Misconfigured { settings: error.settings() }.render(lang));
+                return into_response(
+                    Page::Misconfigured {
+                        settings: error.settings(),
+                    }
+                    .render(lang),
+                );
             }
         };
 
         let url = request.url()?;
-        let target = RequestTarget { path: url.path(), query: url.query() };
+        let target = RequestTarget {
+            path: url.path(),
+            query: url.query(),
+        };
         let headers = request.headers().entries().collect();
         match decide(&config, IncomingRequest { target, headers }, now_seconds()) {
             Decision::Forward(origin) => forward(&request, origin, lang).await,
@@ -81,12 +94,18 @@ mod glue {
 
     /// Sends the request to the origin with the filter's headers and the client's body, and
     /// returns the origin's response as it is, redirects included.
-    async fn forward(request: &Request, origin: OriginRequest, lang: Lang) -> Result<Response> {
+    async fn forward(request: &Request, origin: OriginRequest, lang: Language) -> Result<Response> {
         let method = request.method();
-        let headers: Headers = origin.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let headers: Headers = origin
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
 
         let mut init = RequestInit::new();
-        init.with_method(method.clone()).with_headers(headers).with_redirect(RequestRedirect::Manual);
+        init.with_method(method.clone())
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
         if !matches!(method, Method::Get | Method::Head) {
             init.with_body(request.inner().body().map(JsValue::from));
         }
@@ -109,7 +128,8 @@ mod glue {
 
         let exchange = async {
             let mut init = RequestInit::new();
-            init.with_method(Method::Get).with_redirect(RequestRedirect::Manual);
+            init.with_method(Method::Get)
+                .with_redirect(RequestRedirect::Manual);
             let request = Request::new_with_init(&check.validation_url, &init)?;
 
             let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
@@ -122,7 +142,9 @@ mod glue {
 
         match select(exchange, timeout).await {
             Either::Left((Ok((status, body)), _)) => Fetched::Response { status, body },
-            Either::Left((Err(error), _)) => Fetched::Failed(without_ticket(&error.to_string(), check)),
+            Either::Left((Err(error), _)) => {
+                Fetched::Failed(without_ticket(&error.to_string(), check))
+            }
             Either::Right(_) => {
                 controller.abort();
                 Fetched::TimedOut
@@ -132,11 +154,19 @@ mod glue {
 
     /// Error text from the runtime may quote the URL, so the ticket is cut out before logging.
     fn without_ticket(text: &str, check: &TicketCheck) -> String {
-        text.replace(&check.validation_url, "<validation URL>").replace(&check.ticket, "<ticket>")
+        text.replace(&check.validation_url, "<validation URL>")
+            .replace(&check.ticket, "<ticket>")
     }
 
     fn into_response(reply: Reply) -> Result<Response> {
-        let headers: Headers = reply.headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
-        Ok(Response::builder().with_status(reply.status).with_headers(headers).fixed(reply.body.into_bytes()))
+        let headers: Headers = reply
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        Ok(Response::builder()
+            .with_status(reply.status)
+            .with_headers(headers)
+            .fixed(reply.body.into_bytes()))
     }
 }

@@ -1,45 +1,9 @@
 //! The short HTML pages the filter serves itself, in Simplified Chinese or English
 //! according to `Accept-Language`.
 
+use cas_core::language::Language;
+
 use crate::reply::Reply;
-
-/// Language of a page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    ZhCn,
-    En,
-}
-
-impl Lang {
-    /// Picks the preferred supported language of an `Accept-Language` header (RFC 9110
-    /// weights), English when the header is missing or names neither language.
-    pub fn from_accept_language(header: Option<&str>) -> Self {
-        let mut best = (Lang::En, 0.0_f32);
-        for entry in header.unwrap_or_default().split(',') {
-            let mut parts = entry.split(';');
-            let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-            let weight =
-                parts.find_map(|part| part.trim().strip_prefix("q=")).map_or(Some(1.0), |q| q.trim().parse().ok());
-
-            let lang = match tag.split('-').next() {
-                Some("zh") => Lang::ZhCn,
-                Some("en") => Lang::En,
-                _ => continue,
-            };
-            if let Some(weight) = weight.filter(|weight: &f32| *weight > best.1) {
-                best = (lang, weight);
-            }
-        }
-        best.0
-    }
-
-    fn code(self) -> &'static str {
-        match self {
-            Lang::ZhCn => "zh-CN",
-            Lang::En => "en",
-        }
-    }
-}
 
 /// The pages the filter can serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,54 +32,64 @@ impl Page {
     }
 
     /// Renders the page as a response in `lang`.
-    pub fn render(&self, lang: Lang) -> Reply {
+    pub fn render(&self, lang: Language) -> Reply {
         let (title, message) = self.text(lang);
         let detail = self.detail(lang);
         let body = format!(
             "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
              <body><h1>{title}</h1><p>{message}</p>{detail}</body></html>\n",
-            lang.code()
+            lang.tag()
         );
 
-        Reply { status: self.status(), headers: page_headers(lang), body }
+        Reply {
+            status: self.status(),
+            headers: page_headers(lang),
+            body,
+        }
     }
 
-    fn text(&self, lang: Lang) -> (&'static str, &'static str) {
+    fn text(&self, lang: Language) -> (&'static str, &'static str) {
         match (self, lang) {
-            (Page::BadRequest, Lang::ZhCn) => ("请求无效", "此请求地址无法用作登录的服务地址。"),
-            (Page::BadRequest, Lang::En) => {
+            (Page::BadRequest, Language::SimplifiedChinese) => ("请求无效", "此请求地址无法用作登录的服务地址。"),
+            (Page::BadRequest, Language::English) => {
                 ("Bad request", "This request URL cannot be used as a sign-in service URL.")
             }
-            (Page::TicketRejected { .. }, Lang::ZhCn) => ("登录验证失败", "登录票据无效或已过期。"),
-            (Page::TicketRejected { .. }, Lang::En) => {
+            (Page::TicketRejected { .. }, Language::SimplifiedChinese) => ("登录验证失败", "登录票据无效或已过期。"),
+            (Page::TicketRejected { .. }, Language::English) => {
                 ("Sign-in failed", "The sign-in ticket is invalid or has expired.")
             }
-            (Page::Misconfigured { .. }, Lang::ZhCn) => ("配置错误", "网站的登录过滤器配置有误，以下设置缺失或无效："),
-            (Page::Misconfigured { .. }, Lang::En) => (
+            (Page::Misconfigured { .. }, Language::SimplifiedChinese) => ("配置错误", "网站的登录过滤器配置有误，以下设置缺失或无效："),
+            (Page::Misconfigured { .. }, Language::English) => (
                 "Configuration error",
                 "The sign-in filter of this site is misconfigured. These settings are missing or invalid:",
             ),
-            (Page::CasUnavailable, Lang::ZhCn) => ("登录服务不可用", "暂时无法向登录服务器验证登录，请稍后重试。"),
-            (Page::CasUnavailable, Lang::En) => (
+            (Page::CasUnavailable, Language::SimplifiedChinese) => ("登录服务不可用", "暂时无法向登录服务器验证登录，请稍后重试。"),
+            (Page::CasUnavailable, Language::English) => (
                 "Sign-in service unavailable",
                 "The sign-in could not be verified with the sign-in server. Try again later.",
             ),
-            (Page::OriginUnavailable, Lang::ZhCn) => ("网站暂时不可用", "无法连接到网站服务器，请稍后重试。"),
-            (Page::OriginUnavailable, Lang::En) => {
+            (Page::OriginUnavailable, Language::SimplifiedChinese) => ("网站暂时不可用", "无法连接到网站服务器，请稍后重试。"),
+            (Page::OriginUnavailable, Language::English) => {
                 ("Site unavailable", "The site's server could not be reached. Try again later.")
             }
         }
     }
 
-    fn detail(&self, lang: Lang) -> String {
+    fn detail(&self, lang: Language) -> String {
         match self {
             Page::TicketRejected { retry_url } => {
-                let label = if lang == Lang::ZhCn { "重新登录" } else { "Sign in again" };
+                let label = if lang == Language::SimplifiedChinese {
+                    "重新登录"
+                } else {
+                    "Sign in again"
+                };
                 format!("<p><a href=\"{}\">{label}</a></p>", escape_html(retry_url))
             }
             Page::Misconfigured { settings } => {
-                let items: Vec<String> =
-                    settings.iter().map(|name| format!("<li><code>{}</code></li>", escape_html(name))).collect();
+                let items: Vec<String> = settings
+                    .iter()
+                    .map(|name| format!("<li><code>{}</code></li>", escape_html(name)))
+                    .collect();
                 format!("<ul>{}</ul>", items.concat())
             }
             Page::BadRequest | Page::CasUnavailable | Page::OriginUnavailable => String::new(),
@@ -123,10 +97,10 @@ impl Page {
     }
 }
 
-fn page_headers(lang: Lang) -> Vec<(String, String)> {
+fn page_headers(lang: Language) -> Vec<(String, String)> {
     [
         ("Content-Type", "text/html; charset=utf-8"),
-        ("Content-Language", lang.code()),
+        ("Content-Language", lang.tag()),
         ("Vary", "Accept-Language"),
         ("Cache-Control", "no-store"),
         ("X-Content-Type-Options", "nosniff"),
@@ -158,23 +132,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accept_language_picks_weighted_choice() {
-        assert_eq!(Lang::from_accept_language(Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::ZhCn);
-        assert_eq!(Lang::from_accept_language(Some("en-US,en;q=0.9,zh-CN;q=0.8")), Lang::En);
-        assert_eq!(Lang::from_accept_language(Some("fr-FR, zh-TW;q=0.5")), Lang::ZhCn);
-        assert_eq!(Lang::from_accept_language(Some("en;q=0.1, ZH;q=0.7")), Lang::ZhCn);
-    }
-
-    #[test]
-    fn accept_language_defaults_to_english() {
-        assert_eq!(Lang::from_accept_language(None), Lang::En);
-        assert_eq!(Lang::from_accept_language(Some("fr, de;q=0.5")), Lang::En);
-        assert_eq!(Lang::from_accept_language(Some("zh;q=0, zh-CN;q=bad")), Lang::En);
-    }
-
-    #[test]
     fn pages_have_status_and_language() {
-        let reply = Page::CasUnavailable.render(Lang::ZhCn);
+        let reply = Page::CasUnavailable.render(Language::SimplifiedChinese);
 
         assert_eq!(reply.status, 502);
         assert_eq!(reply.header("content-language"), Some("zh-CN"));
@@ -183,17 +142,23 @@ mod tests {
 
     #[test]
     fn rejected_page_escapes_retry_url() {
-        let page = Page::TicketRejected { retry_url: "http://a/?x=\"><script>".to_owned() };
-        let reply = page.render(Lang::En);
+        let page = Page::TicketRejected {
+            retry_url: "http://a/?x=\"><script>".to_owned(),
+        };
+        let reply = page.render(Language::English);
 
         assert_eq!(reply.status, 403);
-        assert!(reply.body.contains("href=\"http://a/?x=&quot;&gt;&lt;script&gt;\""));
+        assert!(reply
+            .body
+            .contains("href=\"http://a/?x=&quot;&gt;&lt;script&gt;\""));
     }
 
     #[test]
     fn misconfigured_page_lists_settings() {
-        let page = Page::Misconfigured { settings: vec!["CAS_LOGIN_URL", "SESSION_KEY"] };
-        let reply = page.render(Lang::En);
+        let page = Page::Misconfigured {
+            settings: vec!["CAS_LOGIN_URL", "SESSION_KEY"],
+        };
+        let reply = page.render(Language::English);
 
         assert_eq!(reply.status, 500);
         assert!(reply.body.contains("<code>CAS_LOGIN_URL</code>"));

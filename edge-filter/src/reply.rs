@@ -12,9 +12,15 @@ pub struct Reply {
 impl Reply {
     /// Builds a redirect to `location` that no cache may store, because it may set a session.
     pub fn redirect(status: u16, location: &str) -> Self {
-        let headers =
-            vec![("Location".to_owned(), location.to_owned()), ("Cache-Control".to_owned(), "no-store".to_owned())];
-        Self { status, headers, body: String::new() }
+        let headers = vec![
+            ("Location".to_owned(), location.to_owned()),
+            ("Cache-Control".to_owned(), "no-store".to_owned()),
+        ];
+        Self {
+            status,
+            headers,
+            body: String::new(),
+        }
     }
 
     /// Adds a header.
@@ -25,6 +31,9 @@ impl Reply {
 
     /// Returns the first value of header `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
     }
 }

@@ -30,7 +30,13 @@ pub struct Session {
 impl Session {
     /// Starts a session for `user` at `now`, lasting `ttl` seconds.
     pub fn start(user: String, attributes: Attributes, ticket: &str, now: u64, ttl: u64) -> Self {
-        Self { user, attributes, iat: now, exp: now.saturating_add(ttl), sid: session_id(ticket) }
+        Self {
+            user,
+            attributes,
+            iat: now,
+            exp: now.saturating_add(ttl),
+            sid: session_id(ticket),
+        }
     }
 
     /// Returns whether the session is usable at `now`: not expired and not issued in the future.
@@ -54,7 +60,10 @@ pub fn seal(key: &SigningKey, session: &Session) -> (String, bool) {
         return (value, false);
     }
 
-    let trimmed = Session { attributes: Attributes::new(), ..session.clone() };
+    let trimmed = Session {
+        attributes: Attributes::new(),
+        ..session.clone()
+    };
     (sign_session(key, &trimmed), true)
 }
 
@@ -92,7 +101,10 @@ mod tests {
         let (value, trimmed) = seal(&key('s'), &alice(1_000));
 
         assert!(!trimmed);
-        assert_eq!(open(&KeyRing::new(key('s'), None), &value, 1_500), Some(alice(1_000)));
+        assert_eq!(
+            open(&KeyRing::new(key('s'), None), &value, 1_500),
+            Some(alice(1_000))
+        );
     }
 
     #[test]
@@ -110,7 +122,10 @@ mod tests {
         let ring = KeyRing::new(key('s'), None);
 
         assert!(open(&ring, &value, 10_000 - ISSUED_AT_LEEWAY_SECONDS).is_some());
-        assert_eq!(open(&ring, &value, 10_000 - ISSUED_AT_LEEWAY_SECONDS - 1), None);
+        assert_eq!(
+            open(&ring, &value, 10_000 - ISSUED_AT_LEEWAY_SECONDS - 1),
+            None
+        );
     }
 
     #[test]
@@ -128,7 +143,13 @@ mod tests {
         forged[3] = if forged[3] == b'A' { b'B' } else { b'A' };
         let forged = String::from_utf8(forged).expect("ascii");
 
-        for value in [forged.as_str(), "", "garbage", "a.b", &value[..value.len() - 1]] {
+        for value in [
+            forged.as_str(),
+            "",
+            "garbage",
+            "a.b",
+            &value[..value.len() - 1],
+        ] {
             assert_eq!(open(&ring, value, 1_500), None, "{value}");
         }
     }
@@ -152,7 +173,9 @@ mod tests {
     #[test]
     fn oversized_session_drops_attributes() {
         let mut session = alice(1_000);
-        session.attributes.insert("blob".into(), vec!["x".repeat(MAX_COOKIE_VALUE_BYTES)]);
+        session
+            .attributes
+            .insert("blob".into(), vec!["x".repeat(MAX_COOKIE_VALUE_BYTES)]);
 
         let (value, trimmed) = seal(&key('s'), &session);
         let opened = open(&KeyRing::new(key('s'), None), &value, 1_500).expect("opens");

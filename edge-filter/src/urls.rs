@@ -8,7 +8,11 @@ use url::Url;
 
 /// Bytes escaped in a query parameter value: everything except the RFC 3986 unreserved
 /// characters, the same set as JavaScript's `encodeURIComponent` minus `!'()*`.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// The path and raw query of an incoming request, as received (already percent-encoded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +63,10 @@ fn with_params(base: &Url, params: &[(&str, &str)]) -> String {
     };
     url.push_str(separator);
 
-    let encoded: Vec<String> =
-        params.iter().map(|(name, value)| format!("{name}={}", utf8_percent_encode(value, COMPONENT))).collect();
+    let encoded: Vec<String> = params
+        .iter()
+        .map(|(name, value)| format!("{name}={}", utf8_percent_encode(value, COMPONENT)))
+        .collect();
     url.push_str(&encoded.join("&"));
     url
 }
@@ -83,33 +89,57 @@ mod tests {
     fn service_url_removes_every_ticket() {
         let query = Some("ticket=ST-1&ticketing=1&a=%20b&ticket=ST-2");
 
-        assert_eq!(service_url(BASE, target("/docs/x", query)), "http://127.0.0.1:8787/docs/x?ticketing=1&a=%20b");
+        assert_eq!(
+            service_url(BASE, target("/docs/x", query)),
+            "http://127.0.0.1:8787/docs/x?ticketing=1&a=%20b"
+        );
     }
 
     #[test]
     fn service_url_without_query() {
-        assert_eq!(service_url(BASE, target("/", None)), "http://127.0.0.1:8787/");
-        assert_eq!(service_url(BASE, target("/a", Some(""))), "http://127.0.0.1:8787/a");
-        assert_eq!(service_url(BASE, target("/a", Some("ticket=ST-1"))), "http://127.0.0.1:8787/a");
+        assert_eq!(
+            service_url(BASE, target("/", None)),
+            "http://127.0.0.1:8787/"
+        );
+        assert_eq!(
+            service_url(BASE, target("/a", Some(""))),
+            "http://127.0.0.1:8787/a"
+        );
+        assert_eq!(
+            service_url(BASE, target("/a", Some("ticket=ST-1"))),
+            "http://127.0.0.1:8787/a"
+        );
     }
 
     #[test]
     fn service_url_keeps_encoded_path() {
-        let service = service_url(BASE, target("/%E6%96%87%E6%A1%A3/a%2Fb", Some("q=%E4%B8%AD")));
+        let service = service_url(
+            BASE,
+            target("/%E6%96%87%E6%A1%A3/a%2Fb", Some("q=%E4%B8%AD")),
+        );
 
-        assert_eq!(service, "http://127.0.0.1:8787/%E6%96%87%E6%A1%A3/a%2Fb?q=%E4%B8%AD");
+        assert_eq!(
+            service,
+            "http://127.0.0.1:8787/%E6%96%87%E6%A1%A3/a%2Fb?q=%E4%B8%AD"
+        );
     }
 
     #[test]
     fn origin_url_keeps_query() {
-        let origin = origin_url("http://127.0.0.1:8080", target("/a", Some("ticket=ST-1&b=2")));
+        let origin = origin_url(
+            "http://127.0.0.1:8080",
+            target("/a", Some("ticket=ST-1&b=2")),
+        );
 
         assert_eq!(origin, "http://127.0.0.1:8080/a?ticket=ST-1&b=2");
     }
 
     #[test]
     fn login_url_encodes_service_once() {
-        let login = login_url(&url("https://127.0.0.1:8443/cas/login"), "http://127.0.0.1:8787/a?b=1&c=%20");
+        let login = login_url(
+            &url("https://127.0.0.1:8443/cas/login"),
+            "http://127.0.0.1:8787/a?b=1&c=%20",
+        );
 
         assert_eq!(
             login,
@@ -121,12 +151,19 @@ mod tests {
     fn login_url_keeps_existing_query() {
         let login = login_url(&url("https://cas.example/login?locale=zh_CN"), "https://a/");
 
-        assert_eq!(login, "https://cas.example/login?locale=zh_CN&service=https%3A%2F%2Fa%2F");
+        assert_eq!(
+            login,
+            "https://cas.example/login?locale=zh_CN&service=https%3A%2F%2Fa%2F"
+        );
     }
 
     #[test]
     fn validation_url_encodes_both_params() {
-        let validate = validation_url(&url("https://127.0.0.1:8443/cas/p3/serviceValidate"), "http://a/?x=1", "ST-1&x");
+        let validate = validation_url(
+            &url("https://127.0.0.1:8443/cas/p3/serviceValidate"),
+            "http://a/?x=1",
+            "ST-1&x",
+        );
 
         assert_eq!(
             validate,
@@ -139,7 +176,9 @@ mod tests {
         let service = "http://127.0.0.1:8787/文档?a=1&b=%2F";
         let login = login_url(&url("https://cas/login"), service);
         let query = login.split_once('?').expect("has query").1;
-        let decoded: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let decoded: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
 
         assert_eq!(decoded, vec![("service".to_owned(), service.to_owned())]);
     }

@@ -50,7 +50,12 @@ pub struct Verifier {
 impl Verifier {
     /// Creates a verifier for `audience` with [`DEFAULT_LEEWAY_SECONDS`] that accepts any issuer.
     pub fn new(keys: KeyRing, audience: impl Into<String>) -> Self {
-        Self { keys, audience: audience.into(), issuer: None, leeway: DEFAULT_LEEWAY_SECONDS }
+        Self {
+            keys,
+            audience: audience.into(),
+            issuer: None,
+            leeway: DEFAULT_LEEWAY_SECONDS,
+        }
     }
 
     /// Requires the `iss` claim to equal `issuer`.
@@ -70,10 +75,16 @@ impl Verifier {
         let claims = open_assertion(&self.keys, token.trim())?;
 
         if claims.aud != self.audience {
-            return Err(VerifyError::WrongAudience { expected: self.audience.clone(), found: claims.aud });
+            return Err(VerifyError::WrongAudience {
+                expected: self.audience.clone(),
+                found: claims.aud,
+            });
         }
         if let Some(issuer) = self.issuer.as_ref().filter(|issuer| **issuer != claims.iss) {
-            return Err(VerifyError::WrongIssuer { expected: issuer.clone(), found: claims.iss });
+            return Err(VerifyError::WrongIssuer {
+                expected: issuer.clone(),
+                found: claims.iss,
+            });
         }
         if now >= claims.exp.saturating_add(self.leeway) {
             return Err(VerifyError::Expired { exp: claims.exp });
@@ -85,7 +96,11 @@ impl Verifier {
             return Err(VerifyError::EmptyUser);
         }
 
-        Ok(Identity { user: claims.sub, attributes: claims.attributes, expires_at: claims.exp })
+        Ok(Identity {
+            user: claims.sub,
+            attributes: claims.attributes,
+            expires_at: claims.exp,
+        })
     }
 
     /// Verifies the value of the `X-CAS-Assertion` header, `None` when the header is absent.
@@ -154,7 +169,9 @@ mod tests {
     fn expiry_leeway_edge() {
         let token = token(|_| {});
 
-        assert!(verifier().verify(&token, NOW + 60 + DEFAULT_LEEWAY_SECONDS - 1).is_ok());
+        assert!(verifier()
+            .verify(&token, NOW + 60 + DEFAULT_LEEWAY_SECONDS - 1)
+            .is_ok());
         assert!(verifier().with_leeway(0).verify(&token, NOW + 59).is_ok());
         assert!(verifier().with_leeway(0).verify(&token, NOW + 60).is_err());
     }
@@ -163,7 +180,10 @@ mod tests {
     fn future_iat_is_rejected() {
         let token = token(|claims| claims.iat = NOW + 100);
 
-        assert_eq!(verifier().verify(&token, NOW), Err(VerifyError::IssuedInFuture { iat: NOW + 100 }));
+        assert_eq!(
+            verifier().verify(&token, NOW),
+            Err(VerifyError::IssuedInFuture { iat: NOW + 100 })
+        );
     }
 
     #[test]
@@ -179,15 +199,23 @@ mod tests {
         let token = token(|claims| claims.aud = "http://127.0.0.1:9090".into());
 
         let result = verifier().verify(&token, NOW);
-        assert!(matches!(result, Err(VerifyError::WrongAudience { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(VerifyError::WrongAudience { .. })),
+            "{result:?}"
+        );
     }
 
     #[test]
     fn wrong_issuer_is_rejected() {
         let token = token(|claims| claims.iss = "someone-else".into());
 
-        assert!(matches!(verifier().verify(&token, NOW), Err(VerifyError::WrongIssuer { .. })));
-        assert!(Verifier::new(KeyRing::new(key('a'), None), AUDIENCE).verify(&token, NOW).is_ok());
+        assert!(matches!(
+            verifier().verify(&token, NOW),
+            Err(VerifyError::WrongIssuer { .. })
+        ));
+        assert!(Verifier::new(KeyRing::new(key('a'), None), AUDIENCE)
+            .verify(&token, NOW)
+            .is_ok());
     }
 
     #[test]
@@ -195,7 +223,10 @@ mod tests {
         let token = sign_assertion(&key('b'), &claims());
 
         let result = verifier().verify(&token, NOW);
-        assert_eq!(result, Err(VerifyError::Invalid(AssertionError::BadSignature)));
+        assert_eq!(
+            result,
+            Err(VerifyError::Invalid(AssertionError::BadSignature))
+        );
     }
 
     #[test]
@@ -215,9 +246,17 @@ mod tests {
 
     #[test]
     fn header_helper_handles_absence() {
-        assert_eq!(verifier().verify_header(None, NOW), Err(VerifyError::Missing));
-        assert_eq!(verifier().verify_header(Some("  "), NOW), Err(VerifyError::Missing));
+        assert_eq!(
+            verifier().verify_header(None, NOW),
+            Err(VerifyError::Missing)
+        );
+        assert_eq!(
+            verifier().verify_header(Some("  "), NOW),
+            Err(VerifyError::Missing)
+        );
         assert!(verifier().verify_header(Some("forged"), NOW).is_err());
-        assert!(verifier().verify_header(Some(&format!(" {} ", token(|_| {}))), NOW).is_ok());
+        assert!(verifier()
+            .verify_header(Some(&format!(" {} ", token(|_| {}))), NOW)
+            .is_ok());
     }
 }

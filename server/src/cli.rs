@@ -10,7 +10,9 @@ use crate::config::{Config, ConfigError, ConfigLayer};
 /// CAS 3.0 single sign-on server over HTTPS.
 #[derive(Debug, Parser)]
 #[command(name = "cas-server", version, args_conflicts_with_subcommands = true)]
-#[command(after_help = "Settings are layered: built-in defaults < TOML file < CAS_* environment variables < flags.")]
+#[command(
+    after_help = "Settings are layered: built-in defaults < TOML file < CAS_* environment variables < flags."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -62,7 +64,12 @@ pub struct RunArgs {
 
     /// User database as mysql://user:password@host:port/database; empty selects the
     /// embedded SQLite demo store [default: empty].
-    #[arg(long, env = "CAS_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CAS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// SQLite file of the embedded demo store, created with its folder if missing
@@ -118,7 +125,11 @@ impl RunArgs {
             Some(path) => ConfigLayer::from_toml_file(path)?,
             None => ConfigLayer::default(),
         };
-        Config::from_layer(ConfigLayer::defaults().overridden_by(file).overridden_by(self.layer()))
+        Config::from_layer(
+            ConfigLayer::defaults()
+                .overridden_by(file)
+                .overridden_by(self.layer()),
+        )
     }
 }
 
@@ -142,7 +153,9 @@ mod tests {
     fn parse(arguments: &[&str]) -> Command {
         let mut argv = vec!["cas-server"];
         argv.extend_from_slice(arguments);
-        Cli::try_parse_from(argv).expect("valid command line").into_command()
+        Cli::try_parse_from(argv)
+            .expect("valid command line")
+            .into_command()
     }
 
     #[test]
@@ -169,7 +182,10 @@ mod tests {
             panic!("expected dev-certs");
         };
 
-        assert_eq!(args.names, vec!["localhost".to_owned(), "127.0.0.1".to_owned()]);
+        assert_eq!(
+            args.names,
+            vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+        );
         assert_eq!(args.out, PathBuf::from("x"));
     }
 
@@ -177,8 +193,13 @@ mod tests {
     fn flags_override_file() {
         let folder = tempfile::tempdir().expect("temp dir");
         let file = folder.path().join("cas.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1000\"\nbase_path = \"/sso\"\n").expect("write");
-        let args = RunArgs { config: Some(file), listen: Some("127.0.0.1:2000".into()), ..Default::default() };
+        std::fs::write(&file, "listen = \"127.0.0.1:1000\"\nbase_path = \"/sso\"\n")
+            .expect("write");
+        let args = RunArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:2000".into()),
+            ..Default::default()
+        };
 
         let config = args.load_config().expect("valid");
 
@@ -188,7 +209,9 @@ mod tests {
 
     #[test]
     fn help_names_units() {
-        let help = <Cli as clap::CommandFactory>::command().render_long_help().to_string();
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
 
         assert!(help.contains("in seconds"));
         assert!(help.contains("CAS_SERVICE_TICKET_TTL_SECONDS"));

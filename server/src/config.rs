@@ -54,9 +54,14 @@ impl ConfigLayer {
 
     /// Reads a TOML file; unknown keys are an error that names the key.
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), reason: source.to_string() })?;
-        Self::from_toml_str(&text).map_err(|reason| ConfigError::ParseFile { path: path.to_owned(), reason })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            reason: source.to_string(),
+        })?;
+        Self::from_toml_str(&text).map_err(|reason| ConfigError::ParseFile {
+            path: path.to_owned(),
+            reason,
+        })
     }
 
     /// Parses TOML text, returning the parser's message on failure.
@@ -76,8 +81,12 @@ impl ConfigLayer {
             password_query: higher.password_query.or(self.password_query),
             username_query: higher.username_query.or(self.username_query),
             password_encoding: higher.password_encoding.or(self.password_encoding),
-            service_ticket_ttl_seconds: higher.service_ticket_ttl_seconds.or(self.service_ticket_ttl_seconds),
-            sso_session_ttl_seconds: higher.sso_session_ttl_seconds.or(self.sso_session_ttl_seconds),
+            service_ticket_ttl_seconds: higher
+                .service_ticket_ttl_seconds
+                .or(self.service_ticket_ttl_seconds),
+            sso_session_ttl_seconds: higher
+                .sso_session_ttl_seconds
+                .or(self.sso_session_ttl_seconds),
             services: higher.services.or(self.services),
         }
     }
@@ -88,7 +97,11 @@ fn default_services() -> Vec<ServiceDefinition> {
         .iter()
         .enumerate()
         .map(|(index, prefix)| ServiceDefinition {
-            id: if index == 0 { "edge-demo".into() } else { "edge-demo-https".into() },
+            id: if index == 0 {
+                "edge-demo".into()
+            } else {
+                "edge-demo-https".into()
+            },
             name: "Edge demo".into(),
             kind: "prefix".into(),
             pattern: (*prefix).into(),
@@ -104,13 +117,24 @@ pub enum ConfigError {
     #[error("invalid configuration file {}: {reason}", path.display())]
     ParseFile { path: PathBuf, reason: String },
     #[error("invalid setting `{key}` = {value:?}: {fix}")]
-    Invalid { key: &'static str, value: String, fix: String },
+    Invalid {
+        key: &'static str,
+        value: String,
+        fix: String,
+    },
     #[error("setting `{key}` is missing: {fix}")]
-    Missing { key: &'static str, fix: &'static str },
+    Missing {
+        key: &'static str,
+        fix: &'static str,
+    },
 }
 
 fn invalid(key: &'static str, value: impl fmt::Display, fix: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, value: value.to_string(), fix: fix.into() }
+    ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        fix: fix.into(),
+    }
 }
 
 /// The checked settings the server runs with.
@@ -142,7 +166,10 @@ impl fmt::Debug for Config {
             .field("base_path", &self.base_path)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
-            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("sqlite_path", &self.sqlite_path)
             .field("password_encoding", &self.password_encoding)
             .field("service_ticket_ttl", &self.service_ticket_ttl)
@@ -160,13 +187,21 @@ impl Config {
 
     /// Checks a merged layer; the first invalid or missing setting is the error.
     pub fn from_layer(layer: ConfigLayer) -> Result<Self, ConfigError> {
-        let services = required(layer.services, "services", "add at least one [[services]] table")?;
+        let services = required(
+            layer.services,
+            "services",
+            "add at least one [[services]] table",
+        )?;
         let registry = build_registry(&services)?;
 
         Ok(Self {
             listen: parse_listen(required(layer.listen, "listen", "set it to ip:port")?)?,
             base_path: parse_base_path(required(layer.base_path, "base_path", "set it to /cas")?)?,
-            tls_cert: required(layer.tls_cert, "tls_cert", "set it to a PEM certificate file")?,
+            tls_cert: required(
+                layer.tls_cert,
+                "tls_cert",
+                "set it to a PEM certificate file",
+            )?,
             tls_key: required(layer.tls_key, "tls_key", "set it to a PEM private key file")?,
             database_url: parse_database_url(layer.database_url.unwrap_or_default())?,
             sqlite_path: required(layer.sqlite_path, "sqlite_path", "set it to a file path")?,
@@ -183,7 +218,10 @@ impl Config {
                 "password_encoding",
                 "set argon2id or plain",
             )?)?,
-            service_ticket_ttl: parse_ttl("service_ticket_ttl_seconds", layer.service_ticket_ttl_seconds)?,
+            service_ticket_ttl: parse_ttl(
+                "service_ticket_ttl_seconds",
+                layer.service_ticket_ttl_seconds,
+            )?,
             sso_session_ttl: parse_ttl("sso_session_ttl_seconds", layer.sso_session_ttl_seconds)?,
             services,
             registry,
@@ -208,8 +246,13 @@ fn required<T>(value: Option<T>, key: &'static str, fix: &'static str) -> Result
 }
 
 fn parse_listen(text: String) -> Result<SocketAddr, ConfigError> {
-    text.parse()
-        .map_err(|_| invalid("listen", &text, "write an IP address and port such as 127.0.0.1:8443 or [::1]:8443"))
+    text.parse().map_err(|_| {
+        invalid(
+            "listen",
+            &text,
+            "write an IP address and port such as 127.0.0.1:8443 or [::1]:8443",
+        )
+    })
 }
 
 fn parse_base_path(text: String) -> Result<String, ConfigError> {
@@ -219,7 +262,9 @@ fn parse_base_path(text: String) -> Result<String, ConfigError> {
 
     // The prefix also becomes the cookie Path attribute, so only URL path characters
     // that need no quoting in a Set-Cookie header are allowed.
-    let safe = text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+    let safe = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
     if !text.starts_with('/') || text.ends_with('/') || text.contains("//") || !safe {
         return Err(invalid(
             "base_path",
@@ -253,13 +298,21 @@ fn parse_query(key: &'static str, text: String) -> Result<String, ConfigError> {
 }
 
 fn parse_encoding(text: String) -> Result<PasswordEncoding, ConfigError> {
-    PasswordEncoding::parse(&text).ok_or_else(|| invalid("password_encoding", &text, "use argon2id or plain"))
+    PasswordEncoding::parse(&text)
+        .ok_or_else(|| invalid("password_encoding", &text, "use argon2id or plain"))
 }
 
 fn parse_ttl(key: &'static str, value: Option<u64>) -> Result<Duration, ConfigError> {
-    let seconds = value.ok_or(ConfigError::Missing { key, fix: "set a number of seconds" })?;
+    let seconds = value.ok_or(ConfigError::Missing {
+        key,
+        fix: "set a number of seconds",
+    })?;
     if seconds == 0 || seconds > MAX_TTL_SECONDS {
-        return Err(invalid(key, seconds, format!("use a number of seconds from 1 to {MAX_TTL_SECONDS}")));
+        return Err(invalid(
+            key,
+            seconds,
+            format!("use a number of seconds from 1 to {MAX_TTL_SECONDS}"),
+        ));
     }
     Ok(Duration::from_secs(seconds))
 }
@@ -272,7 +325,8 @@ fn build_registry(services: &[ServiceDefinition]) -> Result<ServiceRegistry, Con
             "add at least one [[services]] table, or remove the key to use the default",
         ));
     }
-    ServiceRegistry::from_definitions(services).map_err(|error| invalid("services", "…", error.to_string()))
+    ServiceRegistry::from_definitions(services)
+        .map_err(|error| invalid("services", "…", error.to_string()))
 }
 
 #[cfg(test)]
@@ -298,10 +352,19 @@ mod tests {
     #[test]
     fn higher_layer_wins_per_key() {
         let file = layer_from_toml("listen = \"127.0.0.1:9000\"\nbase_path = \"/sso\"\n");
-        let environment = ConfigLayer { listen: Some("127.0.0.1:9001".into()), ..Default::default() };
-        let flags = ConfigLayer { sso_session_ttl_seconds: Some(60), ..Default::default() };
+        let environment = ConfigLayer {
+            listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        let flags = ConfigLayer {
+            sso_session_ttl_seconds: Some(60),
+            ..Default::default()
+        };
 
-        let merged = ConfigLayer::defaults().overridden_by(file).overridden_by(environment).overridden_by(flags);
+        let merged = ConfigLayer::defaults()
+            .overridden_by(file)
+            .overridden_by(environment)
+            .overridden_by(flags);
         let config = Config::from_layer(merged).expect("valid");
 
         assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
@@ -315,7 +378,8 @@ mod tests {
         let file = layer_from_toml(
             "[[services]]\nid = \"app\"\nname = \"App\"\nmatch = \"exact\"\npattern = \"https://app.example/\"\n",
         );
-        let config = Config::from_layer(ConfigLayer::defaults().overridden_by(file)).expect("valid");
+        let config =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(file)).expect("valid");
 
         assert_eq!(config.registry.len(), 1);
         assert_eq!(config.services[0].id, "app");
@@ -331,24 +395,65 @@ mod tests {
     #[test]
     fn invalid_values_name_key() {
         let cases: [(ConfigLayer, &str); 6] = [
-            (ConfigLayer { listen: Some("localhost".into()), ..Default::default() }, "listen"),
-            (ConfigLayer { base_path: Some("cas/".into()), ..Default::default() }, "base_path"),
-            (ConfigLayer { password_encoding: Some("md5".into()), ..Default::default() }, "password_encoding"),
-            (ConfigLayer { service_ticket_ttl_seconds: Some(0), ..Default::default() }, "service_ticket_ttl_seconds"),
-            (ConfigLayer { password_query: Some("select 1".into()), ..Default::default() }, "password_query"),
-            (ConfigLayer { database_url: Some("postgres://x".into()), ..Default::default() }, "database_url"),
+            (
+                ConfigLayer {
+                    listen: Some("localhost".into()),
+                    ..Default::default()
+                },
+                "listen",
+            ),
+            (
+                ConfigLayer {
+                    base_path: Some("cas/".into()),
+                    ..Default::default()
+                },
+                "base_path",
+            ),
+            (
+                ConfigLayer {
+                    password_encoding: Some("md5".into()),
+                    ..Default::default()
+                },
+                "password_encoding",
+            ),
+            (
+                ConfigLayer {
+                    service_ticket_ttl_seconds: Some(0),
+                    ..Default::default()
+                },
+                "service_ticket_ttl_seconds",
+            ),
+            (
+                ConfigLayer {
+                    password_query: Some("select 1".into()),
+                    ..Default::default()
+                },
+                "password_query",
+            ),
+            (
+                ConfigLayer {
+                    database_url: Some("postgres://x".into()),
+                    ..Default::default()
+                },
+                "database_url",
+            ),
         ];
 
         for (layer, key) in cases {
-            let error = Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err(key);
+            let error =
+                Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err(key);
             assert!(error.to_string().contains(key), "{error}");
         }
     }
 
     #[test]
     fn database_url_is_not_echoed() {
-        let layer = ConfigLayer { database_url: Some("postgres://u:secret@h/db".into()), ..Default::default() };
-        let error = Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err("invalid");
+        let layer = ConfigLayer {
+            database_url: Some("postgres://u:secret@h/db".into()),
+            ..Default::default()
+        };
+        let error =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err("invalid");
 
         assert!(!error.to_string().contains("secret"));
     }
@@ -367,16 +472,26 @@ mod tests {
         assert!(layer.password_query.is_some(), "password_query");
         assert!(layer.username_query.is_some(), "username_query");
         assert!(layer.password_encoding.is_some(), "password_encoding");
-        assert!(layer.service_ticket_ttl_seconds.is_some(), "service_ticket_ttl_seconds");
-        assert!(layer.sso_session_ttl_seconds.is_some(), "sso_session_ttl_seconds");
+        assert!(
+            layer.service_ticket_ttl_seconds.is_some(),
+            "service_ticket_ttl_seconds"
+        );
+        assert!(
+            layer.sso_session_ttl_seconds.is_some(),
+            "sso_session_ttl_seconds"
+        );
         assert_eq!(layer.services.as_ref().map(Vec::len), Some(2), "services");
         assert!(Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).is_ok());
     }
 
     #[test]
     fn root_base_path_is_empty() {
-        let layer = ConfigLayer { base_path: Some("/".into()), ..Default::default() };
-        let config = Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect("valid");
+        let layer = ConfigLayer {
+            base_path: Some("/".into()),
+            ..Default::default()
+        };
+        let config =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect("valid");
 
         assert_eq!(config.base_path, "");
     }

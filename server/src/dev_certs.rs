@@ -9,8 +9,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
 };
 use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
@@ -81,7 +81,10 @@ pub fn ensure_dev_certs(out: &Path, names: &[String]) -> Result<DevCertsReport, 
 
 fn check_names(names: &[String]) -> Result<(), DevCertsError> {
     if names.is_empty() {
-        return Err(DevCertsError::BadName { name: String::new(), reason: "give at least one --name".into() });
+        return Err(DevCertsError::BadName {
+            name: String::new(),
+            reason: "give at least one --name".into(),
+        });
     }
     for name in names {
         if name.is_empty() || name.contains(char::is_whitespace) {
@@ -99,8 +102,10 @@ fn load_or_create_ca(out: &Path) -> Result<(String, KeyPair, bool), DevCertsErro
     let key_path = out.join(CA_KEY_FILE);
     if cert_path.exists() && key_path.exists() {
         let cert_pem = read(&cert_path)?;
-        let key = KeyPair::from_pem(&read(&key_path)?)
-            .map_err(|e| DevCertsError::BadCa { path: key_path.clone(), reason: e.to_string() })?;
+        let key = KeyPair::from_pem(&read(&key_path)?).map_err(|e| DevCertsError::BadCa {
+            path: key_path.clone(),
+            reason: e.to_string(),
+        })?;
         return Ok((cert_pem, key, false));
     }
 
@@ -118,21 +123,38 @@ fn ca_params() -> CertificateParams {
     params.distinguished_name = name;
 
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     set_validity(&mut params, CA_VALIDITY_DAYS);
     params
 }
 
-fn create_server_cert(out: &Path, names: &[String], ca_pem: &str, ca_key: KeyPair) -> Result<(), DevCertsError> {
-    let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key)
-        .map_err(|e| DevCertsError::BadCa { path: out.join(CA_CERT_FILE), reason: e.to_string() })?;
+fn create_server_cert(
+    out: &Path,
+    names: &[String],
+    ca_pem: &str,
+    ca_key: KeyPair,
+) -> Result<(), DevCertsError> {
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).map_err(|e| DevCertsError::BadCa {
+        path: out.join(CA_CERT_FILE),
+        reason: e.to_string(),
+    })?;
 
-    let mut params = CertificateParams::new(names.to_vec())
-        .map_err(|e| DevCertsError::BadName { name: names.join(","), reason: e.to_string() })?;
+    let mut params =
+        CertificateParams::new(names.to_vec()).map_err(|e| DevCertsError::BadName {
+            name: names.join(","),
+            reason: e.to_string(),
+        })?;
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, names[0].clone());
     params.distinguished_name = subject;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     set_validity(&mut params, SERVER_VALIDITY_DAYS);
@@ -144,7 +166,11 @@ fn create_server_cert(out: &Path, names: &[String], ca_pem: &str, ca_key: KeyPai
     // by a different path still see the full chain.
     let chain = format!("{}{}", cert.pem(), ca_pem);
     write_file(&out.join(SERVER_CERT_FILE), chain.as_bytes(), 0o644)?;
-    write_file(&out.join(SERVER_KEY_FILE), key.serialize_pem().as_bytes(), 0o600)
+    write_file(
+        &out.join(SERVER_KEY_FILE),
+        key.serialize_pem().as_bytes(),
+        0o600,
+    )
 }
 
 // Backdated by a day so that a clock slightly behind still accepts a fresh certificate.
@@ -156,11 +182,18 @@ fn set_validity(params: &mut CertificateParams, days: i64) {
 
 /// Checks whether the existing server certificate names exactly `names`, is valid for at least
 /// a week, was signed by the CA and matches the key file.
-fn server_cert_is_current(cert_path: &Path, key_path: &Path, ca_pem: &str, names: &[String]) -> bool {
+fn server_cert_is_current(
+    cert_path: &Path,
+    key_path: &Path,
+    ca_pem: &str,
+    names: &[String],
+) -> bool {
     let (Ok(cert_pem), Ok(key_pem)) = (fs::read(cert_path), fs::read_to_string(key_path)) else {
         return false;
     };
-    let (Ok((_, leaf_pem)), Ok((_, ca_pem))) = (parse_x509_pem(&cert_pem), parse_x509_pem(ca_pem.as_bytes())) else {
+    let (Ok((_, leaf_pem)), Ok((_, ca_pem))) =
+        (parse_x509_pem(&cert_pem), parse_x509_pem(ca_pem.as_bytes()))
+    else {
         return false;
     };
     let (Ok(leaf), Ok(ca)) = (leaf_pem.parse_x509(), ca_pem.parse_x509()) else {
@@ -172,7 +205,10 @@ fn server_cert_is_current(cert_path: &Path, key_path: &Path, ca_pem: &str, names
 
     let signed_by_ca = leaf.verify_signature(Some(ca.public_key())).is_ok();
     let key_matches = leaf.public_key().raw == key.subject_public_key_info().as_slice();
-    let lasts = leaf.validity().time_to_expiration().is_some_and(|left| left > Duration::days(RENEW_BEFORE_DAYS));
+    let lasts = leaf
+        .validity()
+        .time_to_expiration()
+        .is_some_and(|left| left > Duration::days(RENEW_BEFORE_DAYS));
     signed_by_ca && key_matches && lasts && certificate_names(&leaf) == requested_names(names)
 }
 
@@ -191,7 +227,12 @@ fn certificate_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> BT
     let Ok(Some(extension)) = cert.subject_alternative_name() else {
         return BTreeSet::new();
     };
-    extension.value.general_names.iter().filter_map(general_name_text).collect()
+    extension
+        .value
+        .general_names
+        .iter()
+        .filter_map(general_name_text)
+        .collect()
 }
 
 fn general_name_text(name: &GeneralName<'_>) -> Option<String> {
@@ -210,7 +251,10 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
 }
 
 fn read(path: &Path) -> Result<String, DevCertsError> {
-    fs::read_to_string(path).map_err(|e| DevCertsError::Read { path: path.to_owned(), reason: e.to_string() })
+    fs::read_to_string(path).map_err(|e| DevCertsError::Read {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// Writes `contents` to `path` with permission `mode`, also on an existing file.
@@ -223,12 +267,16 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), DevCertsErr
         .open(path)
         .map_err(|e| write_error(path, e))?;
 
-    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| write_error(path, e))?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| write_error(path, e))?;
     file.write_all(contents).map_err(|e| write_error(path, e))
 }
 
 fn write_error(path: &Path, error: std::io::Error) -> DevCertsError {
-    DevCertsError::Write { path: path.to_owned(), reason: error.to_string() }
+    DevCertsError::Write {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -272,17 +320,22 @@ mod tests {
         ensure_dev_certs(folder.path(), &names(&["localhost"])).expect("first");
         let ca_before = fs::read(folder.path().join(CA_CERT_FILE)).expect("read");
 
-        let report = ensure_dev_certs(folder.path(), &names(&["localhost", "::1"])).expect("second");
+        let report =
+            ensure_dev_certs(folder.path(), &names(&["localhost", "::1"])).expect("second");
 
         assert!(!report.created_ca);
         assert!(report.created_server_cert);
-        assert_eq!(fs::read(folder.path().join(CA_CERT_FILE)).expect("read"), ca_before);
+        assert_eq!(
+            fs::read(folder.path().join(CA_CERT_FILE)).expect("read"),
+            ca_before
+        );
     }
 
     #[test]
     fn ip_names_become_ip_sans() {
         let folder = tempfile::tempdir().expect("temp dir");
-        let report = ensure_dev_certs(folder.path(), &names(&["localhost", "127.0.0.1"])).expect("run");
+        let report =
+            ensure_dev_certs(folder.path(), &names(&["localhost", "127.0.0.1"])).expect("run");
 
         let pem = fs::read(report.server_cert).expect("read");
         let (_, leaf) = parse_x509_pem(&pem).expect("pem");
@@ -305,7 +358,13 @@ mod tests {
     fn empty_names_are_rejected() {
         let folder = tempfile::tempdir().expect("temp dir");
 
-        assert!(matches!(ensure_dev_certs(folder.path(), &[]), Err(DevCertsError::BadName { .. })));
-        assert!(matches!(ensure_dev_certs(folder.path(), &names(&["a b"])), Err(DevCertsError::BadName { .. })));
+        assert!(matches!(
+            ensure_dev_certs(folder.path(), &[]),
+            Err(DevCertsError::BadName { .. })
+        ));
+        assert!(matches!(
+            ensure_dev_certs(folder.path(), &names(&["a b"])),
+            Err(DevCertsError::BadName { .. })
+        ));
     }
 }

@@ -44,13 +44,19 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let tls = tls::load_server_config(&config.tls_cert, &config.tls_key)?;
     if config.password_encoding == PasswordEncoding::Plain {
-        tracing::warn!("password_encoding is plain: passwords are stored unhashed; use argon2id outside demos");
+        tracing::warn!(
+            "password_encoding is plain: passwords are stored unhashed; use argon2id outside demos"
+        );
     }
 
     let users = UserDirectory::connect(&config).await?;
     log_start(&listener, &config);
 
-    let app = Arc::new(App { config, users, tickets: Arc::new(MemoryTicketStore::new()) });
+    let app = Arc::new(App {
+        config,
+        users,
+        tickets: Arc::new(MemoryTicketStore::new()),
+    });
     server::run(listener, Arc::clone(&app), TlsAcceptor::from(tls), shutdown).await;
 
     app.users.close().await;
@@ -59,7 +65,14 @@ pub async fn serve(
 }
 
 fn log_start(listener: &TcpListener, config: &Config) {
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let store = if config.database_url.is_some() { "mysql" } else { "embedded sqlite" };
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let store = if config.database_url.is_some() {
+        "mysql"
+    } else {
+        "embedded sqlite"
+    };
     tracing::info!(%address, base_path = %config.base_path, users = store, services = config.registry.len(), "CAS server listening");
 }

@@ -24,7 +24,11 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
 }
 
 fn run(args: &RunArgs) -> ExitCode {
@@ -50,7 +54,10 @@ async fn serve(config: cas_server::Config) -> ExitCode {
     let listener = match TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("cas-server: cannot listen on {} (setting listen): {error}", config.listen);
+            eprintln!(
+                "cas-server: cannot listen on {} (setting listen): {error}",
+                config.listen
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -94,12 +101,19 @@ fn dev_certs(args: &DevCertsArgs) -> ExitCode {
     };
 
     if report.created_ca {
-        println!("created development CA {} (trust it in clients)", report.ca_cert.display());
+        println!(
+            "created development CA {} (trust it in clients)",
+            report.ca_cert.display()
+        );
     } else {
         println!("reusing development CA {}", report.ca_cert.display());
     }
     if report.created_server_cert {
-        println!("created server certificate {} and key {}", report.server_cert.display(), report.server_key.display());
+        println!(
+            "created server certificate {} and key {}",
+            report.server_cert.display(),
+            report.server_key.display()
+        );
     } else {
         println!(
             "server certificate {} is valid for {}; nothing to do",

@@ -38,7 +38,12 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves HTTPS on `listener` until `shutdown` completes, then lets open connections
 /// finish for up to [`SHUTDOWN_GRACE`].
-pub async fn run(listener: TcpListener, app: Arc<App>, acceptor: TlsAcceptor, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    acceptor: TlsAcceptor,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let sweeper = spawn_sweeper(Arc::clone(&app.tickets));
@@ -60,7 +65,10 @@ pub async fn run(listener: TcpListener, app: Arc<App>, acceptor: TlsAcceptor, sh
     tracing::info!(open_connections = graceful.count(), "shutting down");
     drop(listener);
     sweeper.abort();
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the shutdown grace period; closing them");
     }
 }
@@ -80,7 +88,9 @@ fn admit(
 
     let app = Arc::clone(app);
     let acceptor = acceptor.clone();
-    tokio::spawn(serve_connection(stream, peer, app, acceptor, watcher, permit));
+    tokio::spawn(serve_connection(
+        stream, peer, app, acceptor, watcher, permit,
+    ));
 }
 
 async fn serve_connection(

@@ -23,7 +23,10 @@ pub enum ServiceRejection {
 }
 
 /// Parses `raw` and checks it against the registry.
-pub fn check_service(registry: &ServiceRegistry, raw: &str) -> Result<ServiceUrl, ServiceRejection> {
+pub fn check_service(
+    registry: &ServiceRegistry,
+    raw: &str,
+) -> Result<ServiceUrl, ServiceRejection> {
     let service = ServiceUrl::parse(raw).map_err(|_| ServiceRejection::Invalid)?;
     if registry.find(&service).is_none() {
         return Err(ServiceRejection::NotRegistered);
@@ -40,7 +43,10 @@ pub async fn issue_login_ticket(store: &dyn TicketStore) -> Result<LoginTicket, 
 
 /// Consumes the login ticket a form carried; false when it is malformed, unknown, used
 /// or expired.
-pub async fn consume_login_ticket(store: &dyn TicketStore, raw: Option<&str>) -> Result<bool, StoreError> {
+pub async fn consume_login_ticket(
+    store: &dyn TicketStore,
+    raw: Option<&str>,
+) -> Result<bool, StoreError> {
     let Some(ticket) = raw.and_then(|raw| LoginTicket::parse(raw).ok()) else {
         return Ok(false);
     };
@@ -54,7 +60,10 @@ pub async fn start_session(
     ttl: Duration,
 ) -> Result<(TicketGrantingTicket, SsoSession), StoreError> {
     let ticket = TicketGrantingTicket::from_random(random_ticket_bytes()?);
-    let session = SsoSession { user: user.to_owned(), authenticated_at: SystemTime::now() };
+    let session = SsoSession {
+        user: user.to_owned(),
+        authenticated_at: SystemTime::now(),
+    };
     store.put_session(&ticket, session.clone(), ttl).await?;
 
     tracing::info!(user, session = %digest_for_log(ticket.as_str()), "SSO session started");
@@ -125,25 +134,43 @@ pub async fn validate_service_ticket(
     renew: bool,
 ) -> Result<ServiceGrant, ValidationError> {
     let Ok(ticket) = ServiceTicket::parse(ticket) else {
-        return Err(ValidationError::new(ErrorCode::InvalidTicket, "Ticket not recognized"));
+        return Err(ValidationError::new(
+            ErrorCode::InvalidTicket,
+            "Ticket not recognized",
+        ));
     };
 
     let grant = match store.take_service_ticket(&ticket).await {
         Ok(Some(grant)) => grant,
-        Ok(None) => return Err(ValidationError::new(ErrorCode::InvalidTicket, "Ticket not recognized")),
+        Ok(None) => {
+            return Err(ValidationError::new(
+                ErrorCode::InvalidTicket,
+                "Ticket not recognized",
+            ))
+        }
         Err(error) => {
             tracing::error!(%error, "ticket store failed during validation");
-            return Err(ValidationError::new(ErrorCode::InternalError, "Validation failed, try again later"));
+            return Err(ValidationError::new(
+                ErrorCode::InternalError,
+                "Validation failed, try again later",
+            ));
         }
     };
 
-    let same = ServiceUrl::parse(service).is_ok_and(|presented| grant.service.same_service(&presented));
+    let same =
+        ServiceUrl::parse(service).is_ok_and(|presented| grant.service.same_service(&presented));
     if !same {
         tracing::warn!(ticket = %digest_for_log(ticket.as_str()), issued_for = %grant.service.without_fragment(), "service ticket presented for another service");
-        return Err(ValidationError::new(ErrorCode::InvalidService, "Ticket was issued for another service"));
+        return Err(ValidationError::new(
+            ErrorCode::InvalidService,
+            "Ticket was issued for another service",
+        ));
     }
     if renew && !grant.from_new_login {
-        return Err(ValidationError::new(ErrorCode::InvalidTicket, "Ticket did not come from a new login"));
+        return Err(ValidationError::new(
+            ErrorCode::InvalidTicket,
+            "Ticket did not come from a new login",
+        ));
     }
 
     tracing::info!(user = %grant.user, ticket = %digest_for_log(ticket.as_str()), "service ticket validated");
@@ -169,10 +196,23 @@ mod tests {
         ServiceRegistry::from_definitions(&[definition]).expect("valid")
     }
 
-    async fn issued_ticket(store: &MemoryTicketStore, service: &str, from_new_login: bool) -> ServiceTicket {
+    async fn issued_ticket(
+        store: &MemoryTicketStore,
+        service: &str,
+        from_new_login: bool,
+    ) -> ServiceTicket {
         let (session_ticket, session) = start_session(store, "alice", TTL).await.expect("session");
         let service = ServiceUrl::parse(service).expect("valid");
-        issue_service_ticket(store, &session_ticket, &session, &service, from_new_login, TTL).await.expect("issue")
+        issue_service_ticket(
+            store,
+            &session_ticket,
+            &session,
+            &service,
+            from_new_login,
+            TTL,
+        )
+        .await
+        .expect("issue")
     }
 
     #[test]
@@ -180,8 +220,14 @@ mod tests {
         let registry = registry();
 
         assert!(check_service(&registry, "https://app.example/x").is_ok());
-        assert_eq!(check_service(&registry, "https://evil.example/"), Err(ServiceRejection::NotRegistered));
-        assert_eq!(check_service(&registry, "javascript:alert(1)"), Err(ServiceRejection::Invalid));
+        assert_eq!(
+            check_service(&registry, "https://evil.example/"),
+            Err(ServiceRejection::NotRegistered)
+        );
+        assert_eq!(
+            check_service(&registry, "javascript:alert(1)"),
+            Err(ServiceRejection::Invalid)
+        );
     }
 
     #[tokio::test]
@@ -190,8 +236,11 @@ mod tests {
         let ticket = issued_ticket(&store, "https://app.example/x", true).await;
 
         let grant =
-            validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false).await.expect("valid");
-        let again = validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false).await;
+            validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false)
+                .await
+                .expect("valid");
+        let again =
+            validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false).await;
 
         assert_eq!(grant.user, "alice");
         assert_eq!(again.map_err(|e| e.code), Err(ErrorCode::InvalidTicket));
@@ -202,8 +251,10 @@ mod tests {
         let store = MemoryTicketStore::new();
         let ticket = issued_ticket(&store, "https://app.example/x", true).await;
 
-        let wrong = validate_service_ticket(&store, ticket.as_str(), "https://app.example/y", false).await;
-        let right = validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false).await;
+        let wrong =
+            validate_service_ticket(&store, ticket.as_str(), "https://app.example/y", false).await;
+        let right =
+            validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", false).await;
 
         assert_eq!(wrong.map_err(|e| e.code), Err(ErrorCode::InvalidService));
         assert_eq!(right.map_err(|e| e.code), Err(ErrorCode::InvalidTicket));
@@ -214,7 +265,8 @@ mod tests {
         let store = MemoryTicketStore::new();
         let ticket = issued_ticket(&store, "https://app.example/x", false).await;
 
-        let result = validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", true).await;
+        let result =
+            validate_service_ticket(&store, ticket.as_str(), "https://app.example/x", true).await;
 
         assert_eq!(result.map_err(|e| e.code), Err(ErrorCode::InvalidTicket));
     }
@@ -225,8 +277,13 @@ mod tests {
         let proxy_ticket = cas_core::ticket::ProxyTicket::from_random([1; 20]);
 
         for ticket in [proxy_ticket.as_str(), "", "ST-short", "garbage"] {
-            let result = validate_service_ticket(&store, ticket, "https://app.example/x", false).await;
-            assert_eq!(result.map_err(|e| e.code), Err(ErrorCode::InvalidTicket), "{ticket}");
+            let result =
+                validate_service_ticket(&store, ticket, "https://app.example/x", false).await;
+            assert_eq!(
+                result.map_err(|e| e.code),
+                Err(ErrorCode::InvalidTicket),
+                "{ticket}"
+            );
         }
     }
 
@@ -235,9 +292,15 @@ mod tests {
         let store = MemoryTicketStore::new();
         let ticket = issue_login_ticket(&store).await.expect("issue");
 
-        assert!(consume_login_ticket(&store, Some(ticket.as_str())).await.expect("take"));
-        assert!(!consume_login_ticket(&store, Some(ticket.as_str())).await.expect("take"));
-        assert!(!consume_login_ticket(&store, Some("LT-forged")).await.expect("take"));
+        assert!(consume_login_ticket(&store, Some(ticket.as_str()))
+            .await
+            .expect("take"));
+        assert!(!consume_login_ticket(&store, Some(ticket.as_str()))
+            .await
+            .expect("take"));
+        assert!(!consume_login_ticket(&store, Some("LT-forged"))
+            .await
+            .expect("take"));
         assert!(!consume_login_ticket(&store, None).await.expect("take"));
     }
 }

@@ -22,10 +22,15 @@ pub enum TlsError {
 }
 
 /// Loads the chain and key and builds the server configuration.
-pub fn load_server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn load_server_config(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = load_chain(cert_path)?;
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|e| TlsError::Key { path: key_path.display().to_string(), reason: e.to_string() })?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| TlsError::Key {
+        path: key_path.display().to_string(),
+        reason: e.to_string(),
+    })?;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -43,9 +48,14 @@ fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         reason: e.to_string(),
     };
 
-    let chain = CertificateDer::pem_file_iter(path).map_err(error)?.collect::<Result<Vec<_>, _>>().map_err(error)?;
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(error)?;
     if chain.is_empty() {
-        return Err(TlsError::EmptyChain { path: path.display().to_string() });
+        return Err(TlsError::EmptyChain {
+            path: path.display().to_string(),
+        });
     }
     Ok(chain)
 }

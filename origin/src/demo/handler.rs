@@ -2,12 +2,16 @@
 //! the user or respond with 401.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_LANGUAGE, CONTENT_TYPE, VARY};
+use http::header::{
+    HeaderValue, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_LANGUAGE, CONTENT_TYPE, VARY,
+};
 use http::request::Parts;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
-use super::page::{identity_page, unauthorized_page, Lang};
+use cas_core::language::Language;
+
+use super::page::{identity_page, unauthorized_page};
 use crate::{Identity, Verifier, VerifyError};
 
 /// Header carrying the edge filter's identity assertion.
@@ -25,8 +29,11 @@ pub fn respond(verifier: &Verifier, request: &Parts, now: u64) -> Response<Full<
         return plain_response(StatusCode::OK, "ok");
     }
 
-    let accept_language = request.headers.get(ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok());
-    let lang = Lang::from_accept_language(accept_language);
+    let accept_language = request
+        .headers
+        .get(ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok());
+    let lang = cas_core::language::choose_language(accept_language);
     match verify_request(verifier, &request.headers, now) {
         Ok(identity) => {
             tracing::info!(path = request.uri.path(), user = %identity.user, "served a verified request");
@@ -43,7 +50,11 @@ pub fn respond(verifier: &Verifier, request: &Parts, now: u64) -> Response<Full<
 
 /// Verifies the request's only `X-CAS-Assertion` header. Two copies are rejected, because
 /// a proxy in front could have appended its own to a client's.
-pub fn verify_request(verifier: &Verifier, headers: &HeaderMap, now: u64) -> Result<Identity, VerifyError> {
+pub fn verify_request(
+    verifier: &Verifier,
+    headers: &HeaderMap,
+    now: u64,
+) -> Result<Identity, VerifyError> {
     let mut values = headers.get_all(ASSERTION_HEADER).iter();
     let (first, second) = (values.next(), values.next());
     if second.is_some() {
@@ -52,22 +63,29 @@ pub fn verify_request(verifier: &Verifier, headers: &HeaderMap, now: u64) -> Res
 
     // A header value outside visible ASCII cannot be a JWT, so it counts as malformed.
     let malformed = || VerifyError::Invalid(cas_core::assertion::AssertionError::Malformed);
-    let token = first.map(|value| value.to_str().map_err(|_| malformed())).transpose()?;
+    let token = first
+        .map(|value| value.to_str().map_err(|_| malformed()))
+        .transpose()?;
     verifier.verify_header(token, now)
 }
 
 fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
     let values = headers.get_all(name).iter();
-    values.map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()).collect()
+    values
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect()
 }
 
-fn html_response(status: StatusCode, lang: Lang, html: String) -> Response<Full<Bytes>> {
+fn html_response(status: StatusCode, lang: Language, html: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(html)));
     *response.status_mut() = status;
 
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(CONTENT_LANGUAGE, HeaderValue::from_static(lang.code()));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CONTENT_LANGUAGE, HeaderValue::from_static(lang.tag()));
     headers.insert(VARY, HeaderValue::from_static("Accept-Language"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -76,7 +94,10 @@ fn html_response(status: StatusCode, lang: Lang, html: String) -> Response<Full<
 fn plain_response(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -120,14 +141,23 @@ mod tests {
     }
 
     async fn body_text(response: Response<Full<Bytes>>) -> String {
-        let bytes = response.into_body().collect().await.expect("full body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("full body")
+            .to_bytes();
         String::from_utf8(bytes.to_vec()).expect("utf-8")
     }
 
     #[tokio::test]
     async fn valid_assertion_shows_user() {
         let token = assertion("张三<b>");
-        let response = respond(&verifier(), &request("/docs/a", &[("X-CAS-Assertion", &token)]), NOW);
+        let response = respond(
+            &verifier(),
+            &request("/docs/a", &[("X-CAS-Assertion", &token)]),
+            NOW,
+        );
 
         assert_eq!(response.status(), StatusCode::OK);
         let body = body_text(response).await;
@@ -137,7 +167,11 @@ mod tests {
 
     #[tokio::test]
     async fn forged_user_header_is_unauthorized() {
-        let response = respond(&verifier(), &request("/private", &[("X-CAS-User", "admin")]), NOW);
+        let response = respond(
+            &verifier(),
+            &request("/private", &[("X-CAS-User", "admin")]),
+            NOW,
+        );
 
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let body = body_text(response).await;
@@ -146,7 +180,10 @@ mod tests {
 
     #[tokio::test]
     async fn forged_assertion_is_unauthorized() {
-        let headers = [("X-CAS-User", "admin"), ("X-CAS-Assertion", "eyJhbGciOiJub25lIn0.e30.")];
+        let headers = [
+            ("X-CAS-User", "admin"),
+            ("X-CAS-Assertion", "eyJhbGciOiJub25lIn0.e30."),
+        ];
 
         let response = respond(&verifier(), &request("/private", &headers), NOW);
 
@@ -157,7 +194,11 @@ mod tests {
     async fn expired_assertion_is_unauthorized() {
         let token = assertion("alice");
 
-        let response = respond(&verifier(), &request("/", &[("X-CAS-Assertion", &token)]), NOW + 3600);
+        let response = respond(
+            &verifier(),
+            &request("/", &[("X-CAS-Assertion", &token)]),
+            NOW + 3600,
+        );
 
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
@@ -165,9 +206,15 @@ mod tests {
     #[test]
     fn duplicated_assertion_is_rejected() {
         let token = assertion("alice");
-        let parts = request("/", &[("X-CAS-Assertion", &token), ("x-cas-assertion", &token)]);
+        let parts = request(
+            "/",
+            &[("X-CAS-Assertion", &token), ("x-cas-assertion", &token)],
+        );
 
-        assert_eq!(verify_request(&verifier(), &parts.headers, NOW), Err(VerifyError::Duplicated));
+        assert_eq!(
+            verify_request(&verifier(), &parts.headers, NOW),
+            Err(VerifyError::Duplicated)
+        );
     }
 
     #[tokio::test]
@@ -180,7 +227,11 @@ mod tests {
 
     #[tokio::test]
     async fn unauthorized_page_follows_language() {
-        let response = respond(&verifier(), &request("/", &[("Accept-Language", "zh-CN,zh;q=0.9")]), NOW);
+        let response = respond(
+            &verifier(),
+            &request("/", &[("Accept-Language", "zh-CN,zh;q=0.9")]),
+            NOW,
+        );
 
         assert_eq!(response.headers()[CONTENT_LANGUAGE], "zh-CN");
         assert!(body_text(response).await.contains("未认证"));

@@ -74,14 +74,23 @@ pub async fn run(listener: TcpListener, verifier: Verifier, shutdown: impl Futur
     }
 
     tracing::info!("shutting down; waiting for open connections");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after {} s; closing them", SHUTDOWN_GRACE.as_secs());
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open after {} s; closing them",
+            SHUTDOWN_GRACE.as_secs()
+        );
     }
 }
 
 fn unix_now() -> u64 {
     // A clock before 1970 makes every assertion look unexpired-but-future, so it fails closed.
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -101,7 +110,9 @@ mod tests {
     }
 
     async fn start() -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let address = listener.local_addr().expect("address").to_string();
         let (stop, stopped) = oneshot::channel::<()>();
         let verifier = Verifier::new(KeyRing::new(key(), None), AUDIENCE);
@@ -113,7 +124,8 @@ mod tests {
 
     async fn get(address: &str, path: &str, headers: &[(&str, &str)]) -> String {
         let mut stream = TcpStream::connect(address).await.expect("connect");
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+        let mut request =
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }

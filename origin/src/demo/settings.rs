@@ -26,7 +26,11 @@ pub struct Args {
     pub listen: SocketAddr,
 
     /// Audience the assertions must name: the filter's ASSERTION_AUDIENCE, by default its ORIGIN_URL.
-    #[arg(long, env = "CAS_ASSERTION_AUDIENCE", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "CAS_ASSERTION_AUDIENCE",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub audience: String,
 
     /// Issuer the assertions must name.
@@ -44,8 +48,13 @@ pub enum SettingsError {
 }
 
 /// Builds the verifier from `args` and the key variables that `lookup` returns.
-pub fn verifier_from(args: &Args, lookup: impl Fn(&str) -> Option<String>) -> Result<Verifier, SettingsError> {
-    let current = lookup("CAS_ASSERTION_KEY").filter(|key| !key.trim().is_empty()).ok_or(SettingsError::MissingKey)?;
+pub fn verifier_from(
+    args: &Args,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Verifier, SettingsError> {
+    let current = lookup("CAS_ASSERTION_KEY")
+        .filter(|key| !key.trim().is_empty())
+        .ok_or(SettingsError::MissingKey)?;
     let current = parse_key("CAS_ASSERTION_KEY", &current)?;
 
     let previous = match lookup("CAS_ASSERTION_KEY_PREVIOUS").filter(|key| !key.trim().is_empty()) {
@@ -58,7 +67,10 @@ pub fn verifier_from(args: &Args, lookup: impl Fn(&str) -> Option<String>) -> Re
 }
 
 fn parse_key(name: &'static str, secret: &str) -> Result<SigningKey, SettingsError> {
-    SigningKey::from_secret(secret).map_err(|e| SettingsError::InvalidKey { name, reason: e.to_string() })
+    SigningKey::from_secret(secret).map_err(|e| SettingsError::InvalidKey {
+        name,
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -66,7 +78,8 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Args {
-        Args::try_parse_from(std::iter::once("demo-origin").chain(list.iter().copied())).expect("valid arguments")
+        Args::try_parse_from(std::iter::once("demo-origin").chain(list.iter().copied()))
+            .expect("valid arguments")
     }
 
     #[test]
@@ -91,10 +104,17 @@ mod tests {
 
     #[test]
     fn short_key_is_reported_by_name() {
-        let result = verifier_from(&args(&[]), |name| (name == "CAS_ASSERTION_KEY").then(|| "short".to_owned()));
+        let result = verifier_from(&args(&[]), |name| {
+            (name == "CAS_ASSERTION_KEY").then(|| "short".to_owned())
+        });
 
         let error = result.map(|_| ()).expect_err("short key");
-        assert!(error.to_string().starts_with("CAS_ASSERTION_KEY is invalid"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("CAS_ASSERTION_KEY is invalid"),
+            "{error}"
+        );
         assert!(!error.to_string().contains("short\""), "{error}");
     }
 

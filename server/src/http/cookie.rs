@@ -22,13 +22,19 @@ pub fn tgc_values(headers: &HeaderMap) -> Vec<&str> {
 /// Builds the `Set-Cookie` value that stores `ticket` for the base path. It lives for the
 /// browser session; the server ends it earlier when the SSO session expires.
 pub fn set_tgc(ticket: &str, path: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!("{TGC_NAME}={ticket}; Path={}; Secure; HttpOnly; SameSite=Lax", cookie_path(path)))
-        .ok()
+    HeaderValue::from_str(&format!(
+        "{TGC_NAME}={ticket}; Path={}; Secure; HttpOnly; SameSite=Lax",
+        cookie_path(path)
+    ))
+    .ok()
 }
 
 /// Builds the `Set-Cookie` value that removes the TGC, with the attributes it was set with.
 pub fn expire_tgc(path: &str) -> Option<HeaderValue> {
-    let value = format!("{TGC_NAME}=; Path={}; Secure; HttpOnly; SameSite=Lax; Max-Age=0", cookie_path(path));
+    let value = format!(
+        "{TGC_NAME}=; Path={}; Secure; HttpOnly; SameSite=Lax; Max-Age=0",
+        cookie_path(path)
+    );
     HeaderValue::from_str(&value).ok()
 }
 
@@ -66,7 +72,13 @@ mod tests {
         let set = set_tgc("TGT-abc", "/cas").expect("valid");
         let expire = expire_tgc("").expect("valid");
 
-        assert_eq!(set, "TGC=TGT-abc; Path=/cas; Secure; HttpOnly; SameSite=Lax");
-        assert_eq!(expire, "TGC=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
+        assert_eq!(
+            set,
+            "TGC=TGT-abc; Path=/cas; Secure; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            expire,
+            "TGC=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
+        );
     }
 }

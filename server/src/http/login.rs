@@ -14,7 +14,7 @@ use super::pages::{self, Link, LoginForm};
 use super::params::Params;
 use super::response::{self, Body};
 use crate::app::App;
-use crate::i18n::{Language, Texts};
+use crate::i18n::{Language, LanguageTexts, Texts};
 use crate::sso::{self, ServiceRejection};
 use crate::tickets::{SsoSession, StoreError};
 use crate::users::Authentication;
@@ -47,7 +47,11 @@ pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body>
     }
 }
 
-async fn try_get(app: &App, parts: &Parts, language: Language) -> Result<Response<Body>, Rejection> {
+async fn try_get(
+    app: &App,
+    parts: &Parts,
+    language: Language,
+) -> Result<Response<Body>, Rejection> {
     let params = Params::from_query(parts.uri.query()).map_err(|_| bad_request())?;
     let service = service_param(app, &params)?;
     let renew = params.flag("renew").map_err(|_| bad_request())?;
@@ -79,8 +83,12 @@ async fn single_sign_on(
     };
 
     let ttl = app.config.service_ticket_ttl;
-    let service_ticket = sso::issue_service_ticket(app.store(), ticket, session, service, false, ttl).await?;
-    Ok(response::redirect(StatusCode::FOUND, &service.with_ticket(service_ticket.as_str())))
+    let service_ticket =
+        sso::issue_service_ticket(app.store(), ticket, session, service, false, ttl).await?;
+    Ok(response::redirect(
+        StatusCode::FOUND,
+        &service.with_ticket(service_ticket.as_str()),
+    ))
 }
 
 /// Handles `POST /login`: consumes the login ticket, checks the credentials, starts a
@@ -92,12 +100,23 @@ pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) 
     }
 }
 
-async fn try_post(app: &App, parts: &Parts, body: Incoming, language: Language) -> Result<Response<Body>, Rejection> {
+async fn try_post(
+    app: &App,
+    parts: &Parts,
+    body: Incoming,
+    language: Language,
+) -> Result<Response<Body>, Rejection> {
     let params = read_form(parts, body).await?;
     let service = service_param(app, &params)?;
     let login_ticket = params.single("lt").map_err(|_| bad_request())?;
-    let username = params.single("username").map_err(|_| bad_request())?.unwrap_or_default();
-    let password = params.single("password").map_err(|_| bad_request())?.unwrap_or_default();
+    let username = params
+        .single("username")
+        .map_err(|_| bad_request())?
+        .unwrap_or_default();
+    let password = params
+        .single("password")
+        .map_err(|_| bad_request())?
+        .unwrap_or_default();
 
     if !sso::consume_login_ticket(app.store(), login_ticket).await? {
         tracing::info!("login form with a missing, used or expired login ticket");
@@ -139,7 +158,9 @@ async fn try_post(app: &App, parts: &Parts, body: Incoming, language: Language) 
         }
         Err(error) => {
             tracing::error!(%error, "user directory failed during login");
-            return Err(Rejection(StatusCode::SERVICE_UNAVAILABLE, |t| t.unavailable));
+            return Err(Rejection(StatusCode::SERVICE_UNAVAILABLE, |t| {
+                t.unavailable
+            }));
         }
     };
     logged_in(app, parts, &user, service.as_ref(), language).await
@@ -154,12 +175,18 @@ async fn logged_in(
 ) -> Result<Response<Body>, Rejection> {
     end_previous_session(app, parts).await?;
 
-    let (ticket, session) = sso::start_session(app.store(), user, app.config.sso_session_ttl).await?;
+    let (ticket, session) =
+        sso::start_session(app.store(), user, app.config.sso_session_ttl).await?;
     let mut response = match service {
         Some(service) => {
             let ttl = app.config.service_ticket_ttl;
-            let service_ticket = sso::issue_service_ticket(app.store(), &ticket, &session, service, true, ttl).await?;
-            response::redirect(StatusCode::SEE_OTHER, &service.with_ticket(service_ticket.as_str()))
+            let service_ticket =
+                sso::issue_service_ticket(app.store(), &ticket, &session, service, true, ttl)
+                    .await?;
+            response::redirect(
+                StatusCode::SEE_OTHER,
+                &service.with_ticket(service_ticket.as_str()),
+            )
         }
         None => logged_in_page(app, language, StatusCode::OK, user),
     };
@@ -181,16 +208,24 @@ async fn end_previous_session(app: &App, parts: &Parts) -> Result<(), StoreError
 }
 
 async fn read_form(parts: &Parts, body: Incoming) -> Result<Params, Rejection> {
-    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(Rejection(StatusCode::UNSUPPORTED_MEDIA_TYPE, |t| t.bad_request));
+        return Err(Rejection(StatusCode::UNSUPPORTED_MEDIA_TYPE, |t| {
+            t.bad_request
+        }));
     }
 
     let bytes = match Limited::new(body, MAX_FORM_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            return Err(Rejection(StatusCode::PAYLOAD_TOO_LARGE, |t| t.body_too_large));
+            return Err(Rejection(StatusCode::PAYLOAD_TOO_LARGE, |t| {
+                t.body_too_large
+            }));
         }
         Err(error) => {
             tracing::info!(%error, "login form body could not be read");
@@ -245,7 +280,9 @@ async fn form(
 ) -> Result<Response<Body>, Rejection> {
     let login_ticket = sso::issue_login_ticket(app.store()).await?;
     let action = app.endpoint("login");
-    let service_name = service.and_then(|s| app.config.registry.find(s)).map(|s| s.name.as_str());
+    let service_name = service
+        .and_then(|s| app.config.registry.find(s))
+        .map(|s| s.name.as_str());
 
     let form = LoginForm {
         action: &action,
@@ -260,8 +297,18 @@ async fn form(
 
 fn logged_in_page(app: &App, language: Language, status: StatusCode, user: &str) -> Response<Body> {
     let texts = language.texts();
-    let link = Link { href: app.endpoint("logout"), label: texts.logout_link };
-    pages::message(language, status, texts.logged_in_title, texts.logged_in_message, Some(user), Some(link))
+    let link = Link {
+        href: app.endpoint("logout"),
+        label: texts.logout_link,
+    };
+    pages::message(
+        language,
+        status,
+        texts.logged_in_title,
+        texts.logged_in_message,
+        Some(user),
+        Some(link),
+    )
 }
 
 fn log_failure(username: &str, reason: crate::users::FailureReason) {

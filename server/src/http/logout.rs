@@ -10,7 +10,7 @@ use super::pages;
 use super::params::Params;
 use super::response::{self, Body};
 use crate::app::App;
-use crate::i18n::Language;
+use crate::i18n::{Language, LanguageTexts};
 use crate::sso;
 
 /// Destroys every session the request's TGC cookies name, expires the cookie, then
@@ -24,7 +24,14 @@ pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body>
         Some(target) => response::redirect(StatusCode::FOUND, &target),
         None => {
             let texts = language.texts();
-            pages::message(language, StatusCode::OK, texts.logged_out_title, texts.logged_out_message, None, None)
+            pages::message(
+                language,
+                StatusCode::OK,
+                texts.logged_out_title,
+                texts.logged_out_message,
+                None,
+                None,
+            )
         }
     };
     if let Some(cookie) = expire_tgc(&app.config.base_path) {
@@ -53,5 +60,7 @@ async fn end_session(app: &App, value: &str) {
 fn registered_service(app: &App, parts: &Parts) -> Option<String> {
     let params = Params::from_query(parts.uri.query()).ok()?;
     let raw = params.non_empty("service").ok()??;
-    sso::check_service(&app.config.registry, raw).ok().map(|service| service.as_str().to_owned())
+    sso::check_service(&app.config.registry, raw)
+        .ok()
+        .map(|service| service.as_str().to_owned())
 }

@@ -5,7 +5,7 @@ use askama::Template;
 use http::{Response, StatusCode};
 
 use super::response::{self, Body};
-use crate::i18n::{Language, Texts};
+use crate::i18n::{Language, LanguageTexts, Texts};
 
 /// A link shown under a message.
 pub struct Link {
@@ -76,12 +76,23 @@ pub fn message(
     detail: Option<&str>,
     link: Option<Link>,
 ) -> Response<Body> {
-    let page = MessagePage { lang: language.tag(), title, message, is_error: false, detail, link };
+    let page = MessagePage {
+        lang: language.tag(),
+        title,
+        message,
+        is_error: false,
+        detail,
+        link,
+    };
     render(status, &page)
 }
 
 /// Renders an error page: `status` and a message chosen from the page texts.
-pub fn error(language: Language, status: StatusCode, pick: fn(&Texts) -> &'static str) -> Response<Body> {
+pub fn error(
+    language: Language,
+    status: StatusCode,
+    pick: fn(&Texts) -> &'static str,
+) -> Response<Body> {
     let texts = language.texts();
     let page = MessagePage {
         lang: language.tag(),
@@ -111,7 +122,12 @@ mod tests {
     use super::*;
 
     async fn body_text(response: Response<Body>) -> String {
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         String::from_utf8(bytes.to_vec()).expect("utf-8")
     }
 
@@ -130,7 +146,10 @@ mod tests {
         assert!(!html.contains("<script>"));
         assert!(!html.contains("<b>App"));
         assert!(!html.contains("\"onfocus"));
-        assert!(html.contains("value=\"https://a/?x=&#34;&#62;&#60;script&#62;\""), "{html}");
+        assert!(
+            html.contains("value=\"https://a/?x=&#34;&#62;&#60;script&#62;\""),
+            "{html}"
+        );
     }
 
     #[tokio::test]

@@ -41,7 +41,11 @@ impl Params {
     /// Returns the value of `name`, or an error when it appears more than once. Several values
     /// are rejected, not resolved, so that two parsers can never disagree on which counts.
     pub fn single(&self, name: &str) -> Result<Option<&str>, ParamsError> {
-        let mut values = self.pairs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let mut values = self
+            .pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
         let first = values.next();
         if values.next().is_some() {
             return Err(ParamsError::Duplicate(name.to_owned()));
@@ -62,7 +66,10 @@ impl Params {
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, ParamsError> {
-    let spaced: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
     let decoded: Vec<u8> = percent_decode(&spaced).collect();
     String::from_utf8(decoded).map_err(|_| ParamsError::NotUtf8)
 }
@@ -73,7 +80,8 @@ mod tests {
 
     #[test]
     fn decodes_plus_and_percent() {
-        let params = Params::parse(b"service=https%3A%2F%2Fa%2F%3Fx%3D1&name=a+b%2Bc").expect("valid");
+        let params =
+            Params::parse(b"service=https%3A%2F%2Fa%2F%3Fx%3D1&name=a+b%2Bc").expect("valid");
 
         assert_eq!(params.single("service"), Ok(Some("https://a/?x=1")));
         assert_eq!(params.single("name"), Ok(Some("a b+c")));
@@ -97,7 +105,10 @@ mod tests {
     fn duplicates_are_errors() {
         let params = Params::parse(b"ticket=a&ticket=b").expect("valid");
 
-        assert_eq!(params.single("ticket"), Err(ParamsError::Duplicate("ticket".into())));
+        assert_eq!(
+            params.single("ticket"),
+            Err(ParamsError::Duplicate("ticket".into()))
+        );
     }
 
     #[test]

@@ -19,10 +19,19 @@ const CONTENT_SECURITY_POLICY: &str =
 pub fn html(status: StatusCode, page: String) -> Response<Body> {
     let mut response = with_common_headers(status, Bytes::from(page));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -31,7 +40,9 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
 pub fn xml(document: String) -> Response<Body> {
     let mut response = with_common_headers(StatusCode::OK, Bytes::from(document));
     let content_type = HeaderValue::from_static("application/xml; charset=UTF-8");
-    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
     response
 }
 
@@ -55,7 +66,10 @@ pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
 /// Builds a plain-text response for the rare case where a page cannot be rendered.
 pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut response = with_common_headers(status, Bytes::from_static(text.as_bytes()));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -72,7 +86,10 @@ fn with_common_headers(status: StatusCode, body: Bytes) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -90,19 +107,33 @@ mod tests {
 
     #[test]
     fn redirect_encodes_non_ascii() {
-        let response = redirect(StatusCode::FOUND, "https://app.example/页面?q=é&ticket=ST-1");
+        let response = redirect(
+            StatusCode::FOUND,
+            "https://app.example/页面?q=é&ticket=ST-1",
+        );
         let location = response.headers().get(header::LOCATION).expect("location");
 
-        assert_eq!(location, "https://app.example/%E9%A1%B5%E9%9D%A2?q=%C3%A9&ticket=ST-1");
+        assert_eq!(
+            location,
+            "https://app.example/%E9%A1%B5%E9%9D%A2?q=%C3%A9&ticket=ST-1"
+        );
         assert_eq!(response.status(), StatusCode::FOUND);
     }
 
     #[test]
     fn every_response_is_not_cached() {
-        for response in
-            [html(StatusCode::OK, String::new()), xml(String::new()), redirect(StatusCode::FOUND, "https://a/")]
-        {
-            assert_eq!(response.headers().get(header::CACHE_CONTROL).expect("header"), "no-store");
+        for response in [
+            html(StatusCode::OK, String::new()),
+            xml(String::new()),
+            redirect(StatusCode::FOUND, "https://a/"),
+        ] {
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::CACHE_CONTROL)
+                    .expect("header"),
+                "no-store"
+            );
         }
     }
 }

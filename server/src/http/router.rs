@@ -36,7 +36,12 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> 
 
 async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let language = choose_language(parts.headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let language = choose_language(
+        parts
+            .headers
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let Some(endpoint) = endpoint_name(&app.config.base_path, parts.uri.path()) else {
         return not_found(language);
     };
@@ -44,12 +49,16 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
     let readable = parts.method == Method::GET || parts.method == Method::HEAD;
     match (endpoint, readable) {
         ("login", true) => login::get(app, &parts, language).await,
-        ("login", false) if parts.method == Method::POST => login::post(app, &parts, body, language).await,
+        ("login", false) if parts.method == Method::POST => {
+            login::post(app, &parts, body, language).await
+        }
         ("login", false) => method_not_allowed(language, "GET, HEAD, POST"),
         ("serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V2).await,
         ("p3/serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V3).await,
         ("logout", true) => logout::get(app, &parts, language).await,
-        ("serviceValidate" | "p3/serviceValidate" | "logout", false) => method_not_allowed(language, "GET, HEAD"),
+        ("serviceValidate" | "p3/serviceValidate" | "logout", false) => {
+            method_not_allowed(language, "GET, HEAD")
+        }
         _ => not_found(language),
     }
 }
@@ -64,8 +73,12 @@ fn not_found(language: Language) -> Response<Body> {
 }
 
 fn method_not_allowed(language: Language, allowed: &'static str) -> Response<Body> {
-    let mut response = pages::error(language, StatusCode::METHOD_NOT_ALLOWED, |t| t.method_not_allowed);
-    response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
+    let mut response = pages::error(language, StatusCode::METHOD_NOT_ALLOWED, |t| {
+        t.method_not_allowed
+    });
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allowed));
     response
 }
 
@@ -73,9 +86,15 @@ fn method_not_allowed(language: Language, allowed: &'static str) -> Response<Bod
 /// length GET would send.
 async fn without_body(response: Response<Body>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let length = body.collect().await.map(|collected| collected.to_bytes().len()).unwrap_or_default();
+    let length = body
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes().len())
+        .unwrap_or_default();
 
-    parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(length));
     Response::from_parts(parts, Full::new(Bytes::new()))
 }
 
@@ -86,7 +105,10 @@ mod tests {
     #[test]
     fn endpoint_needs_base_path_boundary() {
         assert_eq!(endpoint_name("/cas", "/cas/login"), Some("login"));
-        assert_eq!(endpoint_name("/cas", "/cas/p3/serviceValidate"), Some("p3/serviceValidate"));
+        assert_eq!(
+            endpoint_name("/cas", "/cas/p3/serviceValidate"),
+            Some("p3/serviceValidate")
+        );
         assert_eq!(endpoint_name("/cas", "/caslogin"), None);
         assert_eq!(endpoint_name("/cas", "/cas"), None);
         assert_eq!(endpoint_name("/cas", "/other/login"), None);

@@ -61,20 +61,35 @@ fn success(grant: ServiceGrant, protocol: Protocol) -> AuthenticationSuccess {
         Protocol::V2 => Attributes::new(),
         Protocol::V3 => authentication_attributes(&grant),
     };
-    AuthenticationSuccess { user: grant.user, attributes, ..Default::default() }
+    AuthenticationSuccess {
+        user: grant.user,
+        attributes,
+        ..Default::default()
+    }
 }
 
 /// Returns the attributes CAS 3.0 servers commonly release about the authentication itself.
 fn authentication_attributes(grant: &ServiceGrant) -> Attributes {
     let mut attributes = Attributes::new();
-    attributes.insert("authenticationDate".into(), vec![rfc3339(grant.authenticated_at)]);
-    attributes.insert("isFromNewLogin".into(), vec![grant.from_new_login.to_string()]);
-    attributes.insert("longTermAuthenticationRequestTokenUsed".into(), vec!["false".into()]);
+    attributes.insert(
+        "authenticationDate".into(),
+        vec![rfc3339(grant.authenticated_at)],
+    );
+    attributes.insert(
+        "isFromNewLogin".into(),
+        vec![grant.from_new_login.to_string()],
+    );
+    attributes.insert(
+        "longTermAuthenticationRequestTokenUsed".into(),
+        vec!["false".into()],
+    );
     attributes
 }
 
 fn rfc3339(time: SystemTime) -> String {
-    OffsetDateTime::from(time).format(&Rfc3339).unwrap_or_default()
+    OffsetDateTime::from(time)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@ struct Expiring<T> {
 
 impl<T> Expiring<T> {
     fn new(value: T, ttl: Duration) -> Self {
-        Self { value, expires_at: Instant::now() + ttl }
+        Self {
+            value,
+            expires_at: Instant::now() + ttl,
+        }
     }
 
     fn is_live(&self, now: Instant) -> bool {
@@ -53,8 +56,14 @@ impl MemoryTicketStore {
 
 #[async_trait]
 impl TicketStore for MemoryTicketStore {
-    async fn put_login_ticket(&self, ticket: &LoginTicket, ttl: Duration) -> Result<(), StoreError> {
-        self.tables().login_tickets.insert(ticket.as_str().to_owned(), Expiring::new((), ttl));
+    async fn put_login_ticket(
+        &self,
+        ticket: &LoginTicket,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.tables()
+            .login_tickets
+            .insert(ticket.as_str().to_owned(), Expiring::new((), ttl));
         Ok(())
     }
 
@@ -69,19 +78,32 @@ impl TicketStore for MemoryTicketStore {
         session: SsoSession,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.tables().sessions.insert(ticket.as_str().to_owned(), Expiring::new(session, ttl));
+        self.tables()
+            .sessions
+            .insert(ticket.as_str().to_owned(), Expiring::new(session, ttl));
         Ok(())
     }
 
-    async fn get_session(&self, ticket: &TicketGrantingTicket) -> Result<Option<SsoSession>, StoreError> {
+    async fn get_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<SsoSession>, StoreError> {
         let tables = self.tables();
-        let entry = tables.sessions.get(ticket.as_str()).filter(|e| e.is_live(Instant::now()));
+        let entry = tables
+            .sessions
+            .get(ticket.as_str())
+            .filter(|e| e.is_live(Instant::now()));
         Ok(entry.map(|e| e.value.clone()))
     }
 
-    async fn remove_session(&self, ticket: &TicketGrantingTicket) -> Result<Option<SsoSession>, StoreError> {
+    async fn remove_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<SsoSession>, StoreError> {
         let mut tables = self.tables();
-        tables.service_tickets.retain(|_, e| e.value.session != *ticket);
+        tables
+            .service_tickets
+            .retain(|_, e| e.value.session != *ticket);
 
         let entry = tables.sessions.remove(ticket.as_str());
         Ok(entry.filter(|e| e.is_live(Instant::now())).map(|e| e.value))
@@ -93,11 +115,16 @@ impl TicketStore for MemoryTicketStore {
         grant: ServiceGrant,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.tables().service_tickets.insert(ticket.as_str().to_owned(), Expiring::new(grant, ttl));
+        self.tables()
+            .service_tickets
+            .insert(ticket.as_str().to_owned(), Expiring::new(grant, ttl));
         Ok(())
     }
 
-    async fn take_service_ticket(&self, ticket: &ServiceTicket) -> Result<Option<ServiceGrant>, StoreError> {
+    async fn take_service_ticket(
+        &self,
+        ticket: &ServiceTicket,
+    ) -> Result<Option<ServiceGrant>, StoreError> {
         let entry = self.tables().service_tickets.remove(ticket.as_str());
         Ok(entry.filter(|e| e.is_live(Instant::now())).map(|e| e.value))
     }
@@ -105,13 +132,15 @@ impl TicketStore for MemoryTicketStore {
     async fn remove_expired(&self) -> Result<usize, StoreError> {
         let now = Instant::now();
         let mut tables = self.tables();
-        let before = tables.login_tickets.len() + tables.sessions.len() + tables.service_tickets.len();
+        let before =
+            tables.login_tickets.len() + tables.sessions.len() + tables.service_tickets.len();
 
         tables.login_tickets.retain(|_, e| e.is_live(now));
         tables.sessions.retain(|_, e| e.is_live(now));
         tables.service_tickets.retain(|_, e| e.is_live(now));
 
-        let after = tables.login_tickets.len() + tables.sessions.len() + tables.service_tickets.len();
+        let after =
+            tables.login_tickets.len() + tables.sessions.len() + tables.service_tickets.len();
         Ok(before - after)
     }
 }
@@ -145,21 +174,39 @@ mod tests {
     async fn service_ticket_is_taken_once() {
         let store = MemoryTicketStore::new();
         let ticket = ServiceTicket::from_random([1; 20]);
-        store.put_service_ticket(&ticket, grant(session_ticket(1)), MINUTE).await.expect("put");
+        store
+            .put_service_ticket(&ticket, grant(session_ticket(1)), MINUTE)
+            .await
+            .expect("put");
 
-        assert!(store.take_service_ticket(&ticket).await.expect("take").is_some());
-        assert!(store.take_service_ticket(&ticket).await.expect("take").is_none());
+        assert!(store
+            .take_service_ticket(&ticket)
+            .await
+            .expect("take")
+            .is_some());
+        assert!(store
+            .take_service_ticket(&ticket)
+            .await
+            .expect("take")
+            .is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn service_ticket_expires() {
         let store = MemoryTicketStore::new();
         let ticket = ServiceTicket::from_random([2; 20]);
-        store.put_service_ticket(&ticket, grant(session_ticket(2)), MINUTE).await.expect("put");
+        store
+            .put_service_ticket(&ticket, grant(session_ticket(2)), MINUTE)
+            .await
+            .expect("put");
 
         tokio::time::advance(MINUTE).await;
 
-        assert!(store.take_service_ticket(&ticket).await.expect("take").is_none());
+        assert!(store
+            .take_service_ticket(&ticket)
+            .await
+            .expect("take")
+            .is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -184,42 +231,90 @@ mod tests {
         let other = session_ticket(6);
         let mine = ServiceTicket::from_random([5; 20]);
         let theirs = ServiceTicket::from_random([6; 20]);
-        let value = SsoSession { user: "alice".into(), authenticated_at: SystemTime::UNIX_EPOCH };
-        store.put_session(&session, value.clone(), MINUTE).await.expect("put");
-        store.put_service_ticket(&mine, grant(session.clone()), MINUTE).await.expect("put");
-        store.put_service_ticket(&theirs, grant(other), MINUTE).await.expect("put");
+        let value = SsoSession {
+            user: "alice".into(),
+            authenticated_at: SystemTime::UNIX_EPOCH,
+        };
+        store
+            .put_session(&session, value.clone(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&mine, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&theirs, grant(other), MINUTE)
+            .await
+            .expect("put");
 
-        assert_eq!(store.remove_session(&session).await.expect("remove"), Some(value));
+        assert_eq!(
+            store.remove_session(&session).await.expect("remove"),
+            Some(value)
+        );
         assert!(store.get_session(&session).await.expect("get").is_none());
-        assert!(store.take_service_ticket(&mine).await.expect("take").is_none());
-        assert!(store.take_service_ticket(&theirs).await.expect("take").is_some());
+        assert!(store
+            .take_service_ticket(&mine)
+            .await
+            .expect("take")
+            .is_none());
+        assert!(store
+            .take_service_ticket(&theirs)
+            .await
+            .expect("take")
+            .is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn sweep_drops_only_expired() {
         let store = MemoryTicketStore::new();
-        let value = SsoSession { user: "alice".into(), authenticated_at: SystemTime::UNIX_EPOCH };
-        store.put_session(&session_ticket(7), value.clone(), MINUTE).await.expect("put");
-        store.put_session(&session_ticket(8), value, MINUTE * 3).await.expect("put");
-        store.put_login_ticket(&LoginTicket::from_random([7; 20]), MINUTE).await.expect("put");
+        let value = SsoSession {
+            user: "alice".into(),
+            authenticated_at: SystemTime::UNIX_EPOCH,
+        };
+        store
+            .put_session(&session_ticket(7), value.clone(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_session(&session_ticket(8), value, MINUTE * 3)
+            .await
+            .expect("put");
+        store
+            .put_login_ticket(&LoginTicket::from_random([7; 20]), MINUTE)
+            .await
+            .expect("put");
 
         tokio::time::advance(MINUTE * 2).await;
 
         assert_eq!(store.remove_expired().await.expect("sweep"), 2);
-        assert!(store.get_session(&session_ticket(8)).await.expect("get").is_some());
+        assert!(store
+            .get_session(&session_ticket(8))
+            .await
+            .expect("get")
+            .is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_takes_succeed_once() {
         let store = Arc::new(MemoryTicketStore::new());
         let ticket = ServiceTicket::from_random([9; 20]);
-        store.put_service_ticket(&ticket, grant(session_ticket(9)), MINUTE).await.expect("put");
+        store
+            .put_service_ticket(&ticket, grant(session_ticket(9)), MINUTE)
+            .await
+            .expect("put");
 
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let store = Arc::clone(&store);
                 let ticket = ticket.clone();
-                tokio::spawn(async move { store.take_service_ticket(&ticket).await.expect("take").is_some() })
+                tokio::spawn(async move {
+                    store
+                        .take_service_ticket(&ticket)
+                        .await
+                        .expect("take")
+                        .is_some()
+                })
             })
             .collect();
 

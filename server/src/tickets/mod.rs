@@ -42,7 +42,8 @@ pub enum StoreError {
 /// Implementations must not return expired entries.
 #[async_trait]
 pub trait TicketStore: Send + Sync {
-    async fn put_login_ticket(&self, ticket: &LoginTicket, ttl: Duration) -> Result<(), StoreError>;
+    async fn put_login_ticket(&self, ticket: &LoginTicket, ttl: Duration)
+        -> Result<(), StoreError>;
 
     /// Removes the login ticket; returns whether it existed and had not expired.
     async fn take_login_ticket(&self, ticket: &LoginTicket) -> Result<bool, StoreError>;
@@ -54,10 +55,16 @@ pub trait TicketStore: Send + Sync {
         ttl: Duration,
     ) -> Result<(), StoreError>;
 
-    async fn get_session(&self, ticket: &TicketGrantingTicket) -> Result<Option<SsoSession>, StoreError>;
+    async fn get_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<SsoSession>, StoreError>;
 
     /// Removes the session and every service ticket it issued.
-    async fn remove_session(&self, ticket: &TicketGrantingTicket) -> Result<Option<SsoSession>, StoreError>;
+    async fn remove_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<SsoSession>, StoreError>;
 
     async fn put_service_ticket(
         &self,
@@ -66,7 +73,10 @@ pub trait TicketStore: Send + Sync {
         ttl: Duration,
     ) -> Result<(), StoreError>;
 
-    async fn take_service_ticket(&self, ticket: &ServiceTicket) -> Result<Option<ServiceGrant>, StoreError>;
+    async fn take_service_ticket(
+        &self,
+        ticket: &ServiceTicket,
+    ) -> Result<Option<ServiceGrant>, StoreError>;
 
     /// Drops expired entries and returns how many were dropped.
     async fn remove_expired(&self) -> Result<usize, StoreError>;
@@ -75,6 +85,7 @@ pub trait TicketStore: Send + Sync {
 /// Fresh random bytes for a ticket, from the operating system.
 pub fn random_ticket_bytes() -> Result<[u8; TICKET_RANDOM_BYTES], StoreError> {
     let mut bytes = [0u8; TICKET_RANDOM_BYTES];
-    getrandom::fill(&mut bytes).map_err(|e| StoreError::Unavailable(format!("random source failed: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Unavailable(format!("random source failed: {e}")))?;
     Ok(bytes)
 }

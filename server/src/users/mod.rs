@@ -54,7 +54,10 @@ impl UserDirectory {
     pub async fn connect(config: &Config) -> Result<Self, DatabaseError> {
         let database = match &config.database_url {
             Some(url) => UserDatabase::connect_mysql(url).await?,
-            None => UserDatabase::open_sqlite_demo(&config.sqlite_path, config.password_encoding).await?,
+            None => {
+                UserDatabase::open_sqlite_demo(&config.sqlite_path, config.password_encoding)
+                    .await?
+            }
         };
         Ok(Self::new(database, config))
     }
@@ -72,12 +75,19 @@ impl UserDirectory {
 
     /// Checks `username` and `password`. Database failures are errors; everything the
     /// user or the table content can cause is a [`FailureReason`].
-    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Authentication, DatabaseError> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Authentication, DatabaseError> {
         if username.is_empty() || username.len() > MAX_USERNAME_BYTES {
             return Ok(Authentication::Failure(FailureReason::UnknownUser));
         }
 
-        let names = self.database.first_column(&self.username_query, username).await?;
+        let names = self
+            .database
+            .first_column(&self.username_query, username)
+            .await?;
         let user = match check_stored_name(&names, username) {
             Ok(user) => user,
             Err(reason) => {
@@ -86,16 +96,28 @@ impl UserDirectory {
             }
         };
 
-        let passwords = self.database.first_column(&self.password_query, username).await?;
-        Ok(self.check_password_off_runtime(passwords, password, user).await)
+        let passwords = self
+            .database
+            .first_column(&self.password_query, username)
+            .await?;
+        Ok(self
+            .check_password_off_runtime(passwords, password, user)
+            .await)
     }
 
     /// Runs the password check on the blocking pool, because Argon2 takes tens of
     /// milliseconds of CPU and would stall other requests on the async workers.
-    async fn check_password_off_runtime(&self, stored: Vec<ColumnValue>, typed: &str, user: String) -> Authentication {
+    async fn check_password_off_runtime(
+        &self,
+        stored: Vec<ColumnValue>,
+        typed: &str,
+        user: String,
+    ) -> Authentication {
         let encoding = self.encoding;
         let typed = typed.to_owned();
-        let checked = tokio::task::spawn_blocking(move || check_password(encoding, &stored, &typed, user)).await;
+        let checked =
+            tokio::task::spawn_blocking(move || check_password(encoding, &stored, &typed, user))
+                .await;
 
         checked.unwrap_or_else(|error| {
             tracing::error!(%error, "password check task failed");
@@ -108,7 +130,10 @@ impl UserDirectory {
             return;
         };
         let typed = typed.to_owned();
-        let _ = tokio::task::spawn_blocking(move || verify_password(PasswordEncoding::Argon2id, &typed, &decoy)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            verify_password(PasswordEncoding::Argon2id, &typed, &decoy)
+        })
+        .await;
     }
 
     /// Closes the database connections.
@@ -143,7 +168,12 @@ fn check_stored_name(names: &[ColumnValue], typed: &str) -> Result<String, Failu
     }
 }
 
-fn check_password(encoding: PasswordEncoding, stored: &[ColumnValue], typed: &str, user: String) -> Authentication {
+fn check_password(
+    encoding: PasswordEncoding,
+    stored: &[ColumnValue],
+    typed: &str,
+    user: String,
+) -> Authentication {
     let stored = match stored {
         [] => return Authentication::Failure(FailureReason::UnknownUser),
         [ColumnValue::Text(stored)] => stored,
@@ -168,16 +198,34 @@ mod tests {
 
     #[test]
     fn stored_name_must_match_bytes() {
-        assert_eq!(check_stored_name(&[text("alice")], "alice"), Ok("alice".into()));
-        assert_eq!(check_stored_name(&[text("alice")], "ALICE"), Err(FailureReason::NameMismatch));
-        assert_eq!(check_stored_name(&[text("alice")], "alice "), Err(FailureReason::NameMismatch));
-        assert_eq!(check_stored_name(&[ColumnValue::Null], "alice"), Err(FailureReason::NameMismatch));
+        assert_eq!(
+            check_stored_name(&[text("alice")], "alice"),
+            Ok("alice".into())
+        );
+        assert_eq!(
+            check_stored_name(&[text("alice")], "ALICE"),
+            Err(FailureReason::NameMismatch)
+        );
+        assert_eq!(
+            check_stored_name(&[text("alice")], "alice "),
+            Err(FailureReason::NameMismatch)
+        );
+        assert_eq!(
+            check_stored_name(&[ColumnValue::Null], "alice"),
+            Err(FailureReason::NameMismatch)
+        );
     }
 
     #[test]
     fn stored_name_needs_one_row() {
-        assert_eq!(check_stored_name(&[], "alice"), Err(FailureReason::UnknownUser));
-        assert_eq!(check_stored_name(&[text("alice"), text("alice")], "alice"), Err(FailureReason::AmbiguousUser));
+        assert_eq!(
+            check_stored_name(&[], "alice"),
+            Err(FailureReason::UnknownUser)
+        );
+        assert_eq!(
+            check_stored_name(&[text("alice"), text("alice")], "alice"),
+            Err(FailureReason::AmbiguousUser)
+        );
     }
 
     #[test]
@@ -185,7 +233,10 @@ mod tests {
         let plain = PasswordEncoding::Plain;
         let user = || "alice".to_owned();
 
-        assert_eq!(check_password(plain, &[text("pw")], "pw", user()), Authentication::Success { user: user() });
+        assert_eq!(
+            check_password(plain, &[text("pw")], "pw", user()),
+            Authentication::Success { user: user() }
+        );
         assert_eq!(
             check_password(plain, &[text("pw")], "px", user()),
             Authentication::Failure(FailureReason::WrongPassword)
@@ -198,7 +249,10 @@ mod tests {
             check_password(plain, &[ColumnValue::Undecodable], "", user()),
             Authentication::Failure(FailureReason::UnusablePassword)
         );
-        assert_eq!(check_password(plain, &[], "pw", user()), Authentication::Failure(FailureReason::UnknownUser));
+        assert_eq!(
+            check_password(plain, &[], "pw", user()),
+            Authentication::Failure(FailureReason::UnknownUser)
+        );
         assert_eq!(
             check_password(plain, &[text("pw"), text("pw")], "pw", user()),
             Authentication::Failure(FailureReason::AmbiguousUser)

@@ -53,7 +53,9 @@ fn verify_argon2id(typed: &str, stored: &str) -> bool {
         tracing::warn!(algorithm = %hash.algorithm, "stored password hash is not argon2id");
         return false;
     }
-    Argon2::default().verify_password(typed.as_bytes(), &hash).is_ok()
+    Argon2::default()
+        .verify_password(typed.as_bytes(), &hash)
+        .is_ok()
 }
 
 /// Hashes `password` with Argon2id and the crate's default cost (19 MiB, 2 passes),
@@ -63,7 +65,9 @@ pub fn hash_argon2id(password: &str) -> Result<String, PasswordHashError> {
     getrandom::fill(&mut salt).map_err(|_| PasswordHashError::Random)?;
 
     let salt = SaltString::encode_b64(&salt).map_err(|_| PasswordHashError::Hash)?;
-    let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|_| PasswordHashError::Hash)?;
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|_| PasswordHashError::Hash)?;
     Ok(hash.to_string())
 }
 
@@ -88,29 +92,58 @@ mod tests {
 
     #[test]
     fn argon2id_accepts_reference_vector() {
-        assert!(verify_password(PasswordEncoding::Argon2id, "correct horse", REFERENCE_HASH));
+        assert!(verify_password(
+            PasswordEncoding::Argon2id,
+            "correct horse",
+            REFERENCE_HASH
+        ));
     }
 
     #[test]
     fn argon2id_rejects_wrong_password() {
-        assert!(!verify_password(PasswordEncoding::Argon2id, "correct horsE", REFERENCE_HASH));
-        assert!(!verify_password(PasswordEncoding::Argon2id, "", REFERENCE_HASH));
+        assert!(!verify_password(
+            PasswordEncoding::Argon2id,
+            "correct horsE",
+            REFERENCE_HASH
+        ));
+        assert!(!verify_password(
+            PasswordEncoding::Argon2id,
+            "",
+            REFERENCE_HASH
+        ));
     }
 
     #[test]
     fn argon2id_rejects_malformed_and_other_variants() {
         let argon2i = REFERENCE_HASH.replacen("$argon2id$", "$argon2i$", 1);
 
-        for stored in ["", "correct horse", "$argon2id$", "$argon2id$v=19$m=x$y$z", argon2i.as_str()] {
-            assert!(!verify_password(PasswordEncoding::Argon2id, "correct horse", stored), "{stored}");
+        for stored in [
+            "",
+            "correct horse",
+            "$argon2id$",
+            "$argon2id$v=19$m=x$y$z",
+            argon2i.as_str(),
+        ] {
+            assert!(
+                !verify_password(PasswordEncoding::Argon2id, "correct horse", stored),
+                "{stored}"
+            );
         }
     }
 
     #[test]
     fn plain_compares_exactly() {
         assert!(verify_password(PasswordEncoding::Plain, "s3cret", "s3cret"));
-        assert!(!verify_password(PasswordEncoding::Plain, "s3cret", "s3cret "));
-        assert!(!verify_password(PasswordEncoding::Plain, "S3cret", "s3cret"));
+        assert!(!verify_password(
+            PasswordEncoding::Plain,
+            "s3cret",
+            "s3cret "
+        ));
+        assert!(!verify_password(
+            PasswordEncoding::Plain,
+            "S3cret",
+            "s3cret"
+        ));
         assert!(!verify_password(PasswordEncoding::Plain, "", "s3cret"));
     }
 
@@ -119,14 +152,28 @@ mod tests {
         let stored = hash_argon2id("demo-password").expect("hash");
 
         assert!(stored.starts_with("$argon2id$v=19$"));
-        assert!(verify_password(PasswordEncoding::Argon2id, "demo-password", &stored));
-        assert!(!verify_password(PasswordEncoding::Argon2id, "demo-passwort", &stored));
+        assert!(verify_password(
+            PasswordEncoding::Argon2id,
+            "demo-password",
+            &stored
+        ));
+        assert!(!verify_password(
+            PasswordEncoding::Argon2id,
+            "demo-passwort",
+            &stored
+        ));
     }
 
     #[test]
     fn encoding_parses_config_values() {
-        assert_eq!(PasswordEncoding::parse("argon2id"), Some(PasswordEncoding::Argon2id));
-        assert_eq!(PasswordEncoding::parse("plain"), Some(PasswordEncoding::Plain));
+        assert_eq!(
+            PasswordEncoding::parse("argon2id"),
+            Some(PasswordEncoding::Argon2id)
+        );
+        assert_eq!(
+            PasswordEncoding::parse("plain"),
+            Some(PasswordEncoding::Plain)
+        );
         assert_eq!(PasswordEncoding::parse("Argon2id"), None);
     }
 }

@@ -63,10 +63,15 @@ impl UserDatabase {
 
     /// Opens (creating it if needed) the embedded SQLite demo store at `path`, with its
     /// table and, when the table is empty, the demo user.
-    pub async fn open_sqlite_demo(path: &Path, encoding: PasswordEncoding) -> Result<Self, DatabaseError> {
+    pub async fn open_sqlite_demo(
+        path: &Path,
+        encoding: PasswordEncoding,
+    ) -> Result<Self, DatabaseError> {
         create_parent_folder(path)?;
 
-        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -81,7 +86,11 @@ impl UserDatabase {
 
     /// Runs `query` with `name` bound to its one `?` and returns the first column of
     /// every row.
-    pub async fn first_column(&self, query: &str, name: &str) -> Result<Vec<ColumnValue>, DatabaseError> {
+    pub async fn first_column(
+        &self,
+        query: &str,
+        name: &str,
+    ) -> Result<Vec<ColumnValue>, DatabaseError> {
         let values = match self {
             Self::MySql(pool) => {
                 let rows = sqlx::query(query).bind(name).fetch_all(pool).await?;
@@ -122,7 +131,9 @@ fn sqlite_value(row: &SqliteRow) -> ColumnValue {
 
 fn bytes_value(bytes: Option<Option<Vec<u8>>>) -> ColumnValue {
     match bytes {
-        Some(Some(bytes)) => String::from_utf8(bytes).map_or(ColumnValue::Undecodable, ColumnValue::Text),
+        Some(Some(bytes)) => {
+            String::from_utf8(bytes).map_or(ColumnValue::Undecodable, ColumnValue::Text)
+        }
         Some(None) => ColumnValue::Null,
         None => ColumnValue::Undecodable,
     }
@@ -132,8 +143,10 @@ fn create_parent_folder(path: &Path) -> Result<(), DatabaseError> {
     let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(());
     };
-    std::fs::create_dir_all(parent)
-        .map_err(|e| DatabaseError::CreateFolder { path: parent.display().to_string(), reason: e.to_string() })
+    std::fs::create_dir_all(parent).map_err(|e| DatabaseError::CreateFolder {
+        path: parent.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 // The classic MySQL schema declares password varchar(45), which cannot hold an Argon2id
@@ -147,8 +160,13 @@ async fn create_demo_table(pool: &SqlitePool) -> Result<(), DatabaseError> {
     Ok(())
 }
 
-async fn insert_demo_user_if_empty(pool: &SqlitePool, encoding: PasswordEncoding) -> Result<(), DatabaseError> {
-    let count: i64 = sqlx::query_scalar("select count(*) from app_user").fetch_one(pool).await?;
+async fn insert_demo_user_if_empty(
+    pool: &SqlitePool,
+    encoding: PasswordEncoding,
+) -> Result<(), DatabaseError> {
+    let count: i64 = sqlx::query_scalar("select count(*) from app_user")
+        .fetch_one(pool)
+        .await?;
     if count > 0 {
         tracing::info!(users = count, "embedded user store already has users");
         return Ok(());
@@ -166,7 +184,11 @@ async fn insert_demo_user_if_empty(pool: &SqlitePool, encoding: PasswordEncoding
         .execute(pool)
         .await?;
 
-    tracing::info!(user = DEMO_USER, encoding = encoding.as_str(), "created the demo user in the embedded store");
+    tracing::info!(
+        user = DEMO_USER,
+        encoding = encoding.as_str(),
+        "created the demo user in the embedded store"
+    );
     Ok(())
 }
 
@@ -179,14 +201,22 @@ mod tests {
         let folder = tempfile::tempdir().expect("temp dir");
         let path = folder.path().join("nested/demo.db");
 
-        let database = UserDatabase::open_sqlite_demo(&path, PasswordEncoding::Argon2id).await.expect("open");
-        let passwords =
-            database.first_column("select password from app_user where username=?", DEMO_USER).await.expect("query");
+        let database = UserDatabase::open_sqlite_demo(&path, PasswordEncoding::Argon2id)
+            .await
+            .expect("open");
+        let passwords = database
+            .first_column("select password from app_user where username=?", DEMO_USER)
+            .await
+            .expect("query");
         database.close().await;
 
-        let reopened = UserDatabase::open_sqlite_demo(&path, PasswordEncoding::Argon2id).await.expect("reopen");
-        let again =
-            reopened.first_column("select password from app_user where username=?", DEMO_USER).await.expect("query");
+        let reopened = UserDatabase::open_sqlite_demo(&path, PasswordEncoding::Argon2id)
+            .await
+            .expect("reopen");
+        let again = reopened
+            .first_column("select password from app_user where username=?", DEMO_USER)
+            .await
+            .expect("query");
 
         assert_eq!(passwords.len(), 1);
         assert_eq!(passwords, again);
@@ -197,11 +227,22 @@ mod tests {
     async fn sqlite_null_and_bytes_decode() {
         let folder = tempfile::tempdir().expect("temp dir");
         let database =
-            UserDatabase::open_sqlite_demo(&folder.path().join("d.db"), PasswordEncoding::Plain).await.expect("open");
+            UserDatabase::open_sqlite_demo(&folder.path().join("d.db"), PasswordEncoding::Plain)
+                .await
+                .expect("open");
 
-        let null = database.first_column("select null where ? is not null", "x").await.expect("query");
-        let blob = database.first_column("select cast(? as blob)", "abc").await.expect("query");
-        let bad = database.first_column("select x'ff' where ? is not null", "x").await.expect("query");
+        let null = database
+            .first_column("select null where ? is not null", "x")
+            .await
+            .expect("query");
+        let blob = database
+            .first_column("select cast(? as blob)", "abc")
+            .await
+            .expect("query");
+        let bad = database
+            .first_column("select x'ff' where ? is not null", "x")
+            .await
+            .expect("query");
 
         assert_eq!(null, vec![ColumnValue::Null]);
         assert_eq!(blob, vec![ColumnValue::Text("abc".into())]);
