@@ -164,4 +164,27 @@ mod tests {
             assert!(open_assertion(&ring, token).is_err(), "{token}");
         }
     }
+
+    /// The token of docs/verifying-identity.md. PyJWT 2.15.1 (`jwt.decode`) and jose 6.2.19
+    /// (`jwtVerify`) both accepted it with this key, this audience and a clock before `exp`.
+    #[test]
+    fn known_vector_is_stable() {
+        let key = SigningKey::from_secret("documentation-key-0123456789-abcdefghij")
+            .expect("long enough");
+        let mut attributes = Attributes::new();
+        attributes.insert("memberOf".into(), vec!["staff".into(), "dev".into()]);
+        let claims = IdentityClaims {
+            iss: "cas-edge-filter".into(),
+            aud: "https://origin.example.org".into(),
+            sub: "张三".into(),
+            iat: 1_900_000_000,
+            exp: 1_900_000_060,
+            attributes,
+        };
+
+        let token = sign_assertion(&key, &claims);
+        assert_eq!(token, KNOWN_TOKEN);
+    }
+
+    const KNOWN_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJjYXMtZWRnZS1maWx0ZXIiLCJhdWQiOiJodHRwczovL29yaWdpbi5leGFtcGxlLm9yZyIsInN1YiI6IuW8oOS4iSIsImlhdCI6MTkwMDAwMDAwMCwiZXhwIjoxOTAwMDAwMDYwLCJhdHRyaWJ1dGVzIjp7Im1lbWJlck9mIjpbInN0YWZmIiwiZGV2Il19fQ.yLor1dQHBZBFXmKX2fwWVwL_BfDCgReDyw_TikyRN9w";
 }
