@@ -23,6 +23,8 @@ pub enum ServiceParseError {
     NotHttpUrl,
     #[error("service URL carries user credentials")]
     HasCredentials,
+    #[error("service URL path contains a backslash or a `.` or `..` segment")]
+    AmbiguousPath,
 }
 
 /// A service URL as the client sent it, validated as an absolute http(s) URL.
@@ -51,6 +53,9 @@ impl ServiceUrl {
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(ServiceParseError::HasCredentials);
+        }
+        if has_ambiguous_path(text) {
+            return Err(ServiceParseError::AmbiguousPath);
         }
 
         Ok(Self {
@@ -101,6 +106,24 @@ impl fmt::Display for ServiceUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
     }
+}
+
+/// Whether a browser would resolve the path to another one than it reads: a backslash
+/// (browsers take it as `/` in http URLs) or a `.` or `..` segment, raw or percent-encoded.
+/// Registry rules compare the raw string, so `https://a/app1/../evil` must not pass as
+/// being under `https://a/app1/`.
+fn has_ambiguous_path(url: &str) -> bool {
+    if url.contains('\\') {
+        return true;
+    }
+
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let before_query = after_scheme.split(['?', '#']).next().unwrap_or_default();
+    let path = before_query.split_once('/').map_or("", |(_, path)| path);
+    path.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == "." || decoded == ".."
+    })
 }
 
 fn split_fragment(url: &str) -> (&str, Option<&str>) {
@@ -194,6 +217,36 @@ mod tests {
             ServiceUrl::parse("https://a/ b"),
             Err(ServiceParseError::BadCharacter)
         );
+    }
+
+    #[test]
+    fn parse_rejects_dot_segments_and_backslashes() {
+        let ambiguous = [
+            "https://a.example/app1/../evil/x",
+            "https://a.example/app1/%2e%2e/evil/x",
+            "https://a.example/app1/%2E./evil/x",
+            "https://a.example/app1/./x",
+            "https://a.example/app1/..",
+            "https://a.example/app1\\..\\evil",
+        ];
+        for text in ambiguous {
+            assert_eq!(
+                ServiceUrl::parse(text),
+                Err(ServiceParseError::AmbiguousPath),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_keeps_dots_inside_names_and_query() {
+        for text in [
+            "https://a.example/app1/file.v2..txt",
+            "https://a.example/p?x=../y",
+            "https://a.example/.well-known/x",
+        ] {
+            assert!(ServiceUrl::parse(text).is_ok(), "{text}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use quick_xml::NsReader;
 use crate::validation::{
     AuthenticationFailure, AuthenticationSuccess, ErrorCode, ValidationResponse,
 };
-use crate::xml_write::CAS_NAMESPACE;
+use crate::xml_write::{is_xml_char, CAS_NAMESPACE};
 
 /// Largest response body accepted, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -75,6 +75,12 @@ fn malformed(error: impl std::fmt::Display) -> ResponseParseError {
 
 fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, ResponseParseError> {
     if let Some(c) = reference.resolve_char_ref().map_err(malformed)? {
+        if !is_xml_char(c) {
+            return Err(ResponseParseError::Malformed(format!(
+                "character reference to U+{:04X}",
+                u32::from(c)
+            )));
+        }
         return Ok(c.to_string());
     }
 
@@ -156,19 +162,21 @@ impl Parser {
 
     fn end(&mut self) {
         let path: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        let text = std::mem::take(&mut self.text);
-        let value = text.trim().to_owned();
+        // User names and attribute values stay byte for byte: trimming would make ` demo`
+        // or `demo\u{a0}` the same identity as `demo`. Identifiers and messages are trimmed.
+        let exact = std::mem::take(&mut self.text);
+        let value = exact.trim().to_owned();
 
         match (path.as_slice(), self.success.as_mut()) {
             (["serviceResponse", "authenticationSuccess", "user"], Some(_)) => {
-                self.user = Some(value)
+                self.user = Some(exact)
             }
             (["serviceResponse", "authenticationSuccess", "attributes", name], Some(success)) => {
                 success
                     .attributes
                     .entry((*name).to_owned())
                     .or_default()
-                    .push(value);
+                    .push(exact);
             }
             (
                 ["serviceResponse", "authenticationSuccess", "proxyGrantingTicket"],
@@ -342,5 +350,40 @@ mod tests {
         let body = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess><cas:user>a&#x5F20;&#65;&amp;</cas:user></cas:authenticationSuccess></cas:serviceResponse>"#;
 
         assert_eq!(success_of(body).user, "a张A&");
+    }
+
+    #[test]
+    fn user_whitespace_is_kept_exactly() {
+        for user in [" demo", "demo\u{a0}", "demo\u{3000}", "demo\n", "de mo"] {
+            let expected = AuthenticationSuccess {
+                user: user.into(),
+                ..Default::default()
+            };
+            let xml =
+                write_validation_response(&ValidationResponse::Success(expected.clone()), true);
+
+            assert_eq!(success_of(&xml).user, user, "{user:?}");
+        }
+    }
+
+    #[test]
+    fn attribute_values_are_kept_exactly() {
+        let mut expected = AuthenticationSuccess {
+            user: "alice".into(),
+            ..Default::default()
+        };
+        expected
+            .attributes
+            .insert("title".into(), vec![" lead ".into(), "".into()]);
+        let xml = write_validation_response(&ValidationResponse::Success(expected.clone()), true);
+
+        assert_eq!(success_of(&xml).attributes, expected.attributes);
+    }
+
+    #[test]
+    fn rejects_references_to_forbidden_characters() {
+        let body = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess><cas:user>de&#1;mo</cas:user></cas:authenticationSuccess></cas:serviceResponse>"#;
+
+        assert!(matches!(parse(body), Err(ResponseParseError::Malformed(_))));
     }
 }
