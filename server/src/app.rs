@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::metrics::SharedMetrics;
 use crate::tickets::TicketStore;
 use crate::users::UserDirectory;
 
-/// Settings, the user directory and the ticket store.
+/// Settings, the user directory, the ticket store and the metrics.
 pub struct App {
     pub config: Config,
     pub users: UserDirectory,
     pub tickets: Arc<dyn TicketStore>,
+    pub metrics: SharedMetrics,
 }
 
 impl App {

@@ -98,6 +98,43 @@ pub struct RunArgs {
     /// Lifetime of an SSO session from its login, in seconds [default: 7200].
     #[arg(long, env = "CAS_SSO_SESSION_TTL_SECONDS", value_name = "SECONDS")]
     pub sso_session_ttl_seconds: Option<u64>,
+
+    /// Where tickets and SSO sessions live: memory (this process only) or redis (shared
+    /// by every node with the same redis_url and redis_key_prefix) [default: memory].
+    #[arg(long, env = "CAS_TICKET_STORE", value_name = "STORE")]
+    pub ticket_store: Option<String>,
+
+    /// Most entries (tickets, sessions, counters) the memory store holds, in entries;
+    /// beyond it new logins get 503 [default: 1000000].
+    #[arg(long, env = "CAS_MEMORY_MAX_TICKETS", value_name = "ENTRIES")]
+    pub memory_max_tickets: Option<u64>,
+
+    /// Redis URL for ticket_store = redis: redis://[:password@]host:port[/db], or
+    /// rediss:// for TLS [default: empty].
+    #[arg(
+        long,
+        env = "CAS_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key this server writes [default: cas:].
+    #[arg(long, env = "CAS_REDIS_KEY_PREFIX", value_name = "PREFIX")]
+    pub redis_key_prefix: Option<String>,
+
+    /// Number of multiplexed Redis connections, in connections [default: 4].
+    #[arg(long, env = "CAS_REDIS_POOL_SIZE", value_name = "CONNECTIONS")]
+    pub redis_pool_size: Option<u64>,
+
+    /// URL path of the Prometheus metrics endpoint; empty means {base_path}/metrics
+    /// [default: empty].
+    #[arg(long, env = "CAS_METRICS_PATH", value_name = "PATH")]
+    pub metrics_path: Option<String>,
+
+    /// Format of log lines on stderr: text or json (one object per line) [default: text].
+    #[arg(long, env = "CAS_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
 }
 
 impl RunArgs {
@@ -115,6 +152,13 @@ impl RunArgs {
             password_encoding: self.password_encoding.clone(),
             service_ticket_ttl_seconds: self.service_ticket_ttl_seconds,
             sso_session_ttl_seconds: self.sso_session_ttl_seconds,
+            ticket_store: self.ticket_store.clone(),
+            memory_max_tickets: self.memory_max_tickets,
+            redis_url: self.redis_url.clone(),
+            redis_key_prefix: self.redis_key_prefix.clone(),
+            redis_pool_size: self.redis_pool_size,
+            metrics_path: self.metrics_path.clone(),
+            log_format: self.log_format.clone(),
             services: None,
         }
     }

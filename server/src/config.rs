@@ -30,6 +30,13 @@ pub struct ConfigLayer {
     pub password_encoding: Option<String>,
     pub service_ticket_ttl_seconds: Option<u64>,
     pub sso_session_ttl_seconds: Option<u64>,
+    pub ticket_store: Option<String>,
+    pub memory_max_tickets: Option<u64>,
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: Option<String>,
+    pub redis_pool_size: Option<u64>,
+    pub metrics_path: Option<String>,
+    pub log_format: Option<String>,
     pub services: Option<Vec<ServiceDefinition>>,
 }
 
@@ -48,6 +55,13 @@ impl ConfigLayer {
             password_encoding: Some("argon2id".into()),
             service_ticket_ttl_seconds: Some(300),
             sso_session_ttl_seconds: Some(7200),
+            ticket_store: Some("memory".into()),
+            memory_max_tickets: Some(1_000_000),
+            redis_url: Some(String::new()),
+            redis_key_prefix: Some("cas:".into()),
+            redis_pool_size: Some(4),
+            metrics_path: Some(String::new()),
+            log_format: Some("text".into()),
             services: Some(default_services()),
         }
     }
@@ -87,6 +101,13 @@ impl ConfigLayer {
             sso_session_ttl_seconds: higher
                 .sso_session_ttl_seconds
                 .or(self.sso_session_ttl_seconds),
+            ticket_store: higher.ticket_store.or(self.ticket_store),
+            memory_max_tickets: higher.memory_max_tickets.or(self.memory_max_tickets),
+            redis_url: higher.redis_url.or(self.redis_url),
+            redis_key_prefix: higher.redis_key_prefix.or(self.redis_key_prefix),
+            redis_pool_size: higher.redis_pool_size.or(self.redis_pool_size),
+            metrics_path: higher.metrics_path.or(self.metrics_path),
+            log_format: higher.log_format.or(self.log_format),
             services: higher.services.or(self.services),
         }
     }
@@ -154,8 +175,52 @@ pub struct Config {
     pub password_encoding: PasswordEncoding,
     pub service_ticket_ttl: Duration,
     pub sso_session_ttl: Duration,
+    pub ticket_store: TicketStoreSettings,
+    /// Path of the Prometheus metrics endpoint, `{base_path}/metrics` unless set.
+    pub metrics_path: String,
+    pub log_format: LogFormat,
     pub services: Vec<ServiceDefinition>,
     pub registry: ServiceRegistry,
+}
+
+/// Where tickets live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TicketStoreSettings {
+    /// In this process, holding at most `max_tickets` entries.
+    Memory { max_tickets: usize },
+    /// In Redis, shared by every node that uses the same URL and key prefix.
+    Redis(RedisSettings),
+}
+
+/// Connection settings of the Redis ticket store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://` URL, which may carry a password: never log it.
+    pub url: String,
+    pub key_prefix: String,
+    pub pool_size: usize,
+}
+
+impl fmt::Debug for TicketStoreSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory { max_tickets } => write!(f, "Memory {{ max_tickets: {max_tickets} }}"),
+            Self::Redis(redis) => write!(
+                f,
+                "Redis {{ url: <redacted>, key_prefix: {:?}, pool_size: {} }}",
+                redis.key_prefix, redis.pool_size
+            ),
+        }
+    }
+}
+
+/// Format of log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 impl fmt::Debug for Config {
@@ -174,6 +239,9 @@ impl fmt::Debug for Config {
             .field("password_encoding", &self.password_encoding)
             .field("service_ticket_ttl", &self.service_ticket_ttl)
             .field("sso_session_ttl", &self.sso_session_ttl)
+            .field("ticket_store", &self.ticket_store)
+            .field("metrics_path", &self.metrics_path)
+            .field("log_format", &self.log_format)
             .field("services", &self.services.len())
             .finish_non_exhaustive()
     }
@@ -193,10 +261,12 @@ impl Config {
             "add at least one [[services]] table",
         )?;
         let registry = build_registry(&services)?;
+        let base_path = parse_base_path(required(layer.base_path, "base_path", "set it to /cas")?)?;
+        let metrics_path = parse_metrics_path(layer.metrics_path.unwrap_or_default(), &base_path)?;
 
         Ok(Self {
             listen: parse_listen(required(layer.listen, "listen", "set it to ip:port")?)?,
-            base_path: parse_base_path(required(layer.base_path, "base_path", "set it to /cas")?)?,
+            base_path,
             tls_cert: required(
                 layer.tls_cert,
                 "tls_cert",
@@ -223,6 +293,15 @@ impl Config {
                 layer.service_ticket_ttl_seconds,
             )?,
             sso_session_ttl: parse_ttl("sso_session_ttl_seconds", layer.sso_session_ttl_seconds)?,
+            ticket_store: parse_ticket_store(StoreLayer {
+                kind: layer.ticket_store,
+                memory_max_tickets: layer.memory_max_tickets,
+                redis_url: layer.redis_url,
+                redis_key_prefix: layer.redis_key_prefix,
+                redis_pool_size: layer.redis_pool_size,
+            })?,
+            metrics_path,
+            log_format: parse_log_format(layer.log_format)?,
             services,
             registry,
         })
@@ -315,6 +394,123 @@ fn parse_ttl(key: &'static str, value: Option<u64>) -> Result<Duration, ConfigEr
         ));
     }
     Ok(Duration::from_secs(seconds))
+}
+
+/// Largest accepted `memory_max_tickets`: at about 300 bytes each, some 30 GB.
+const MAX_MEMORY_TICKETS: u64 = 100_000_000;
+
+/// Largest accepted `redis_pool_size`. Each connection is multiplexed, so a few suffice.
+const MAX_REDIS_POOL_SIZE: u64 = 64;
+
+/// Longest accepted `redis_key_prefix`, in bytes.
+const MAX_KEY_PREFIX_BYTES: usize = 64;
+
+/// The ticket store settings of a merged layer.
+struct StoreLayer {
+    kind: Option<String>,
+    memory_max_tickets: Option<u64>,
+    redis_url: Option<String>,
+    redis_key_prefix: Option<String>,
+    redis_pool_size: Option<u64>,
+}
+
+fn parse_ticket_store(layer: StoreLayer) -> Result<TicketStoreSettings, ConfigError> {
+    let kind = required(layer.kind, "ticket_store", "set memory or redis")?;
+    match kind.as_str() {
+        "memory" => {
+            let max = required(
+                layer.memory_max_tickets,
+                "memory_max_tickets",
+                "set a number of tickets",
+            )?;
+            if max == 0 || max > MAX_MEMORY_TICKETS {
+                return Err(invalid(
+                    "memory_max_tickets",
+                    max,
+                    format!("use a number of tickets from 1 to {MAX_MEMORY_TICKETS}"),
+                ));
+            }
+            let max_tickets = usize::try_from(max).unwrap_or(usize::MAX);
+            Ok(TicketStoreSettings::Memory { max_tickets })
+        }
+        "redis" => Ok(TicketStoreSettings::Redis(RedisSettings {
+            url: parse_redis_url(layer.redis_url.unwrap_or_default())?,
+            key_prefix: parse_key_prefix(required(
+                layer.redis_key_prefix,
+                "redis_key_prefix",
+                "set a prefix such as cas:",
+            )?)?,
+            pool_size: parse_pool_size(required(
+                layer.redis_pool_size,
+                "redis_pool_size",
+                "set a number of connections",
+            )?)?,
+        })),
+        _ => Err(invalid("ticket_store", &kind, "use memory or redis")),
+    }
+}
+
+fn parse_redis_url(text: String) -> Result<String, ConfigError> {
+    if text.starts_with("redis://") || text.starts_with("rediss://") {
+        return Ok(text);
+    }
+    // The URL may carry a password, so the value is not repeated in the message.
+    let shown = if text.is_empty() { "" } else { "<hidden>" };
+    Err(invalid(
+        "redis_url",
+        shown,
+        "ticket_store = redis needs a redis://[:password@]host:port[/db] URL, or rediss:// for TLS",
+    ))
+}
+
+fn parse_key_prefix(text: String) -> Result<String, ConfigError> {
+    let printable = text
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+    if text.is_empty() || text.len() > MAX_KEY_PREFIX_BYTES || !printable {
+        return Err(invalid(
+            "redis_key_prefix",
+            &text,
+            format!("use 1 to {MAX_KEY_PREFIX_BYTES} printable ASCII characters without spaces or braces, such as cas:"),
+        ));
+    }
+    Ok(text)
+}
+
+fn parse_pool_size(size: u64) -> Result<usize, ConfigError> {
+    if size == 0 || size > MAX_REDIS_POOL_SIZE {
+        return Err(invalid(
+            "redis_pool_size",
+            size,
+            format!("use a number of connections from 1 to {MAX_REDIS_POOL_SIZE}"),
+        ));
+    }
+    Ok(usize::try_from(size).unwrap_or(1))
+}
+
+fn parse_metrics_path(text: String, base_path: &str) -> Result<String, ConfigError> {
+    if text.is_empty() {
+        return Ok(format!("{base_path}/metrics"));
+    }
+    let safe = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+    if !text.starts_with('/') || text.len() < 2 || text.ends_with('/') || !safe {
+        return Err(invalid(
+            "metrics_path",
+            &text,
+            "write a path such as /metrics: a leading slash, no trailing slash, only letters, digits and -._~; empty means {base_path}/metrics",
+        ));
+    }
+    Ok(text)
+}
+
+fn parse_log_format(value: Option<String>) -> Result<LogFormat, ConfigError> {
+    match value.as_deref() {
+        Some("text") | None => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(invalid("log_format", other, "use text or json")),
+    }
 }
 
 fn build_registry(services: &[ServiceDefinition]) -> Result<ServiceRegistry, ConfigError> {
@@ -480,8 +676,110 @@ mod tests {
             layer.sso_session_ttl_seconds.is_some(),
             "sso_session_ttl_seconds"
         );
+        assert!(layer.ticket_store.is_some(), "ticket_store");
+        assert!(layer.memory_max_tickets.is_some(), "memory_max_tickets");
+        assert!(layer.redis_url.is_some(), "redis_url");
+        assert!(layer.redis_key_prefix.is_some(), "redis_key_prefix");
+        assert!(layer.redis_pool_size.is_some(), "redis_pool_size");
+        assert!(layer.metrics_path.is_some(), "metrics_path");
+        assert!(layer.log_format.is_some(), "log_format");
         assert_eq!(layer.services.as_ref().map(Vec::len), Some(2), "services");
         assert!(Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).is_ok());
+    }
+
+    #[test]
+    fn redis_store_settings() {
+        let file = layer_from_toml(
+            "ticket_store = \"redis\"\nredis_url = \"redis://:pw@127.0.0.1:6379/0\"\nredis_key_prefix = \"sso:\"\nredis_pool_size = 2\n",
+        );
+        let config =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(file)).expect("valid");
+
+        let TicketStoreSettings::Redis(redis) = &config.ticket_store else {
+            panic!("expected redis, got {:?}", config.ticket_store);
+        };
+        assert_eq!(redis.key_prefix, "sso:");
+        assert_eq!(redis.pool_size, 2);
+        assert!(!format!("{config:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn memory_store_is_default() {
+        let config = Config::from_defaults().expect("defaults");
+
+        assert_eq!(
+            config.ticket_store,
+            TicketStoreSettings::Memory {
+                max_tickets: 1_000_000
+            }
+        );
+        assert_eq!(config.metrics_path, "/cas/metrics");
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn invalid_store_settings_name_key() {
+        let redis = |url: &str, prefix: &str, pool: u64| ConfigLayer {
+            ticket_store: Some("redis".into()),
+            redis_url: Some(url.into()),
+            redis_key_prefix: Some(prefix.into()),
+            redis_pool_size: Some(pool),
+            ..Default::default()
+        };
+        let cases: [(ConfigLayer, &str); 7] = [
+            (redis("", "cas:", 1), "redis_url"),
+            (redis("http://h", "cas:", 1), "redis_url"),
+            (redis("redis://h", "ca{s}:", 1), "redis_key_prefix"),
+            (redis("redis://h", "", 1), "redis_key_prefix"),
+            (redis("redis://h", "cas:", 0), "redis_pool_size"),
+            (
+                ConfigLayer {
+                    memory_max_tickets: Some(0),
+                    ..Default::default()
+                },
+                "memory_max_tickets",
+            ),
+            (
+                ConfigLayer {
+                    ticket_store: Some("etcd".into()),
+                    ..Default::default()
+                },
+                "ticket_store",
+            ),
+        ];
+
+        for (layer, key) in cases {
+            let error =
+                Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err(key);
+            assert!(error.to_string().contains(key), "{error}");
+        }
+    }
+
+    #[test]
+    fn redis_url_is_not_echoed() {
+        let layer = ConfigLayer {
+            ticket_store: Some("redis".into()),
+            redis_url: Some("http://:secret@h".into()),
+            ..Default::default()
+        };
+        let error =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err("invalid");
+
+        assert!(!error.to_string().contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn metrics_path_and_log_format() {
+        let layer = layer_from_toml("metrics_path = \"/metrics\"\nlog_format = \"json\"\n");
+        let config =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect("valid");
+
+        assert_eq!(config.metrics_path, "/metrics");
+        assert_eq!(config.log_format, LogFormat::Json);
+        let bad = layer_from_toml("log_format = \"xml\"\n");
+        let error =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(bad)).expect_err("xml");
+        assert!(error.to_string().contains("log_format"), "{error}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dev_certs;
 pub mod http;
 pub mod i18n;
+pub mod metrics;
 pub mod server;
 pub mod sso;
 pub mod tickets;
@@ -22,7 +23,12 @@ use tokio_rustls::TlsAcceptor;
 pub use config::Config;
 
 use app::App;
+use config::TicketStoreSettings;
+use metrics::Metrics;
 use tickets::memory::MemoryTicketStore;
+use tickets::metered::MeteredTicketStore;
+use tickets::redis::RedisTicketStore;
+use tickets::{StoreError, TicketStore};
 use users::password::PasswordEncoding;
 use users::UserDirectory;
 
@@ -33,6 +39,8 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Database(#[from] users::sql::DatabaseError),
+    #[error("cannot open the ticket store; check the setting redis_url: {0}")]
+    TicketStore(#[from] StoreError),
 }
 
 /// Loads the TLS identity, connects the user directory, then serves HTTPS on `listener`
@@ -50,18 +58,40 @@ pub async fn serve(
     }
 
     let users = UserDirectory::connect(&config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let store = open_ticket_store(&config.ticket_store).await?;
     log_start(&listener, &config);
 
     let app = Arc::new(App {
         config,
         users,
-        tickets: Arc::new(MemoryTicketStore::new()),
+        tickets: Arc::new(MeteredTicketStore::new(store, Arc::clone(&metrics))),
+        metrics,
     });
     server::run(listener, Arc::clone(&app), TlsAcceptor::from(tls), shutdown).await;
 
     app.users.close().await;
     tracing::info!("server stopped");
     Ok(())
+}
+
+/// Opens the configured store. A Redis that does not answer yet is only a warning: the
+/// server starts, reports itself not ready and connects once Redis is back.
+pub async fn open_ticket_store(
+    settings: &TicketStoreSettings,
+) -> Result<Box<dyn TicketStore>, StoreError> {
+    let redis = match settings {
+        TicketStoreSettings::Memory { max_tickets } => {
+            return Ok(Box::new(MemoryTicketStore::with_max_entries(*max_tickets)));
+        }
+        TicketStoreSettings::Redis(redis) => redis,
+    };
+
+    let store = RedisTicketStore::open(&redis.url, &redis.key_prefix, redis.pool_size)?;
+    if let Err(error) = store.ping().await {
+        tracing::warn!(%error, "Redis does not answer yet; the server starts but is not ready");
+    }
+    Ok(Box::new(store))
 }
 
 fn log_start(listener: &TcpListener, config: &Config) {
@@ -74,5 +104,9 @@ fn log_start(listener: &TcpListener, config: &Config) {
     } else {
         "embedded sqlite"
     };
-    tracing::info!(%address, base_path = %config.base_path, users = store, services = config.registry.len(), "CAS server listening");
+    let tickets = match &config.ticket_store {
+        TicketStoreSettings::Memory { .. } => "memory",
+        TicketStoreSettings::Redis(_) => "redis",
+    };
+    tracing::info!(%address, base_path = %config.base_path, users = store, tickets, services = config.registry.len(), "CAS server listening");
 }

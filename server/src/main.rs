@@ -8,30 +8,35 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use cas_server::cli::{Cli, Command, DevCertsArgs, RunArgs};
+use cas_server::config::LogFormat;
 use cas_server::dev_certs::ensure_dev_certs;
 
 fn main() -> ExitCode {
-    init_tracing();
-
     match Cli::parse().into_command() {
         Command::Run(args) => run(&args),
-        Command::DevCerts(args) => dev_certs(&args),
+        Command::DevCerts(args) => {
+            init_tracing(LogFormat::Text);
+            dev_certs(&args)
+        }
     }
 }
 
-/// Logs to stderr at `info` unless `RUST_LOG` sets another filter, with colours only on
-/// a terminal.
-fn init_tracing() {
+/// Logs to stderr at `info` unless `RUST_LOG` sets another filter: readable lines with
+/// colours only on a terminal, or one JSON object per line.
+fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+        .with_writer(std::io::stderr);
+
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
 }
 
 fn run(args: &RunArgs) -> ExitCode {
+    // The log format is a setting, so logging starts once the settings are read.
     let config = match args.load_config() {
         Ok(config) => config,
         Err(error) => {
@@ -39,6 +44,7 @@ fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_tracing(config.log_format);
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -50,7 +50,10 @@ async fn login_form_in_both_languages() {
         assert!(page.contains(expected), "{header}: {page}");
         assert!(page.contains(&format!("lang=\"{lang}\"")), "{header}");
         assert!(login_ticket(&page).starts_with("LT-"));
-        assert!(page.contains("Service app"), "registered service name shown");
+        assert!(
+            page.contains("Service app"),
+            "registered service name shown"
+        );
         assert!(!page.contains("<script"));
     }
     server.stop().await;
@@ -67,7 +70,10 @@ async fn login_sets_cookie_and_redirects() {
     let cookie = set_cookie(response.headers()).expect("Set-Cookie");
     assert!(cookie.starts_with("TGC=TGT-"), "{cookie}");
     for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/cas"] {
-        assert!(cookie.split("; ").any(|part| part == attribute), "{attribute} missing in {cookie}");
+        assert!(
+            cookie.split("; ").any(|part| part == attribute),
+            "{attribute} missing in {cookie}"
+        );
     }
     let target = location(response.headers()).expect("Location");
     assert!(target.starts_with(&format!("{APP}?ticket=ST-")), "{target}");
@@ -78,20 +84,34 @@ async fn login_sets_cookie_and_redirects() {
 async fn second_login_uses_sso() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let (first_ticket, cookie) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (first_ticket, cookie) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
-    let response = server.login_page(Some(OTHER_APP), "en", Some(&cookie)).await;
+    let response = server
+        .login_page(Some(OTHER_APP), "en", Some(&cookie))
+        .await;
 
     assert_eq!(response.status(), StatusCode::FOUND);
     assert!(set_cookie(response.headers()).is_none());
     let second_ticket = ticket_from_location(response.headers());
     assert!(second_ticket.starts_with("ST-"));
     assert_ne!(second_ticket, first_ticket);
-    assert!(location(response.headers()).expect("Location").starts_with(OTHER_APP));
+    assert!(location(response.headers())
+        .expect("Location")
+        .starts_with(OTHER_APP));
 
-    let xml = server.validate("p3/serviceValidate", &[("service", OTHER_APP), ("ticket", &second_ticket)]).await;
+    let xml = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", OTHER_APP), ("ticket", &second_ticket)],
+        )
+        .await;
     assert!(xml.contains("<cas:user>alice</cas:user>"), "{xml}");
-    assert!(xml.contains("<cas:isFromNewLogin>false</cas:isFromNewLogin>"), "{xml}");
+    assert!(
+        xml.contains("<cas:isFromNewLogin>false</cas:isFromNewLogin>"),
+        "{xml}"
+    );
     server.stop().await;
 }
 
@@ -99,7 +119,9 @@ async fn second_login_uses_sso() {
 async fn sso_without_service_shows_logged_in() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let (_, cookie) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (_, cookie) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
     let response = server.login_page(None, "zh-CN", Some(&cookie)).await;
 
@@ -129,15 +151,26 @@ async fn wrong_password_shows_form() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
 
-    for (user, password) in [("alice", "wrong"), ("nobody", "alice-password"), ("dave", ""), ("dave", "x")] {
+    for (user, password) in [
+        ("alice", "wrong"),
+        ("nobody", "alice-password"),
+        ("dave", ""),
+        ("dave", "x"),
+    ] {
         let response = server.login(Some(APP), user, password).await;
         let status = response.status();
-        assert!(status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST, "{user}: {status}");
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST,
+            "{user}: {status}"
+        );
         assert!(set_cookie(response.headers()).is_none(), "{user}");
         assert!(location(response.headers()).is_none(), "{user}");
 
         let page = response.text().await.expect("body");
-        assert!(login_ticket(&page).starts_with("LT-"), "{user}: form shown again");
+        assert!(
+            login_ticket(&page).starts_with("LT-"),
+            "{user}: form shown again"
+        );
     }
 
     let response = server.login(Some(APP), "alice", "wrong").await;
@@ -150,20 +183,34 @@ async fn wrong_password_shows_form() {
 async fn wrong_password_message_in_chinese() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let page = server.login_page(Some(APP), "en", None).await.text().await.expect("body");
+    let page = server
+        .login_page(Some(APP), "en", None)
+        .await
+        .text()
+        .await
+        .expect("body");
     let login_ticket = login_ticket(&page);
 
     let response = server
         .client
         .post(server.url("/cas/login"))
         .header("accept-language", "zh-CN")
-        .form(&[("username", "alice"), ("password", "nope"), ("lt", &login_ticket), ("service", APP)])
+        .form(&[
+            ("username", "alice"),
+            ("password", "nope"),
+            ("lt", &login_ticket),
+            ("service", APP),
+        ])
         .send()
         .await
         .expect("POST");
 
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(response.text().await.expect("body").contains("用户名或密码错误"));
+    assert!(response
+        .text()
+        .await
+        .expect("body")
+        .contains("用户名或密码错误"));
     server.stop().await;
 }
 
@@ -171,10 +218,19 @@ async fn wrong_password_message_in_chinese() {
 async fn login_ticket_replay_fails() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let page = server.login_page(Some(APP), "en", None).await.text().await.expect("body");
+    let page = server
+        .login_page(Some(APP), "en", None)
+        .await
+        .text()
+        .await
+        .expect("body");
     let login_ticket = login_ticket(&page);
-    let fields =
-        [("username", "alice"), ("password", "alice-password"), ("lt", login_ticket.as_str()), ("service", APP)];
+    let fields = [
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("lt", login_ticket.as_str()),
+        ("service", APP),
+    ];
 
     let first = server.post_login(&fields, None).await;
     let replay = server.post_login(&fields, None).await;
@@ -183,12 +239,24 @@ async fn login_ticket_replay_fails() {
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
     assert!(set_cookie(replay.headers()).is_none());
     assert!(location(replay.headers()).is_none());
-    assert!(replay.text().await.expect("body").contains("expired or was already used"));
+    assert!(replay
+        .text()
+        .await
+        .expect("body")
+        .contains("expired or was already used"));
 
     let forged_ticket = format!("LT-{}", "0".repeat(40));
     for lt in ["", "LT-forged", forged_ticket.as_str()] {
-        let forged =
-            server.post_login(&[("username", "alice"), ("password", "alice-password"), ("lt", lt)], None).await;
+        let forged = server
+            .post_login(
+                &[
+                    ("username", "alice"),
+                    ("password", "alice-password"),
+                    ("lt", lt),
+                ],
+                None,
+            )
+            .await;
         assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{lt}");
         assert!(set_cookie(forged.headers()).is_none(), "{lt}");
     }
@@ -199,26 +267,45 @@ async fn login_ticket_replay_fails() {
 async fn unregistered_service_rejected() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let (_, cookie) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (_, cookie) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
-    for (language, text) in [("en", "not registered"), ("zh-CN", "未在本认证服务中注册")] {
+    for (language, text) in [("en", "not registered"), ("zh-CN", "未在本认证服务中注册")]
+    {
         for session in [None, Some(cookie.as_str())] {
             let response = server.login_page(Some(STRANGER), language, session).await;
             assert_eq!(response.status(), StatusCode::FORBIDDEN);
             assert!(location(response.headers()).is_none());
-            assert!(response.text().await.expect("body").contains(text), "{language}");
+            assert!(
+                response.text().await.expect("body").contains(text),
+                "{language}"
+            );
         }
     }
 
-    for invalid in ["javascript:alert(1)", "/relative", "https://user:pw@app.example.test/"] {
+    for invalid in [
+        "javascript:alert(1)",
+        "/relative",
+        "https://user:pw@app.example.test/",
+    ] {
         let response = server.login_page(Some(invalid), "en", Some(&cookie)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{invalid}");
         assert!(location(response.headers()).is_none(), "{invalid}");
     }
 
-    let page = server.login_page(Some(APP), "en", None).await.text().await.expect("body");
-    let fields =
-        [("username", "alice"), ("password", "alice-password"), ("lt", &login_ticket(&page)), ("service", STRANGER)];
+    let page = server
+        .login_page(Some(APP), "en", None)
+        .await
+        .text()
+        .await
+        .expect("body");
+    let fields = [
+        ("username", "alice"),
+        ("password", "alice-password"),
+        ("lt", &login_ticket(&page)),
+        ("service", STRANGER),
+    ];
     let posted = server.post_login(&fields, None).await;
     assert_eq!(posted.status(), StatusCode::FORBIDDEN);
     assert!(location(posted.headers()).is_none());
@@ -231,21 +318,38 @@ async fn validate_v3_and_v2() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
 
-    let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
-    let v3 =
-        server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket), ("pgtUrl", "https://x/")]).await;
+    let (ticket, _) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
+    let v3 = server
+        .validate(
+            "p3/serviceValidate",
+            &[
+                ("service", APP),
+                ("ticket", &ticket),
+                ("pgtUrl", "https://x/"),
+            ],
+        )
+        .await;
 
     assert!(v3.contains("<cas:authenticationSuccess>"), "{v3}");
     assert!(v3.contains("<cas:user>alice</cas:user>"), "{v3}");
     assert!(v3.contains("<cas:authenticationDate>20"), "{v3}");
-    assert!(v3.contains("<cas:isFromNewLogin>true</cas:isFromNewLogin>"), "{v3}");
+    assert!(
+        v3.contains("<cas:isFromNewLogin>true</cas:isFromNewLogin>"),
+        "{v3}"
+    );
     assert!(
         v3.contains("<cas:longTermAuthenticationRequestTokenUsed>false</cas:longTermAuthenticationRequestTokenUsed>"),
         "{v3}"
     );
 
-    let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
-    let v2 = server.validate("serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+    let (ticket, _) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
+    let v2 = server
+        .validate("serviceValidate", &[("service", APP), ("ticket", &ticket)])
+        .await;
 
     assert!(v2.contains("<cas:user>alice</cas:user>"), "{v2}");
     assert!(!v2.contains("cas:attributes"), "{v2}");
@@ -256,15 +360,32 @@ async fn validate_v3_and_v2() {
 async fn replayed_ticket_is_invalid() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (ticket, _) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
-    let first = server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
-    let second = server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
-    let other_endpoint = server.validate("serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+    let first = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", APP), ("ticket", &ticket)],
+        )
+        .await;
+    let second = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", APP), ("ticket", &ticket)],
+        )
+        .await;
+    let other_endpoint = server
+        .validate("serviceValidate", &[("service", APP), ("ticket", &ticket)])
+        .await;
 
     assert!(first.contains("authenticationSuccess"));
     assert!(second.contains("code=\"INVALID_TICKET\""), "{second}");
-    assert!(other_endpoint.contains("code=\"INVALID_TICKET\""), "{other_endpoint}");
+    assert!(
+        other_endpoint.contains("code=\"INVALID_TICKET\""),
+        "{other_endpoint}"
+    );
     server.stop().await;
 }
 
@@ -272,10 +393,22 @@ async fn replayed_ticket_is_invalid() {
 async fn wrong_service_kills_ticket() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (ticket, _) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
-    let wrong = server.validate("p3/serviceValidate", &[("service", OTHER_APP), ("ticket", &ticket)]).await;
-    let right = server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+    let wrong = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", OTHER_APP), ("ticket", &ticket)],
+        )
+        .await;
+    let right = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", APP), ("ticket", &ticket)],
+        )
+        .await;
 
     assert!(wrong.contains("code=\"INVALID_SERVICE\""), "{wrong}");
     assert!(right.contains("code=\"INVALID_TICKET\""), "{right}");
@@ -289,8 +422,15 @@ async fn bad_ticket_kinds_are_invalid() {
     let proxy_ticket = format!("PT-{}", "a".repeat(40));
     let unknown = format!("ST-{}", "b".repeat(40));
 
-    for ticket in [proxy_ticket.as_str(), unknown.as_str(), "ST-<x/>", "garbage"] {
-        let xml = server.validate("serviceValidate", &[("service", APP), ("ticket", ticket)]).await;
+    for ticket in [
+        proxy_ticket.as_str(),
+        unknown.as_str(),
+        "ST-<x/>",
+        "garbage",
+    ] {
+        let xml = server
+            .validate("serviceValidate", &[("service", APP), ("ticket", ticket)])
+            .await;
         assert!(xml.contains("code=\"INVALID_TICKET\""), "{ticket}: {xml}");
         assert!(!xml.contains("<x/>"), "{xml}");
     }
@@ -301,7 +441,9 @@ async fn bad_ticket_kinds_are_invalid() {
 async fn missing_params_are_invalid_request() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (ticket, _) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
     let cases: [&[(&str, &str)]; 5] = [
         &[],
@@ -316,7 +458,12 @@ async fn missing_params_are_invalid_request() {
     }
 
     // None of the invalid requests consumed the ticket.
-    let xml = server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+    let xml = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", APP), ("ticket", &ticket)],
+        )
+        .await;
     assert!(xml.contains("authenticationSuccess"), "{xml}");
     server.stop().await;
 }
@@ -331,10 +478,17 @@ async fn expired_ticket_is_invalid() {
         config.service_ticket_ttl = Duration::from_secs(1);
     })
     .await;
-    let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (ticket, _) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let xml = server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+    let xml = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", APP), ("ticket", &ticket)],
+        )
+        .await;
 
     assert!(xml.contains("code=\"INVALID_TICKET\""), "{xml}");
     server.stop().await;
@@ -375,7 +529,8 @@ async fn duplicate_rows_fail_closed() {
 #[tokio::test]
 async fn argon2id_user_logs_in() {
     let hash = hash_argon2id("bob-password").expect("hash");
-    let insert = format!("insert into bob_user values ('bob', '{hash}'), ('eve', 'not-a-phc-string')");
+    let insert =
+        format!("insert into bob_user values ('bob', '{hash}'), ('eve', 'not-a-phc-string')");
     let database = TestDatabase::create(&[
         // The classic varchar(45) cannot hold a PHC string, so this table is wider.
         "create table bob_user (username varchar(30) primary key, password varchar(255))",
@@ -391,11 +546,25 @@ async fn argon2id_user_logs_in() {
     .await;
 
     let (ticket, _) = server.login_for_ticket(APP, "bob", "bob-password").await;
-    let xml = server.validate("serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+    let xml = server
+        .validate("serviceValidate", &[("service", APP), ("ticket", &ticket)])
+        .await;
     assert!(xml.contains("<cas:user>bob</cas:user>"), "{xml}");
 
-    assert_eq!(server.login(Some(APP), "bob", "bob-passwort").await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(server.login(Some(APP), "eve", "not-a-phc-string").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server
+            .login(Some(APP), "bob", "bob-passwort")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server
+            .login(Some(APP), "eve", "not-a-phc-string")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     server.stop().await;
 }
 
@@ -403,7 +572,9 @@ async fn argon2id_user_logs_in() {
 async fn logout_clears_session() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let (ticket, cookie) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (ticket, cookie) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
     let response = server
         .client
@@ -416,8 +587,18 @@ async fn logout_clears_session() {
 
     assert_eq!(response.status(), StatusCode::OK);
     let expired = set_cookie(response.headers()).expect("Set-Cookie");
-    for attribute in ["TGC=", "Max-Age=0", "Path=/cas", "Secure", "HttpOnly", "SameSite=Lax"] {
-        assert!(expired.split("; ").any(|part| part == attribute), "{attribute} missing in {expired}");
+    for attribute in [
+        "TGC=",
+        "Max-Age=0",
+        "Path=/cas",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+    ] {
+        assert!(
+            expired.split("; ").any(|part| part == attribute),
+            "{attribute} missing in {expired}"
+        );
     }
     assert!(response.text().await.expect("body").contains("已退出"));
 
@@ -426,7 +607,9 @@ async fn logout_clears_session() {
     assert!(login_ticket(&again.text().await.expect("body")).starts_with("LT-"));
 
     // The ticket issued by the ended session died with it.
-    let xml = server.validate("serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+    let xml = server
+        .validate("serviceValidate", &[("service", APP), ("ticket", &ticket)])
+        .await;
     assert!(xml.contains("INVALID_TICKET"), "{xml}");
     server.stop().await;
 }
@@ -436,10 +619,20 @@ async fn logout_redirects_only_to_registered() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
 
-    let registered =
-        server.client.get(server.url("/cas/logout")).query(&[("service", APP)]).send().await.expect("logout");
-    let stranger =
-        server.client.get(server.url("/cas/logout")).query(&[("service", STRANGER)]).send().await.expect("logout");
+    let registered = server
+        .client
+        .get(server.url("/cas/logout"))
+        .query(&[("service", APP)])
+        .send()
+        .await
+        .expect("logout");
+    let stranger = server
+        .client
+        .get(server.url("/cas/logout"))
+        .query(&[("service", STRANGER)])
+        .send()
+        .await
+        .expect("logout");
 
     assert_eq!(registered.status(), StatusCode::FOUND);
     assert_eq!(location(registered.headers()).as_deref(), Some(APP));
@@ -463,15 +656,35 @@ async fn head_answers_like_get() {
     ];
 
     for path in paths {
-        let get = server.client.get(server.url(path)).send().await.expect("GET");
-        let head = server.client.head(server.url(path)).send().await.expect("HEAD");
+        let get = server
+            .client
+            .get(server.url(path))
+            .send()
+            .await
+            .expect("GET");
+        let head = server
+            .client
+            .head(server.url(path))
+            .send()
+            .await
+            .expect("HEAD");
 
         assert_eq!(head.status(), get.status(), "{path}");
         assert!(!head.status().is_server_error(), "{path}");
-        assert_eq!(head.headers().get("content-type"), get.headers().get("content-type"), "{path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
         let get_length = get.bytes().await.expect("body").len();
-        let head_length: usize =
-            head.headers().get(CONTENT_LENGTH).expect("length").to_str().expect("ascii").parse().expect("number");
+        let head_length: usize = head
+            .headers()
+            .get(CONTENT_LENGTH)
+            .expect("length")
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("number");
         assert!(head_length > 0, "{path}");
         assert_eq!(head_length, get_length, "{path}");
         assert!(head.bytes().await.expect("body").is_empty(), "{path}");
@@ -483,14 +696,21 @@ async fn head_answers_like_get() {
 async fn concurrent_validations_succeed_once() {
     let database = plain_database().await;
     let server = Arc::new(plain_server(&database).await);
-    let (ticket, _) = server.login_for_ticket(APP, "alice", "alice-password").await;
+    let (ticket, _) = server
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
 
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let server = Arc::clone(&server);
             let ticket = ticket.clone();
             tokio::spawn(async move {
-                server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await
+                server
+                    .validate(
+                        "p3/serviceValidate",
+                        &[("service", APP), ("ticket", &ticket)],
+                    )
+                    .await
             })
         })
         .collect();
@@ -517,7 +737,14 @@ async fn hostile_requests_get_4xx() {
     let form = "application/x-www-form-urlencoded";
 
     let huge = format!("username=alice&password={}", "x".repeat(20 * 1024));
-    let oversized = server.client.post(&login).header("content-type", form).body(huge).send().await.expect("POST");
+    let oversized = server
+        .client
+        .post(&login)
+        .header("content-type", form)
+        .body(huge)
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let bad_utf8 = server
@@ -540,21 +767,47 @@ async fn hostile_requests_get_4xx() {
         .expect("POST");
     assert_eq!(duplicate.status(), StatusCode::BAD_REQUEST);
 
-    let json =
-        server.client.post(&login).header("content-type", "application/json").body("{}").send().await.expect("POST");
+    let json = server
+        .client
+        .post(&login)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
     assert_eq!(json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    let duplicate_service =
-        server.client.get(&login).query(&[("service", APP), ("service", OTHER_APP)]).send().await.expect("GET");
+    let duplicate_service = server
+        .client
+        .get(&login)
+        .query(&[("service", APP), ("service", OTHER_APP)])
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(duplicate_service.status(), StatusCode::BAD_REQUEST);
 
-    let bad_query = server.client.get(server.url("/cas/login?service=%FF")).send().await.expect("GET");
+    let bad_query = server
+        .client
+        .get(server.url("/cas/login?service=%FF"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(bad_query.status(), StatusCode::BAD_REQUEST);
 
-    let not_found = server.client.get(server.url("/cas/admin")).send().await.expect("GET");
+    let not_found = server
+        .client
+        .get(server.url("/cas/admin"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(not_found.status(), StatusCode::NOT_FOUND);
 
-    let wrong_method = server.client.delete(server.url("/cas/logout")).send().await.expect("DELETE");
+    let wrong_method = server
+        .client
+        .delete(server.url("/cas/logout"))
+        .send()
+        .await
+        .expect("DELETE");
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
     server.stop().await;
 }

@@ -12,16 +12,27 @@ async fn demo_user_logs_in() {
     let server = TestServer::start(|config| config.database_url = None).await;
 
     let (ticket, _) = server.login_for_ticket(APP, "demo", "demo-password").await;
-    let xml = server.validate("p3/serviceValidate", &[("service", APP), ("ticket", &ticket)]).await;
+    let xml = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", APP), ("ticket", &ticket)],
+        )
+        .await;
 
     assert!(xml.contains("<cas:user>demo</cas:user>"), "{xml}");
-    assert_eq!(server.login(Some(APP), "demo", "wrong").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.login(Some(APP), "demo", "wrong").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     server.stop().await;
 }
 
 #[test]
 fn help_describes_every_option() {
-    let output = Command::new(env!("CARGO_BIN_EXE_cas-server")).arg("--help").output().expect("run binary");
+    let output = Command::new(env!("CARGO_BIN_EXE_cas-server"))
+        .arg("--help")
+        .output()
+        .expect("run binary");
     let help = String::from_utf8(output.stdout).expect("utf-8");
 
     assert!(output.status.success());
@@ -38,6 +49,13 @@ fn help_describes_every_option() {
         "--password-encoding",
         "--service-ticket-ttl-seconds",
         "--sso-session-ttl-seconds",
+        "--ticket-store",
+        "--memory-max-tickets",
+        "--redis-url",
+        "--redis-key-prefix",
+        "--redis-pool-size",
+        "--metrics-path",
+        "--log-format",
         "dev-certs",
     ] {
         assert!(help.contains(option), "{option} missing in help");
@@ -62,7 +80,11 @@ fn invalid_setting_stops_startup() {
 fn environment_overrides_file() {
     let folder = tempfile::tempdir().expect("temp dir");
     let file = folder.path().join("cas.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:1\"\npassword_encoding = \"md5\"\n").expect("write");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1\"\npassword_encoding = \"md5\"\n",
+    )
+    .expect("write");
 
     let output = Command::new(env!("CARGO_BIN_EXE_cas-server"))
         .arg("--config")

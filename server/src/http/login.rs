@@ -15,6 +15,7 @@ use super::params::Params;
 use super::response::{self, Body};
 use crate::app::App;
 use crate::i18n::{Language, LanguageTexts, Texts};
+use crate::metrics::outcome;
 use crate::sso::{self, ServiceRejection};
 use crate::tickets::{SsoSession, StoreError};
 use crate::users::Authentication;
@@ -96,7 +97,12 @@ async fn single_sign_on(
 pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) -> Response<Body> {
     match try_post(app, parts, body, language).await {
         Ok(response) => response,
-        Err(rejection) => rejection.page(language),
+        Err(rejection) => {
+            if rejection.0 == StatusCode::SERVICE_UNAVAILABLE {
+                app.metrics.count_login(outcome::ERROR);
+            }
+            rejection.page(language)
+        }
     }
 }
 
@@ -120,6 +126,7 @@ async fn try_post(
 
     if !sso::consume_login_ticket(app.store(), login_ticket).await? {
         tracing::info!("login form with a missing, used or expired login ticket");
+        app.metrics.count_login(outcome::BAD_LOGIN_TICKET);
         return form(
             app,
             language,
@@ -131,6 +138,7 @@ async fn try_post(
         .await;
     }
     if username.is_empty() || password.is_empty() {
+        app.metrics.count_login(outcome::MISSING_FIELDS);
         return form(
             app,
             language,
@@ -146,6 +154,7 @@ async fn try_post(
         Ok(Authentication::Success { user }) => user,
         Ok(Authentication::Failure(reason)) => {
             log_failure(username, reason);
+            app.metrics.count_login(outcome::BAD_CREDENTIALS);
             return form(
                 app,
                 language,
@@ -163,7 +172,9 @@ async fn try_post(
             }));
         }
     };
-    logged_in(app, parts, &user, service.as_ref(), language).await
+    let response = logged_in(app, parts, &user, service.as_ref(), language).await?;
+    app.metrics.count_login(outcome::SUCCESS);
+    Ok(response)
 }
 
 async fn logged_in(

@@ -1,6 +1,7 @@
 //! The HTTP layer: routing, handlers, pages and the helpers they share.
 
 pub mod cookie;
+pub mod health;
 pub mod login;
 pub mod logout;
 pub mod pages;

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::pages;
 use super::response::Body;
 use super::validate::Protocol;
-use super::{login, logout, validate};
+use super::{health, login, logout, validate};
 use crate::app::App;
 use crate::i18n::{choose_language, Language};
 
@@ -42,12 +42,20 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
             .get(ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
+    let readable = parts.method == Method::GET || parts.method == Method::HEAD;
+    if parts.uri.path() == app.config.metrics_path {
+        return match readable {
+            true => health::metrics(app),
+            false => method_not_allowed(language, "GET, HEAD"),
+        };
+    }
     let Some(endpoint) = endpoint_name(&app.config.base_path, parts.uri.path()) else {
         return not_found(language);
     };
 
-    let readable = parts.method == Method::GET || parts.method == Method::HEAD;
     match (endpoint, readable) {
+        ("health", true) => health::health(),
+        ("ready", true) => health::ready(app).await,
         ("login", true) => login::get(app, &parts, language).await,
         ("login", false) if parts.method == Method::POST => {
             login::post(app, &parts, body, language).await
@@ -56,7 +64,7 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         ("serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V2).await,
         ("p3/serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V3).await,
         ("logout", true) => logout::get(app, &parts, language).await,
-        ("serviceValidate" | "p3/serviceValidate" | "logout", false) => {
+        ("serviceValidate" | "p3/serviceValidate" | "logout" | "health" | "ready", false) => {
             method_not_allowed(language, "GET, HEAD")
         }
         _ => not_found(language),

@@ -30,6 +30,12 @@ pub enum Protocol {
 /// (such as `pgtUrl` and `format`) are ignored.
 pub async fn service_validate(app: &App, parts: &Parts, protocol: Protocol) -> Response<Body> {
     let outcome = validate(app, parts, protocol).await;
+    let code = match &outcome {
+        ValidationResponse::Success(_) => "success",
+        ValidationResponse::Failure(failure) => failure.code.as_str(),
+    };
+    app.metrics.count_validation(code);
+
     let document = write_validation_response(&outcome, protocol == Protocol::V3);
     response::xml(document)
 }

@@ -1,56 +1,196 @@
-//! In-memory ticket store for a single server process. Expiry uses tokio's clock, so
-//! tests can pause and advance time instead of sleeping.
+//! In-memory ticket store for a single server process: shards of hash maps behind
+//! mutexes, a bound on the number of stored entries, and a sweep of expired ones.
+//! Expiry uses tokio's clock, so tests can pause and advance time instead of sleeping.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
+use cas_core::service::ServiceUrl;
+use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket, TICKET_RANDOM_BYTES};
 use tokio::time::Instant;
 
-use super::{ServiceGrant, SsoSession, StoreError, TicketStore};
+use super::{IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, TicketStore};
 
-struct Expiring<T> {
-    value: T,
-    expires_at: Instant,
+/// Number of shards. A power of two well above the core count keeps lock contention low.
+const SHARDS: usize = 32;
+
+/// The random bytes of a ticket this server issued, which is all a map key needs.
+type TicketId = [u8; TICKET_RANDOM_BYTES];
+
+/// Milliseconds on the store's clock, counted from its creation.
+type Millis = u64;
+
+struct StoredSession {
+    user: Arc<str>,
+    authenticated_at: Millis,
+    expires_at: Millis,
+    /// Service tickets issued by the session with their services, for single logout.
+    index: Vec<(TicketId, Arc<str>)>,
 }
 
-impl<T> Expiring<T> {
-    fn new(value: T, ttl: Duration) -> Self {
-        Self {
-            value,
-            expires_at: Instant::now() + ttl,
-        }
-    }
+struct StoredGrant {
+    service: Arc<str>,
+    user: Arc<str>,
+    session: TicketId,
+    /// Milliseconds since the Unix epoch.
+    authenticated_at: Millis,
+    expires_at: Millis,
+    from_new_login: bool,
+    /// Whether the session index contains this ticket, which then counts against the bound
+    /// until the session ends.
+    indexed: bool,
+}
 
-    fn is_live(&self, now: Instant) -> bool {
-        now < self.expires_at
-    }
+struct Counter {
+    count: u64,
+    expires_at: Millis,
 }
 
 #[derive(Default)]
-struct Tables {
-    login_tickets: HashMap<String, Expiring<()>>,
-    sessions: HashMap<String, Expiring<SsoSession>>,
-    service_tickets: HashMap<String, Expiring<ServiceGrant>>,
+struct Shard {
+    login_tickets: HashMap<TicketId, Millis>,
+    sessions: HashMap<TicketId, StoredSession>,
+    service_tickets: HashMap<TicketId, StoredGrant>,
+    counters: HashMap<Box<str>, Counter>,
 }
 
-/// Tickets in three hash maps behind one mutex. The lock is never held across an await.
-#[derive(Default)]
+/// Tickets in [`SHARDS`] shards, each a set of hash maps behind its own mutex. A lock is
+/// never held across an await, and never two at once.
+///
+/// At most `max_entries` entries are stored: login tickets, sessions, counters and
+/// service tickets. A service ticket counts from its issue until its session ends,
+/// because the session's index keeps it for single logout after validation.
 pub struct MemoryTicketStore {
-    tables: Mutex<Tables>,
+    shards: Vec<Mutex<Shard>>,
+    entries: AtomicUsize,
+    max_entries: usize,
+    epoch: Instant,
+    hasher: RandomState,
+}
+
+impl Default for MemoryTicketStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryTicketStore {
+    /// Default bound on stored entries, matching the `memory_max_tickets` default.
+    pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+
     pub fn new() -> Self {
-        Self::default()
+        Self::with_max_entries(Self::DEFAULT_MAX_ENTRIES)
     }
 
-    // A panic while the lock was held cannot leave a map half-updated (every change is
-    // a single insert or remove), so a poisoned lock is still safe to use.
-    fn tables(&self) -> MutexGuard<'_, Tables> {
-        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Creates a store that rejects new entries with [`StoreError::Full`] beyond `max`.
+    pub fn with_max_entries(max: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            entries: AtomicUsize::new(0),
+            max_entries: max,
+            epoch: Instant::now(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    // A panic while a lock was held cannot leave a map half-updated (every change is a
+    // single insert, remove or field update), so a poisoned lock is still safe to use.
+    fn shard(&self, id: &TicketId) -> MutexGuard<'_, Shard> {
+        self.lock(usize::from(id[0]) % SHARDS)
+    }
+
+    fn counter_shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let hash = self.hasher.hash_one(key) as usize;
+        self.lock(hash % SHARDS)
+    }
+
+    fn lock(&self, index: usize) -> MutexGuard<'_, Shard> {
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now(&self) -> Millis {
+        millis(self.epoch.elapsed())
+    }
+
+    fn expiry(&self, ttl: Duration) -> Millis {
+        self.now().saturating_add(millis(ttl))
+    }
+
+    /// Counts one more entry, or fails when the bound is reached.
+    fn reserve(&self) -> Result<(), StoreError> {
+        let before = self.entries.fetch_add(1, Ordering::Relaxed);
+        if before >= self.max_entries {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
+            return Err(StoreError::Full {
+                max: self.max_entries,
+            });
+        }
+        Ok(())
+    }
+
+    fn release(&self, count: usize) {
+        self.entries.fetch_sub(count, Ordering::Relaxed);
+    }
+
+    /// Removes service tickets of an ended session. They were counted with its index.
+    fn remove_indexed(&self, index: &[(TicketId, Arc<str>)]) {
+        for (id, _) in index {
+            self.shard(id).service_tickets.remove(id);
+        }
+    }
+
+    /// Adds a ticket to its session's index and returns the session's user, or `None`
+    /// when the session is gone.
+    fn index_ticket(
+        &self,
+        session: &TicketId,
+        id: TicketId,
+        service: &Arc<str>,
+    ) -> Option<Arc<str>> {
+        let now = self.now();
+        let mut shard = self.shard(session);
+        let stored = shard
+            .sessions
+            .get_mut(session)
+            .filter(|s| now < s.expires_at)?;
+        stored.index.push((id, Arc::clone(service)));
+        Some(Arc::clone(&stored.user))
+    }
+
+    fn sweep_shard(&self, index: usize, now: Millis) -> (usize, Vec<StoredSession>) {
+        let mut shard = self.lock(index);
+        let mut released = 0;
+
+        let before = shard.login_tickets.len() + shard.counters.len();
+        shard
+            .login_tickets
+            .retain(|_, expires_at| now < *expires_at);
+        shard.counters.retain(|_, c| now < c.expires_at);
+        released += before - shard.login_tickets.len() - shard.counters.len();
+
+        shard.service_tickets.retain(|_, g| {
+            let live = now < g.expires_at;
+            released += usize::from(!live && !g.indexed);
+            live
+        });
+
+        let expired: Vec<TicketId> = shard
+            .sessions
+            .iter()
+            .filter(|(_, s)| now >= s.expires_at)
+            .map(|(id, _)| *id)
+            .collect();
+        let sessions = expired
+            .iter()
+            .filter_map(|id| shard.sessions.remove(id))
+            .collect();
+        (released, sessions)
     }
 }
 
@@ -61,15 +201,33 @@ impl TicketStore for MemoryTicketStore {
         ticket: &LoginTicket,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.tables()
+        let Some(id) = ticket_id(ticket.as_str(), LoginTicket::PREFIX) else {
+            return Ok(());
+        };
+        self.reserve()?;
+
+        let expires_at = self.expiry(ttl);
+        if self
+            .shard(&id)
             .login_tickets
-            .insert(ticket.as_str().to_owned(), Expiring::new((), ttl));
+            .insert(id, expires_at)
+            .is_some()
+        {
+            self.release(1);
+        }
         Ok(())
     }
 
     async fn take_login_ticket(&self, ticket: &LoginTicket) -> Result<bool, StoreError> {
-        let entry = self.tables().login_tickets.remove(ticket.as_str());
-        Ok(entry.is_some_and(|e| e.is_live(Instant::now())))
+        let Some(id) = ticket_id(ticket.as_str(), LoginTicket::PREFIX) else {
+            return Ok(false);
+        };
+
+        let removed = self.shard(&id).login_tickets.remove(&id);
+        if removed.is_some() {
+            self.release(1);
+        }
+        Ok(removed.is_some_and(|expires_at| self.now() < expires_at))
     }
 
     async fn put_session(
@@ -78,9 +236,22 @@ impl TicketStore for MemoryTicketStore {
         session: SsoSession,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.tables()
-            .sessions
-            .insert(ticket.as_str().to_owned(), Expiring::new(session, ttl));
+        let Some(id) = ticket_id(ticket.as_str(), TicketGrantingTicket::PREFIX) else {
+            return Ok(());
+        };
+        self.reserve()?;
+
+        let stored = StoredSession {
+            user: session.user.into(),
+            authenticated_at: unix_millis(session.authenticated_at),
+            expires_at: self.expiry(ttl),
+            index: Vec::new(),
+        };
+        let replaced = self.shard(&id).sessions.insert(id, stored);
+        if let Some(old) = replaced {
+            self.remove_indexed(&old.index);
+            self.release(1 + old.index.len());
+        }
         Ok(())
     }
 
@@ -88,25 +259,38 @@ impl TicketStore for MemoryTicketStore {
         &self,
         ticket: &TicketGrantingTicket,
     ) -> Result<Option<SsoSession>, StoreError> {
-        let tables = self.tables();
-        let entry = tables
-            .sessions
-            .get(ticket.as_str())
-            .filter(|e| e.is_live(Instant::now()));
-        Ok(entry.map(|e| e.value.clone()))
+        let Some(id) = ticket_id(ticket.as_str(), TicketGrantingTicket::PREFIX) else {
+            return Ok(None);
+        };
+
+        let now = self.now();
+        let shard = self.shard(&id);
+        let session = shard.sessions.get(&id).filter(|s| now < s.expires_at);
+        Ok(session.map(|s| SsoSession {
+            user: s.user.to_string(),
+            authenticated_at: from_unix_millis(s.authenticated_at),
+        }))
     }
 
     async fn remove_session(
         &self,
         ticket: &TicketGrantingTicket,
     ) -> Result<Option<SsoSession>, StoreError> {
-        let mut tables = self.tables();
-        tables
-            .service_tickets
-            .retain(|_, e| e.value.session != *ticket);
+        let Some(id) = ticket_id(ticket.as_str(), TicketGrantingTicket::PREFIX) else {
+            return Ok(None);
+        };
+        let Some(stored) = self.shard(&id).sessions.remove(&id) else {
+            return Ok(None);
+        };
 
-        let entry = tables.sessions.remove(ticket.as_str());
-        Ok(entry.filter(|e| e.is_live(Instant::now())).map(|e| e.value))
+        self.remove_indexed(&stored.index);
+        self.release(1 + stored.index.len());
+
+        let live = self.now() < stored.expires_at;
+        Ok(live.then(|| SsoSession {
+            user: stored.user.to_string(),
+            authenticated_at: from_unix_millis(stored.authenticated_at),
+        }))
     }
 
     async fn put_service_ticket(
@@ -115,9 +299,28 @@ impl TicketStore for MemoryTicketStore {
         grant: ServiceGrant,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        self.tables()
-            .service_tickets
-            .insert(ticket.as_str().to_owned(), Expiring::new(grant, ttl));
+        let Some(id) = ticket_id(ticket.as_str(), ServiceTicket::PREFIX) else {
+            return Ok(());
+        };
+        self.reserve()?;
+
+        let service: Arc<str> = grant.service.as_str().into();
+        let session = ticket_id(grant.session.as_str(), TicketGrantingTicket::PREFIX);
+        let indexed_user = session.and_then(|s| self.index_ticket(&s, id, &service));
+        let stored = StoredGrant {
+            service,
+            indexed: indexed_user.is_some(),
+            user: indexed_user.unwrap_or_else(|| grant.user.into()),
+            session: session.unwrap_or_default(),
+            authenticated_at: unix_millis(grant.authenticated_at),
+            expires_at: self.expiry(ttl),
+            from_new_login: grant.from_new_login,
+        };
+
+        let replaced = self.shard(&id).service_tickets.insert(id, stored);
+        if replaced.is_some() {
+            self.release(1);
+        }
         Ok(())
     }
 
@@ -125,33 +328,146 @@ impl TicketStore for MemoryTicketStore {
         &self,
         ticket: &ServiceTicket,
     ) -> Result<Option<ServiceGrant>, StoreError> {
-        let entry = self.tables().service_tickets.remove(ticket.as_str());
-        Ok(entry.filter(|e| e.is_live(Instant::now())).map(|e| e.value))
+        let Some(id) = ticket_id(ticket.as_str(), ServiceTicket::PREFIX) else {
+            return Ok(None);
+        };
+        let Some(stored) = self.shard(&id).service_tickets.remove(&id) else {
+            return Ok(None);
+        };
+
+        if !stored.indexed {
+            self.release(1);
+        }
+        if self.now() >= stored.expires_at {
+            return Ok(None);
+        }
+        Ok(grant_from(stored))
+    }
+
+    async fn session_tickets(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Vec<IssuedTicket>, StoreError> {
+        let Some(id) = ticket_id(ticket.as_str(), TicketGrantingTicket::PREFIX) else {
+            return Ok(Vec::new());
+        };
+
+        let now = self.now();
+        let shard = self.shard(&id);
+        let Some(session) = shard.sessions.get(&id).filter(|s| now < s.expires_at) else {
+            return Ok(Vec::new());
+        };
+        Ok(session.index.iter().filter_map(issued_ticket).collect())
+    }
+
+    async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let now = self.now();
+        let mut shard = self.counter_shard(key);
+
+        if let Some(counter) = shard.counters.get_mut(key) {
+            if now < counter.expires_at {
+                counter.count += 1;
+                return Ok(counter.count);
+            }
+            *counter = Counter {
+                count: 1,
+                expires_at: self.expiry(window),
+            };
+            return Ok(1);
+        }
+
+        self.reserve()?;
+        let counter = Counter {
+            count: 1,
+            expires_at: self.expiry(window),
+        };
+        shard.counters.insert(key.into(), counter);
+        Ok(1)
+    }
+
+    async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
+        if self.counter_shard(key).counters.remove(key).is_some() {
+            self.release(1);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn remove_expired(&self) -> Result<usize, StoreError> {
-        let now = Instant::now();
-        let mut tables = self.tables();
-        let before =
-            tables.login_tickets.len() + tables.sessions.len() + tables.service_tickets.len();
+        let now = self.now();
+        let mut removed = 0;
 
-        tables.login_tickets.retain(|_, e| e.is_live(now));
-        tables.sessions.retain(|_, e| e.is_live(now));
-        tables.service_tickets.retain(|_, e| e.is_live(now));
-
-        let after =
-            tables.login_tickets.len() + tables.sessions.len() + tables.service_tickets.len();
-        Ok(before - after)
+        for index in 0..SHARDS {
+            let (released, sessions) = self.sweep_shard(index, now);
+            removed += released;
+            for session in sessions {
+                self.remove_indexed(&session.index);
+                removed += 1 + session.index.len();
+            }
+        }
+        self.release(removed);
+        Ok(removed)
     }
+
+    fn live_entries(&self) -> Option<LiveEntries> {
+        let mut live = LiveEntries::default();
+        for index in 0..SHARDS {
+            let shard = self.lock(index);
+            live.login_tickets += shard.login_tickets.len();
+            live.sessions += shard.sessions.len();
+            live.service_tickets += shard.service_tickets.len();
+            live.counters += shard.counters.len();
+        }
+        Some(live)
+    }
+}
+
+/// Decodes the random part of a ticket this server issued: the prefix followed by the
+/// lowercase hex of [`TICKET_RANDOM_BYTES`] bytes. Any other text cannot be stored here.
+fn ticket_id(text: &str, prefix: &str) -> Option<TicketId> {
+    let hex_part = text.strip_prefix(prefix)?;
+    if hex_part.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut id = TicketId::default();
+    hex::decode_to_slice(hex_part, &mut id).ok()?;
+    Some(id)
+}
+
+fn grant_from(stored: StoredGrant) -> Option<ServiceGrant> {
+    Some(ServiceGrant {
+        service: ServiceUrl::parse(&stored.service).ok()?,
+        user: stored.user.to_string(),
+        session: TicketGrantingTicket::from_random(stored.session),
+        authenticated_at: from_unix_millis(stored.authenticated_at),
+        from_new_login: stored.from_new_login,
+    })
+}
+
+fn issued_ticket((id, service): &(TicketId, Arc<str>)) -> Option<IssuedTicket> {
+    Some(IssuedTicket {
+        ticket: ServiceTicket::from_random(*id),
+        service: ServiceUrl::parse(service).ok()?,
+    })
+}
+
+fn millis(duration: Duration) -> Millis {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unix_millis(time: SystemTime) -> Millis {
+    millis(time.duration_since(UNIX_EPOCH).unwrap_or_default())
+}
+
+fn from_unix_millis(value: Millis) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(value)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::SystemTime;
-
-    use cas_core::service::ServiceUrl;
-
     use super::*;
 
     const MINUTE: Duration = Duration::from_secs(60);
@@ -160,12 +476,19 @@ mod tests {
         TicketGrantingTicket::from_random([seed; 20])
     }
 
+    fn session_value() -> SsoSession {
+        SsoSession {
+            user: "alice".into(),
+            authenticated_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        }
+    }
+
     fn grant(session: TicketGrantingTicket) -> ServiceGrant {
         ServiceGrant {
             service: ServiceUrl::parse("https://app.example/").expect("valid"),
             user: "alice".into(),
             session,
-            authenticated_at: SystemTime::UNIX_EPOCH,
+            authenticated_at: UNIX_EPOCH,
             from_new_login: true,
         }
     }
@@ -179,16 +502,11 @@ mod tests {
             .await
             .expect("put");
 
-        assert!(store
-            .take_service_ticket(&ticket)
-            .await
-            .expect("take")
-            .is_some());
-        assert!(store
-            .take_service_ticket(&ticket)
-            .await
-            .expect("take")
-            .is_none());
+        let taken = store.take_service_ticket(&ticket).await.expect("take");
+        let again = store.take_service_ticket(&ticket).await.expect("take");
+
+        assert_eq!(taken, Some(grant(session_ticket(1))));
+        assert!(again.is_none());
     }
 
     #[tokio::test(start_paused = true)]
@@ -231,12 +549,8 @@ mod tests {
         let other = session_ticket(6);
         let mine = ServiceTicket::from_random([5; 20]);
         let theirs = ServiceTicket::from_random([6; 20]);
-        let value = SsoSession {
-            user: "alice".into(),
-            authenticated_at: SystemTime::UNIX_EPOCH,
-        };
         store
-            .put_session(&session, value.clone(), MINUTE)
+            .put_session(&session, session_value(), MINUTE)
             .await
             .expect("put");
         store
@@ -250,7 +564,7 @@ mod tests {
 
         assert_eq!(
             store.remove_session(&session).await.expect("remove"),
-            Some(value)
+            Some(session_value())
         );
         assert!(store.get_session(&session).await.expect("get").is_none());
         assert!(store
@@ -266,18 +580,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn sweep_drops_only_expired() {
+    async fn session_index_outlives_validation() {
         let store = MemoryTicketStore::new();
-        let value = SsoSession {
-            user: "alice".into(),
-            authenticated_at: SystemTime::UNIX_EPOCH,
-        };
+        let session = session_ticket(10);
+        let ticket = ServiceTicket::from_random([10; 20]);
         store
-            .put_session(&session_ticket(7), value.clone(), MINUTE)
+            .put_session(&session, session_value(), MINUTE)
             .await
             .expect("put");
         store
-            .put_session(&session_ticket(8), value, MINUTE * 3)
+            .put_service_ticket(&ticket, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+
+        store.take_service_ticket(&ticket).await.expect("take");
+        let index = store.session_tickets(&session).await.expect("index");
+
+        assert_eq!(index.len(), 1);
+        assert_eq!(index[0].ticket, ticket);
+        assert_eq!(index[0].service.as_str(), "https://app.example/");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweep_drops_only_expired() {
+        let store = MemoryTicketStore::new();
+        store
+            .put_session(&session_ticket(7), session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_session(&session_ticket(8), session_value(), MINUTE * 3)
             .await
             .expect("put");
         store
@@ -293,6 +625,117 @@ mod tests {
             .await
             .expect("get")
             .is_some());
+        assert_eq!(store.entries.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweep_of_session_drops_its_tickets() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(11);
+        let ticket = ServiceTicket::from_random([11; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&ticket, grant(session), MINUTE * 5)
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE * 2).await;
+
+        assert_eq!(store.remove_expired().await.expect("sweep"), 2);
+        assert!(store
+            .take_service_ticket(&ticket)
+            .await
+            .expect("take")
+            .is_none());
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_store_rejects_new_entries() {
+        let store = MemoryTicketStore::with_max_entries(2);
+        store
+            .put_login_ticket(&LoginTicket::from_random([1; 20]), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_login_ticket(&LoginTicket::from_random([2; 20]), MINUTE)
+            .await
+            .expect("put");
+
+        let third = store
+            .put_login_ticket(&LoginTicket::from_random([3; 20]), MINUTE)
+            .await;
+        let counter = store.incr_counter("k", MINUTE).await;
+
+        assert!(
+            matches!(third, Err(StoreError::Full { max: 2 })),
+            "{third:?}"
+        );
+        assert!(matches!(counter, Err(StoreError::Full { max: 2 })));
+
+        assert!(store
+            .take_login_ticket(&LoginTicket::from_random([1; 20]))
+            .await
+            .expect("take"));
+        store
+            .put_login_ticket(&LoginTicket::from_random([3; 20]), MINUTE)
+            .await
+            .expect("room again after a take");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counter_counts_within_window() {
+        let store = MemoryTicketStore::new();
+
+        assert_eq!(
+            store
+                .incr_counter("login:alice", MINUTE)
+                .await
+                .expect("incr"),
+            1
+        );
+        assert_eq!(
+            store
+                .incr_counter("login:alice", MINUTE)
+                .await
+                .expect("incr"),
+            2
+        );
+        assert_eq!(
+            store.incr_counter("login:bob", MINUTE).await.expect("incr"),
+            1
+        );
+
+        tokio::time::advance(MINUTE).await;
+        assert_eq!(
+            store
+                .incr_counter("login:alice", MINUTE)
+                .await
+                .expect("incr"),
+            1
+        );
+
+        store.reset_counter("login:alice").await.expect("reset");
+        assert_eq!(
+            store
+                .incr_counter("login:alice", MINUTE)
+                .await
+                .expect("incr"),
+            1
+        );
+    }
+
+    #[test]
+    fn ticket_id_accepts_only_issued_form() {
+        let ticket = ServiceTicket::from_random([0xab; 20]);
+
+        assert_eq!(ticket_id(ticket.as_str(), "ST-"), Some([0xab; 20]));
+        assert_eq!(ticket_id(&format!("ST-{}", "AB".repeat(20)), "ST-"), None);
+        assert_eq!(ticket_id("ST-abcdef", "ST-"), None);
+        assert_eq!(ticket_id(ticket.as_str(), "TGT-"), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,7 +747,7 @@ mod tests {
             .await
             .expect("put");
 
-        let tasks: Vec<_> = (0..50)
+        let tasks: Vec<_> = (0..100)
             .map(|_| {
                 let store = Arc::clone(&store);
                 let ticket = ticket.clone();

@@ -1,7 +1,11 @@
-//! Server-side ticket state: SSO sessions (TGT), service tickets (ST) and login tickets
-//! (LT), behind a store trait so that a shared store can replace the in-memory one.
+//! Server-side ticket state: SSO sessions (TGT) with their index of issued service
+//! tickets, service tickets (ST), login tickets (LT) and throttling counters, behind one
+//! store trait with an in-memory and a Redis implementation.
 
 pub mod memory;
+pub mod metered;
+pub mod redis;
+pub mod redis_keys;
 
 use std::time::{Duration, SystemTime};
 
@@ -30,16 +34,27 @@ pub struct ServiceGrant {
     pub from_new_login: bool,
 }
 
-/// Errors from a ticket store. The in-memory store returns none, but a networked one can.
+/// One entry of a session's index: a service ticket the session issued and its service.
+/// Single logout needs both, so entries stay after the ticket is validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedTicket {
+    pub ticket: ServiceTicket,
+    pub service: ServiceUrl,
+}
+
+/// Errors from a ticket store. Handlers turn every one into a 503 page or an
+/// INTERNAL_ERROR validation response.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("ticket store unavailable: {0}")]
     Unavailable(String),
+    #[error("ticket store is full: {max} entries held (setting memory_max_tickets)")]
+    Full { max: usize },
 }
 
 /// Storage for tickets with expiry. `take_*` methods remove and return in one atomic
-/// step, so a ticket is used at most once even under concurrent requests.
-/// Implementations must not return expired entries.
+/// step, so a ticket is used at most once even under concurrent requests and across
+/// server nodes sharing the store. Implementations never return expired entries.
 #[async_trait]
 pub trait TicketStore: Send + Sync {
     async fn put_login_ticket(&self, ticket: &LoginTicket, ttl: Duration)
@@ -60,12 +75,14 @@ pub trait TicketStore: Send + Sync {
         ticket: &TicketGrantingTicket,
     ) -> Result<Option<SsoSession>, StoreError>;
 
-    /// Removes the session and every service ticket it issued.
+    /// Removes the session, its index and every service ticket it issued.
     async fn remove_session(
         &self,
         ticket: &TicketGrantingTicket,
     ) -> Result<Option<SsoSession>, StoreError>;
 
+    /// Stores a service ticket and adds it to the index of `grant.session`. When that
+    /// session has already ended, the ticket is still stored but not indexed.
     async fn put_service_ticket(
         &self,
         ticket: &ServiceTicket,
@@ -78,8 +95,41 @@ pub trait TicketStore: Send + Sync {
         ticket: &ServiceTicket,
     ) -> Result<Option<ServiceGrant>, StoreError>;
 
-    /// Drops expired entries and returns how many were dropped.
+    /// Returns the index of a live session: every service ticket it issued, validated
+    /// or not, with its service. Empty when the session is unknown.
+    async fn session_tickets(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Vec<IssuedTicket>, StoreError>;
+
+    /// Adds one to the counter `key` and returns the new count. The first increment
+    /// starts a fixed window of `window`; the counter disappears when it ends.
+    async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
+
+    /// Deletes the counter `key`, for instance after a successful login.
+    async fn reset_counter(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Checks that the store answers; the readiness endpoint calls it.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Drops expired entries and returns how many were dropped. Stores whose entries
+    /// expire on their own return 0.
     async fn remove_expired(&self) -> Result<usize, StoreError>;
+
+    /// Returns the number of live entries by kind, when the store can count them
+    /// without scanning a shared database.
+    fn live_entries(&self) -> Option<LiveEntries> {
+        None
+    }
+}
+
+/// Entry counts of an in-memory store, for the live tickets gauge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveEntries {
+    pub login_tickets: usize,
+    pub sessions: usize,
+    pub service_tickets: usize,
+    pub counters: usize,
 }
 
 /// Fresh random bytes for a ticket, from the operating system.

@@ -136,6 +136,11 @@ impl UserDirectory {
         .await;
     }
 
+    /// Checks that the user database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), DatabaseError> {
+        self.database.ping().await
+    }
+
     /// Closes the database connections.
     pub async fn close(&self) {
         self.database.close().await;

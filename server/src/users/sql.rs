@@ -104,6 +104,18 @@ impl UserDatabase {
         Ok(values)
     }
 
+    /// Runs `select 1`, for the readiness endpoint.
+    pub async fn ping(&self) -> Result<(), DatabaseError> {
+        match self {
+            Self::MySql(pool) => sqlx::query("select 1").execute(pool).await?,
+            Self::Sqlite(pool) => {
+                sqlx::query("select 1").execute(pool).await?;
+                return Ok(());
+            }
+        };
+        Ok(())
+    }
+
     /// Closes every pooled connection.
     pub async fn close(&self) {
         match self {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -39,15 +41,27 @@ impl TestDatabase {
     pub async fn create(statements: &[&str]) -> Self {
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).expect("random");
-        let database = Self { name: format!("cas_test_{}", hex::encode(random)) };
+        let database = Self {
+            name: format!("cas_test_{}", hex::encode(random)),
+        };
 
-        let mut admin = MySqlConnection::connect(MARIADB_ADMIN_URL).await.expect("connect to MariaDB");
-        admin.execute(format!("create database `{}`", database.name).as_str()).await.expect("create database");
+        let mut admin = MySqlConnection::connect(MARIADB_ADMIN_URL)
+            .await
+            .expect("connect to MariaDB");
+        admin
+            .execute(format!("create database `{}`", database.name).as_str())
+            .await
+            .expect("create database");
         admin.close().await.expect("close");
 
-        let mut connection = MySqlConnection::connect(&database.url()).await.expect("connect to test database");
+        let mut connection = MySqlConnection::connect(&database.url())
+            .await
+            .expect("connect to test database");
         for statement in statements {
-            connection.execute(*statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+            connection
+                .execute(*statement)
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
         }
         connection.close().await.expect("close");
         database
@@ -64,7 +78,10 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let statement = format!("drop database if exists `{}`", self.name);
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async {
                 let mut admin = MySqlConnection::connect(MARIADB_ADMIN_URL).await?;
                 admin.execute(statement.as_str()).await?;
@@ -79,7 +96,8 @@ impl Drop for TestDatabase {
 }
 
 /// The classic user table with alice (plain password) and a NULL password row.
-pub const CLASSIC_SCHEMA: &str = "create table app_user (username varchar(30) primary key, password varchar(45))";
+pub const CLASSIC_SCHEMA: &str =
+    "create table app_user (username varchar(30) primary key, password varchar(45))";
 
 /// Returns the services every test server registers.
 pub fn test_services() -> Vec<ServiceDefinition> {
@@ -89,7 +107,10 @@ pub fn test_services() -> Vec<ServiceDefinition> {
         kind: kind.into(),
         pattern: pattern.into(),
     };
-    vec![definition("app", "prefix", "https://app.example.test/"), definition("other", "exact", OTHER_APP)]
+    vec![
+        definition("app", "prefix", "https://app.example.test/"),
+        definition("other", "exact", OTHER_APP),
+    ]
 }
 
 /// A server running in this process on 127.0.0.1 with a port the OS chose.
@@ -109,7 +130,10 @@ impl TestServer {
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         let report = ensure_dev_certs(certs.path(), &names).expect("dev certs");
 
-        let mut config = Config::from_defaults().expect("defaults").with_services(test_services()).expect("services");
+        let mut config = Config::from_defaults()
+            .expect("defaults")
+            .with_services(test_services())
+            .expect("services");
         config.tls_cert = report.server_cert.clone();
         config.tls_key = report.server_key.clone();
         config.sqlite_path = certs.path().join("demo.db");
@@ -159,8 +183,16 @@ impl TestServer {
     }
 
     /// GET `/cas/login` with an optional service, language and cookie.
-    pub async fn login_page(&self, service: Option<&str>, language: &str, cookie: Option<&str>) -> Response {
-        let mut request = self.client.get(self.url("/cas/login")).header(ACCEPT_LANGUAGE, language);
+    pub async fn login_page(
+        &self,
+        service: Option<&str>,
+        language: &str,
+        cookie: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .get(self.url("/cas/login"))
+            .header(ACCEPT_LANGUAGE, language);
         if let Some(service) = service {
             request = request.query(&[("service", service)]);
         }
@@ -181,10 +213,19 @@ impl TestServer {
 
     /// Fetches a fresh form, then posts the credentials with its login ticket.
     pub async fn login(&self, service: Option<&str>, username: &str, password: &str) -> Response {
-        let page = self.login_page(service, "en", None).await.text().await.expect("body");
+        let page = self
+            .login_page(service, "en", None)
+            .await
+            .text()
+            .await
+            .expect("body");
         let login_ticket = login_ticket(&page);
 
-        let mut fields = vec![("username", username), ("password", password), ("lt", login_ticket.as_str())];
+        let mut fields = vec![
+            ("username", username),
+            ("password", password),
+            ("lt", login_ticket.as_str()),
+        ];
         if let Some(service) = service {
             fields.push(("service", service));
         }
@@ -192,9 +233,18 @@ impl TestServer {
     }
 
     /// Logs in to `service` and returns the service ticket and the TGC cookie pair.
-    pub async fn login_for_ticket(&self, service: &str, username: &str, password: &str) -> (String, String) {
+    pub async fn login_for_ticket(
+        &self,
+        service: &str,
+        username: &str,
+        password: &str,
+    ) -> (String, String) {
         let response = self.login(Some(service), username, password).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "login of {username} failed");
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "login of {username} failed"
+        );
 
         let cookie = tgc_pair(response.headers()).expect("TGC cookie");
         (ticket_from_location(response.headers()), cookie)
@@ -202,13 +252,32 @@ impl TestServer {
 
     /// GET a validation endpoint (`serviceValidate` or `p3/serviceValidate`).
     pub async fn validate(&self, endpoint: &str, query: &[(&str, &str)]) -> String {
-        let response =
-            self.client.get(self.url(&format!("/cas/{endpoint}"))).query(query).send().await.expect("validate");
+        let response = self
+            .client
+            .get(self.url(&format!("/cas/{endpoint}")))
+            .query(query)
+            .send()
+            .await
+            .expect("validate");
         assert_eq!(response.status(), StatusCode::OK);
 
-        let content_type = response.headers().get(CONTENT_TYPE).expect("content type").to_str().expect("ascii");
-        assert!(content_type.starts_with("application/xml"), "{content_type}");
-        assert_eq!(response.headers().get("cache-control").expect("cache-control"), "no-store");
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .expect("content type")
+            .to_str()
+            .expect("ascii");
+        assert!(
+            content_type.starts_with("application/xml"),
+            "{content_type}"
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .expect("cache-control"),
+            "no-store"
+        );
         response.text().await.expect("body")
     }
 }
@@ -229,7 +298,10 @@ fn client(ca_cert: &Path) -> Client {
 /// Extracts the login ticket from a login form page.
 pub fn login_ticket(page: &str) -> String {
     let marker = "name=\"lt\" value=\"";
-    let start = page.find(marker).unwrap_or_else(|| panic!("no login ticket in page: {page}")) + marker.len();
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no login ticket in page: {page}"))
+        + marker.len();
     let end = page[start..].find('"').expect("end quote");
     page[start..start + end].to_owned()
 }
@@ -242,12 +314,16 @@ pub fn tgc_pair(headers: &HeaderMap) -> Option<String> {
 
 /// Returns the first Set-Cookie header as text.
 pub fn set_cookie(headers: &HeaderMap) -> Option<String> {
-    headers.get(SET_COOKIE).map(|v| v.to_str().expect("ascii").to_owned())
+    headers
+        .get(SET_COOKIE)
+        .map(|v| v.to_str().expect("ascii").to_owned())
 }
 
 /// Returns the Location header as text.
 pub fn location(headers: &HeaderMap) -> Option<String> {
-    headers.get(LOCATION).map(|v| v.to_str().expect("ascii").to_owned())
+    headers
+        .get(LOCATION)
+        .map(|v| v.to_str().expect("ascii").to_owned())
 }
 
 /// Extracts the `ticket` query value of the Location header.

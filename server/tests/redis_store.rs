@@ -1,0 +1,318 @@
+//! The Redis ticket store against the machine's Redis, each test under its own key prefix.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cas_core::service::ServiceUrl;
+use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
+use cas_server::tickets::redis::RedisTicketStore;
+use cas_server::tickets::{ServiceGrant, SsoSession, TicketStore};
+use common::redis_server::{RedisPrefix, SHARED_REDIS_URL};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn open(prefix: &RedisPrefix) -> RedisTicketStore {
+    RedisTicketStore::open(SHARED_REDIS_URL, &prefix.prefix, 2).expect("open store")
+}
+
+fn random_bytes() -> [u8; 20] {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).expect("random");
+    bytes
+}
+
+fn session_value() -> SsoSession {
+    SsoSession {
+        user: "alice".into(),
+        authenticated_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+    }
+}
+
+fn grant(session: &TicketGrantingTicket, service: &str) -> ServiceGrant {
+    ServiceGrant {
+        service: ServiceUrl::parse(service).expect("valid"),
+        user: "alice".into(),
+        session: session.clone(),
+        authenticated_at: session_value().authenticated_at,
+        from_new_login: true,
+    }
+}
+
+async fn started_session(store: &RedisTicketStore) -> TicketGrantingTicket {
+    let session = TicketGrantingTicket::from_random(random_bytes());
+    store
+        .put_session(&session, session_value(), MINUTE * 10)
+        .await
+        .expect("put session");
+    session
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_takes_succeed_once() {
+    let prefix = RedisPrefix::new();
+    let store = Arc::new(open(&prefix));
+    let session = started_session(&store).await;
+    let ticket = ServiceTicket::from_random(random_bytes());
+    store
+        .put_service_ticket(&ticket, grant(&session, "https://app.example/"), MINUTE)
+        .await
+        .expect("put");
+
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let ticket = ticket.clone();
+            tokio::spawn(async move { store.take_service_ticket(&ticket).await.expect("take") })
+        })
+        .collect();
+
+    let mut grants = Vec::new();
+    for task in tasks {
+        grants.extend(task.await.expect("join"));
+    }
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0], grant(&session, "https://app.example/"));
+}
+
+#[tokio::test]
+async fn every_key_has_ttl() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    store
+        .put_login_ticket(&LoginTicket::from_random(random_bytes()), MINUTE)
+        .await
+        .expect("put login ticket");
+    store
+        .put_service_ticket(
+            &ServiceTicket::from_random(random_bytes()),
+            grant(&session, "https://app.example/"),
+            MINUTE,
+        )
+        .await
+        .expect("put service ticket");
+    store
+        .incr_counter("login:alice", MINUTE)
+        .await
+        .expect("incr");
+
+    let keys = prefix.keys();
+    let mut connection = prefix.connection();
+
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    for key in keys {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query(&mut connection)
+            .expect("PTTL");
+        assert!(ttl > 0 && ttl <= 600_000, "{key} has PTTL {ttl}");
+    }
+}
+
+#[tokio::test]
+async fn session_index_shares_session_ttl() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    store
+        .put_service_ticket(
+            &ServiceTicket::from_random(random_bytes()),
+            grant(&session, "https://app.example/"),
+            MINUTE,
+        )
+        .await
+        .expect("put");
+    let mut connection = prefix.connection();
+
+    let session_ttl: i64 = redis::cmd("PTTL")
+        .arg(store.keys().session(&session))
+        .query(&mut connection)
+        .expect("PTTL");
+    let index_ttl: i64 = redis::cmd("PTTL")
+        .arg(store.keys().session_index(&session))
+        .query(&mut connection)
+        .expect("PTTL");
+
+    assert!(session_ttl > MINUTE.as_millis() as i64, "{session_ttl}");
+    assert!(
+        (session_ttl - index_ttl).abs() < 1000,
+        "{session_ttl} vs {index_ttl}"
+    );
+}
+
+#[tokio::test]
+async fn removing_session_removes_its_tickets() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    let other = started_session(&store).await;
+    let mine = [
+        ServiceTicket::from_random(random_bytes()),
+        ServiceTicket::from_random(random_bytes()),
+    ];
+    let theirs = ServiceTicket::from_random(random_bytes());
+    for ticket in &mine {
+        store
+            .put_service_ticket(ticket, grant(&session, "https://app.example/"), MINUTE)
+            .await
+            .expect("put");
+    }
+    store
+        .put_service_ticket(&theirs, grant(&other, "https://app.example/"), MINUTE)
+        .await
+        .expect("put");
+
+    let removed = store.remove_session(&session).await.expect("remove");
+
+    assert_eq!(removed, Some(session_value()));
+    assert_eq!(store.get_session(&session).await.expect("get"), None);
+    for ticket in &mine {
+        assert_eq!(store.take_service_ticket(ticket).await.expect("take"), None);
+    }
+    assert!(store
+        .take_service_ticket(&theirs)
+        .await
+        .expect("take")
+        .is_some());
+    assert!(store
+        .session_tickets(&session)
+        .await
+        .expect("index")
+        .is_empty());
+    let left = prefix.keys();
+    assert!(
+        left.iter().all(|key| !key.contains(session.as_str())),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn session_index_lists_validated_tickets() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    let first = ServiceTicket::from_random(random_bytes());
+    let second = ServiceTicket::from_random(random_bytes());
+    store
+        .put_service_ticket(&first, grant(&session, "https://a.example/"), MINUTE)
+        .await
+        .expect("put");
+    store
+        .put_service_ticket(&second, grant(&session, "https://b.example/"), MINUTE)
+        .await
+        .expect("put");
+
+    store.take_service_ticket(&first).await.expect("take");
+    let mut index = store.session_tickets(&session).await.expect("index");
+    index.sort_by(|a, b| a.service.as_str().cmp(b.service.as_str()));
+
+    assert_eq!(index.len(), 2);
+    assert_eq!(index[0].ticket, first);
+    assert_eq!(index[0].service.as_str(), "https://a.example/");
+    assert_eq!(index[1].ticket, second);
+}
+
+#[tokio::test]
+async fn ticket_of_ended_session_is_not_indexed() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let ended = TicketGrantingTicket::from_random(random_bytes());
+    let ticket = ServiceTicket::from_random(random_bytes());
+
+    store
+        .put_service_ticket(&ticket, grant(&ended, "https://app.example/"), MINUTE)
+        .await
+        .expect("put");
+
+    assert!(store
+        .session_tickets(&ended)
+        .await
+        .expect("index")
+        .is_empty());
+    assert_eq!(prefix.keys().len(), 1, "only the ticket itself");
+}
+
+#[tokio::test]
+async fn login_ticket_is_single_use() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let ticket = LoginTicket::from_random(random_bytes());
+    store.put_login_ticket(&ticket, MINUTE).await.expect("put");
+
+    assert!(store.take_login_ticket(&ticket).await.expect("take"));
+    assert!(!store.take_login_ticket(&ticket).await.expect("take"));
+}
+
+#[tokio::test]
+async fn service_ticket_expires() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    let ticket = ServiceTicket::from_random(random_bytes());
+    store
+        .put_service_ticket(
+            &ticket,
+            grant(&session, "https://app.example/"),
+            Duration::from_millis(50),
+        )
+        .await
+        .expect("put");
+
+    tokio::time::sleep(Duration::from_millis(120)).await;
+
+    assert_eq!(
+        store.take_service_ticket(&ticket).await.expect("take"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn counter_counts_within_window() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let window = Duration::from_millis(300);
+
+    assert_eq!(
+        store
+            .incr_counter("login:alice", window)
+            .await
+            .expect("incr"),
+        1
+    );
+    assert_eq!(
+        store
+            .incr_counter("login:alice", window)
+            .await
+            .expect("incr"),
+        2
+    );
+    assert_eq!(
+        store.incr_counter("login:bob", window).await.expect("incr"),
+        1
+    );
+
+    store.reset_counter("login:bob").await.expect("reset");
+    assert_eq!(
+        store.incr_counter("login:bob", window).await.expect("incr"),
+        1
+    );
+
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    assert_eq!(
+        store
+            .incr_counter("login:alice", window)
+            .await
+            .expect("incr"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn ping_answers() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+
+    store.ping().await.expect("ping");
+}
