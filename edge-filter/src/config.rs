@@ -6,6 +6,9 @@ use std::fmt;
 use cas_core::signing::{KeyRing, SigningKey};
 use url::Url;
 
+use crate::options::{self, Origin, SloMode};
+use crate::rules::PathRules;
+
 /// Default lifetime of the session cookie, in seconds.
 pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 3600;
 
@@ -64,22 +67,34 @@ impl std::error::Error for ConfigError {}
 /// The checked settings of the filter.
 #[derive(Debug, Clone)]
 pub struct FilterConfig {
-    /// `CAS_LOGIN_URL`: the CAS login endpoint browsers are sent to.
+    /// `CAS_LOGIN_URL`, or `CAS_BASE_URL` plus `/login`: where browsers sign in.
     pub login_url: Url,
-    /// `CAS_VALIDATE_URL`: the CAS 3.0 `serviceValidate` endpoint.
+    /// `CAS_VALIDATE_URL`, or `CAS_BASE_URL` plus `CAS_VALIDATION_ENDPOINT`.
     pub validate_url: Url,
     /// `SERVICE_BASE_URL` without a trailing slash: scheme, host and port of the protected site.
     pub service_base: String,
-    /// `ORIGIN_URL` without a trailing slash.
-    pub origin_base: String,
-    /// `ASSERTION_AUDIENCE`, or `origin_base` when unset.
+    /// `ORIGIN_URL`, or the static assets when `STATIC_ASSETS` is `true`.
+    pub origin: Origin,
+    /// `ASSERTION_AUDIENCE`, or else `ORIGIN_URL`, or else `SERVICE_BASE_URL`.
     pub audience: String,
-    /// `SESSION_TTL_SECONDS`.
+    /// `SESSION_TTL_SECONDS`: the hard lifetime of a session.
     pub session_ttl: u64,
+    /// `SESSION_IDLE_SECONDS`: the idle timeout of a session, 0 for none.
+    pub idle_timeout: u64,
+    /// `SESSION_COOKIE_DOMAIN`; `None` makes the filter's cookies host-only.
+    pub cookie_domain: Option<String>,
     /// `SESSION_KEY`, plus `SESSION_KEY_PREVIOUS` for verification only.
     pub session_keys: KeyRing,
     /// `ASSERTION_KEY`.
     pub assertion_key: SigningKey,
+    /// `PATH_RULES`.
+    pub rules: PathRules,
+    /// `AUTH_REALM`.
+    pub realm: String,
+    /// `SLO_PATH`.
+    pub slo: SloMode,
+    /// `CAS_TIMEOUT_MS`.
+    pub cas_timeout_ms: u64,
 }
 
 impl FilterConfig {
@@ -87,15 +102,37 @@ impl FilterConfig {
     pub fn load(source: &dyn SettingSource) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
 
-        let login_url = collect(&mut problems, http_url(source, "CAS_LOGIN_URL"));
-        let validate_url = collect(&mut problems, http_url(source, "CAS_VALIDATE_URL"));
+        let cas_base = collect(&mut problems, options::cas_base(source)).flatten();
+        let endpoint = collect(&mut problems, options::validation_endpoint(source));
+        let login_url = collect(
+            &mut problems,
+            cas_url(source, "CAS_LOGIN_URL", &cas_base, Some("login")),
+        );
+        let validate_url = collect(
+            &mut problems,
+            cas_url(source, "CAS_VALIDATE_URL", &cas_base, endpoint),
+        );
         let service_base = collect(&mut problems, site_origin(source, "SERVICE_BASE_URL"));
-        let origin_base =
-            collect(&mut problems, http_url(source, "ORIGIN_URL")).map(|url| without_slash(&url));
-        let audience = collect(&mut problems, audience(source, origin_base.as_deref()));
+        let origin = collect(&mut problems, origin(source));
+        let audience = collect(
+            &mut problems,
+            audience(source, origin.as_ref(), service_base.as_deref()),
+        );
         let session_ttl = collect(&mut problems, session_ttl(source));
+        let idle_timeout = collect(
+            &mut problems,
+            options::idle_seconds(source, MAX_SESSION_TTL_SECONDS),
+        );
+        let cookie_domain = collect(
+            &mut problems,
+            options::cookie_domain(source, service_base.as_deref()),
+        );
         let session_keys = collect(&mut problems, session_keys(source));
         let assertion_key = collect(&mut problems, required_key(source, "ASSERTION_KEY"));
+        let rules = collect(&mut problems, options::path_rules(source));
+        let realm = collect(&mut problems, options::realm(source));
+        let slo = collect(&mut problems, options::slo_mode(source));
+        let cas_timeout_ms = collect(&mut problems, options::cas_timeout_ms(source));
 
         let keys_differ = collect(&mut problems, keys_differ(source));
         let assembled = (|| {
@@ -104,11 +141,17 @@ impl FilterConfig {
                 login_url: login_url?,
                 validate_url: validate_url?,
                 service_base: service_base?,
-                origin_base: origin_base?,
+                origin: origin?,
                 audience: audience?,
                 session_ttl: session_ttl?,
+                idle_timeout: idle_timeout?,
+                cookie_domain: cookie_domain?,
                 session_keys: session_keys?,
                 assertion_key: assertion_key?,
+                rules: rules?,
+                realm: realm?,
+                slo: slo?,
+                cas_timeout_ms: cas_timeout_ms?,
             })
         })();
 
@@ -123,7 +166,7 @@ fn collect<T>(problems: &mut Vec<SettingError>, result: Result<T, SettingError>)
     result.map_err(|problem| problems.push(problem)).ok()
 }
 
-fn problem(setting: &'static str, text: impl Into<String>) -> SettingError {
+pub(crate) fn problem(setting: &'static str, text: impl Into<String>) -> SettingError {
     SettingError {
         setting,
         problem: text.into(),
@@ -181,14 +224,52 @@ fn without_slash(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }
 
-fn audience(source: &dyn SettingSource, origin_base: Option<&str>) -> Result<String, SettingError> {
-    let configured = source
-        .var("ASSERTION_AUDIENCE")
-        .map(|value| value.trim().to_owned());
-    match configured.filter(|value| !value.is_empty()) {
-        Some(audience) => Ok(audience),
-        // A bad ORIGIN_URL is already reported, so it is not named a second time here.
-        None => Ok(origin_base.unwrap_or_default().to_owned()),
+/// Reads a CAS endpoint: its own variable when set, else `CAS_BASE_URL` plus `path`.
+/// `path` is `None` when `CAS_VALIDATION_ENDPOINT` is invalid, which is reported already.
+fn cas_url(
+    source: &dyn SettingSource,
+    setting: &'static str,
+    base: &Option<String>,
+    path: Option<&str>,
+) -> Result<Url, SettingError> {
+    if options::optional_var(source, setting).is_some() {
+        return http_url(source, setting);
+    }
+    let (Some(base), Some(path)) = (base, path) else {
+        return Err(problem(
+            setting,
+            "is missing; set it or CAS_BASE_URL under [vars] in wrangler.toml",
+        ));
+    };
+    Url::parse(&format!("{base}/{path}")).map_err(|e| problem("CAS_BASE_URL", e.to_string()))
+}
+
+fn origin(source: &dyn SettingSource) -> Result<Origin, SettingError> {
+    if options::static_assets(source)? {
+        if options::optional_var(source, "ORIGIN_URL").is_some() {
+            return Err(problem(
+                "ORIGIN_URL",
+                "must be unset when STATIC_ASSETS is true",
+            ));
+        }
+        return Ok(Origin::Assets);
+    }
+    let url = http_url(source, "ORIGIN_URL")?;
+    Ok(Origin::Url(without_slash(&url)))
+}
+
+fn audience(
+    source: &dyn SettingSource,
+    origin: Option<&Origin>,
+    service_base: Option<&str>,
+) -> Result<String, SettingError> {
+    if let Some(audience) = options::optional_var(source, "ASSERTION_AUDIENCE") {
+        return Ok(audience);
+    }
+    // A bad ORIGIN_URL or SERVICE_BASE_URL is already reported, so it is not named again.
+    match origin {
+        Some(Origin::Url(base)) => Ok(base.clone()),
+        _ => Ok(service_base.unwrap_or_default().to_owned()),
     }
 }
 
@@ -318,9 +399,111 @@ pub(crate) mod tests {
         let config = demo_config();
 
         assert_eq!(config.service_base, "http://127.0.0.1:8787");
-        assert_eq!(config.origin_base, "http://127.0.0.1:8080");
+        assert_eq!(
+            config.origin,
+            Origin::Url("http://127.0.0.1:8080".to_owned())
+        );
         assert_eq!(config.audience, "http://127.0.0.1:8080");
         assert_eq!(config.session_ttl, DEFAULT_SESSION_TTL_SECONDS);
+        assert_eq!(config.idle_timeout, options::DEFAULT_IDLE_SECONDS);
+        assert_eq!(config.cookie_domain, None);
+        assert_eq!(config.realm, "CAS");
+        assert_eq!(config.slo, SloMode::AnyPost);
+        assert_eq!(config.cas_timeout_ms, options::DEFAULT_CAS_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn base_url_replaces_endpoint_urls() {
+        let mut source = demo_source();
+        source.0.remove("CAS_LOGIN_URL");
+        source.0.remove("CAS_VALIDATE_URL");
+        source
+            .0
+            .insert("CAS_BASE_URL", "https://cas.example/cas/".to_owned());
+        source
+            .0
+            .insert("CAS_VALIDATION_ENDPOINT", "proxyValidate".to_owned());
+        let config = FilterConfig::load(&source).expect("valid");
+
+        assert_eq!(config.login_url.as_str(), "https://cas.example/cas/login");
+        assert_eq!(
+            config.validate_url.as_str(),
+            "https://cas.example/cas/proxyValidate"
+        );
+    }
+
+    #[test]
+    fn base_url_default_endpoint_is_p3() {
+        let mut source = demo_source();
+        source.0.remove("CAS_VALIDATE_URL");
+        source
+            .0
+            .insert("CAS_BASE_URL", "https://cas.example/cas".to_owned());
+        let config = FilterConfig::load(&source).expect("valid");
+
+        assert_eq!(
+            config.login_url.as_str(),
+            "https://127.0.0.1:8443/cas/login"
+        );
+        assert_eq!(
+            config.validate_url.as_str(),
+            "https://cas.example/cas/p3/serviceValidate"
+        );
+    }
+
+    #[test]
+    fn optional_settings_are_checked() {
+        for (setting, value) in [
+            ("CAS_BASE_URL", "cas.example"),
+            ("CAS_VALIDATION_ENDPOINT", "validate"),
+            ("SESSION_IDLE_SECONDS", "soon"),
+            ("SESSION_COOKIE_DOMAIN", "other.example"),
+            ("SESSION_COOKIE_DOMAIN", "a b"),
+            ("PATH_RULES", "[{\"pattern\": \"x\"}]"),
+            ("AUTH_REALM", "a\"b"),
+            ("SLO_PATH", "slo"),
+            ("CAS_TIMEOUT_MS", "5"),
+            ("STATIC_ASSETS", "yes"),
+            ("ORIGIN_URL", ""),
+        ] {
+            let settings = problems_with(|map| {
+                map.insert(setting, value.to_owned());
+            });
+            assert_eq!(settings, vec![setting], "{setting}={value}");
+        }
+    }
+
+    #[test]
+    fn static_assets_replace_origin() {
+        let mut source = demo_source();
+        source.0.remove("ORIGIN_URL");
+        source.0.insert("STATIC_ASSETS", "true".to_owned());
+        let config = FilterConfig::load(&source).expect("valid");
+
+        assert_eq!(config.origin, Origin::Assets);
+        assert_eq!(config.audience, "http://127.0.0.1:8787");
+
+        source
+            .0
+            .insert("ORIGIN_URL", "http://127.0.0.1:8080".to_owned());
+        assert_eq!(
+            FilterConfig::load(&source).expect_err("both").settings(),
+            vec!["ORIGIN_URL"]
+        );
+    }
+
+    #[test]
+    fn cookie_domain_may_be_parent() {
+        let mut source = demo_source();
+        source
+            .0
+            .insert("SERVICE_BASE_URL", "https://app.example.org".to_owned());
+        source
+            .0
+            .insert("SESSION_COOKIE_DOMAIN", ".Example.org".to_owned());
+        let config = FilterConfig::load(&source).expect("valid");
+
+        assert_eq!(config.cookie_domain.as_deref(), Some("example.org"));
     }
 
     #[test]

@@ -9,14 +9,20 @@ use cas_core::validation::ValidationResponse;
 use cas_core::xml_parse::parse_validation_response;
 
 use crate::config::FilterConfig;
-use crate::cookies::{cookie_values, session_set_cookie, SESSION_COOKIE};
-use crate::headers::{origin_headers, scrub};
+use crate::cookies::{
+    cookie_values, expired_cookie, session_set_cookie, GATEWAY_COOKIE, SESSION_COOKIE,
+};
+use crate::headers::{anonymous_headers, origin_headers, scrub};
+use crate::login;
+use crate::loop_guard;
+use crate::options::Origin;
+use crate::rules::Action;
 use cas_core::language::Language;
 
 use crate::pages::Page;
 use crate::reply::Reply;
 use crate::session::{self, Session};
-use crate::urls::{login_url, origin_url, service_url, validation_url, RequestTarget};
+use crate::urls::{origin_url, service_url, validation_url, RequestTarget};
 
 /// Issuer of the identity assertions the filter signs.
 pub const ASSERTION_ISSUER: &str = "cas-edge-filter";
@@ -31,27 +37,45 @@ pub const MAX_TICKET_BYTES: usize = 256;
 /// An incoming request, reduced to what the decision needs.
 #[derive(Debug, Clone)]
 pub struct IncomingRequest<'a> {
+    pub method: &'a str,
     pub target: RequestTarget<'a>,
     /// Every header as received, filter headers included; [`decide`] scrubs them.
     pub headers: Vec<(String, String)>,
+    /// Session ids revoked by single logout, as far as the caller looked them up.
+    pub revoked: Vec<String>,
 }
 
 impl IncomingRequest<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
+    /// Returns the first value of header `name`, compared case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(header, _)| header.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
+
+    /// Returns every `Cookie` header joined into one, or `None` when there is none.
+    pub fn cookie_header(&self) -> Option<String> {
+        let values: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            .map(|(_, value)| value.as_str())
+            .collect();
+        (!values.is_empty()).then(|| values.join("; "))
+    }
 }
 
-/// The request to send to the origin for a signed-in user.
+/// The request to send to the origin, with or without identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginRequest {
+    /// The origin URL; for static assets, the service URL, whose path the assets use.
     pub url: String,
     pub headers: Vec<(String, String)>,
-    /// The session id, for logs.
-    pub sid: String,
+    /// The session id, for logs; `None` for anonymous and excluded requests.
+    pub sid: Option<String>,
+    /// `Set-Cookie` values to add to the origin's response, such as a refreshed session.
+    pub set_cookies: Vec<String>,
 }
 
 /// A ticket to validate with one subrequest to CAS.
@@ -63,6 +87,8 @@ pub struct TicketCheck {
     pub service: String,
     pub ticket: String,
     pub lang: Language,
+    /// Whether the path requires a fresh login; the session then records it.
+    pub renew: bool,
 }
 
 /// The filter's decision for one request.
@@ -81,7 +107,18 @@ pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> 
     };
     let lang = cas_core::language::choose_language(request.header("accept-language"));
 
-    if let Some(session) = current_session(config, &request, now) {
+    let policy = config.rules.policy(request.target.path);
+    if policy.action == Action::Exclude {
+        return Decision::Forward(anonymous_request(config, request));
+    }
+
+    let session = current_session(config, &request, now)
+        .filter(|session| !request.revoked.contains(&session.sid))
+        .filter(|session| session.renewed || !policy.renew);
+    if let Some(session) = session {
+        if !policy.allows(&session.attributes) {
+            return Decision::Reply(Page::Forbidden.render(lang));
+        }
         return Decision::Forward(origin_request(config, request, &session, now));
     }
 
@@ -94,28 +131,28 @@ pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> 
         .into_iter()
         .next();
     match ticket.filter(|ticket| !ticket.is_empty()) {
-        None => Decision::Reply(Reply::redirect(
-            302,
-            &login_url(&config.login_url, &service),
-        )),
+        None => login::challenge(config, request, &policy, &service, now, lang),
         Some(ticket) if ticket.len() > MAX_TICKET_BYTES => {
             Decision::Reply(Page::TicketRejected { retry_url: service }.render(lang))
         }
         Some(ticket) => {
-            let validation_url = validation_url(&config.validate_url, &service, &ticket);
+            let validation_url =
+                validation_url(&config.validate_url, &service, &ticket, policy.renew);
             Decision::Validate(TicketCheck {
                 validation_url,
                 service,
                 ticket,
                 lang,
+                renew: policy.renew,
             })
         }
     }
 }
 
 /// Returns the first session cookie that a session key signed and that is current at
-/// `now`. Tampered, expired and foreign cookies count as no session.
-fn current_session(
+/// `now`. Tampered, expired, idle and foreign cookies count as no session. The caller
+/// checks revocation, because that needs storage.
+pub fn current_session(
     config: &FilterConfig,
     request: &IncomingRequest<'_>,
     now: u64,
@@ -125,7 +162,28 @@ fn current_session(
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
         .flat_map(|(_, value)| cookie_values(value, SESSION_COOKIE))
-        .find_map(|value| session::open(&config.session_keys, value, now))
+        .find_map(|value| session::open(&config.session_keys, value, now, config.idle_timeout))
+}
+
+/// Returns the URL the origin request goes to.
+fn target_url(config: &FilterConfig, target: RequestTarget<'_>) -> String {
+    match &config.origin {
+        Origin::Url(base) => origin_url(base, target),
+        Origin::Assets => origin_url(&config.service_base, target),
+    }
+}
+
+/// Builds the origin request of a request passed through without identity.
+pub(crate) fn anonymous_request(
+    config: &FilterConfig,
+    request: IncomingRequest<'_>,
+) -> OriginRequest {
+    OriginRequest {
+        url: target_url(config, request.target),
+        headers: anonymous_headers(request.headers),
+        sid: None,
+        set_cookies: Vec::new(),
+    }
 }
 
 fn origin_request(
@@ -145,10 +203,31 @@ fn origin_request(
     let assertion = sign_assertion(&config.assertion_key, &claims);
 
     OriginRequest {
-        url: origin_url(&config.origin_base, request.target),
-        headers: origin_headers(request.headers, &session.user, &assertion),
-        sid: session.sid.clone(),
+        url: target_url(config, request.target),
+        headers: origin_headers(
+            request.headers,
+            &session.user,
+            &assertion,
+            &session.attributes,
+        ),
+        sid: Some(session.sid.clone()),
+        set_cookies: refreshed_cookie(config, session, now).into_iter().collect(),
     }
+}
+
+/// Issues the session cookie again when the idle timeout needs pushing back, keeping
+/// the hard expiry.
+fn refreshed_cookie(config: &FilterConfig, session: &Session, now: u64) -> Option<String> {
+    if !session.needs_refresh(now, config.idle_timeout) {
+        return None;
+    }
+    let refreshed = Session {
+        seen: now,
+        ..session.clone()
+    };
+    let (value, _) = session::seal(config.session_keys.current(), &refreshed);
+    let domain = config.cookie_domain.as_deref();
+    Some(session_set_cookie(&value, refreshed.remaining(now), domain))
 }
 
 /// Result of the validation subrequest.
@@ -240,19 +319,26 @@ pub fn finish_validation(
             )
         }
         Ok(ValidationResponse::Success(success)) => {
-            let session = Session::start(
-                success.user,
-                success.attributes,
-                &check.ticket,
-                now,
-                config.session_ttl,
-            );
+            let session = Session {
+                renewed: check.renew,
+                ..Session::start(
+                    success.user,
+                    success.attributes,
+                    &check.ticket,
+                    now,
+                    config.session_ttl,
+                )
+            };
             let (cookie, attributes_dropped) =
                 session::seal(config.session_keys.current(), &session);
-            let reply = Reply::redirect(302, &check.service).with_header(
-                "Set-Cookie",
-                &session_set_cookie(&cookie, config.session_ttl),
-            );
+            let domain = config.cookie_domain.as_deref();
+            let reply = Reply::redirect(302, &check.service)
+                .with_header(
+                    "Set-Cookie",
+                    &session_set_cookie(&cookie, config.session_ttl, domain),
+                )
+                .with_header("Set-Cookie", &loop_guard::reset(domain))
+                .with_header("Set-Cookie", &expired_cookie(GATEWAY_COOKIE, domain));
             (
                 reply,
                 Outcome::SignedIn {
@@ -288,8 +374,10 @@ mod tests {
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
         IncomingRequest {
+            method: "GET",
             target: RequestTarget { path, query },
             headers,
+            revoked: Vec::new(),
         }
     }
 
@@ -596,5 +684,266 @@ mod tests {
         let (_, outcome) = finish_validation(&config, &check, cas_success("alice"), NOW);
 
         assert!(!outcome.to_string().contains("ST-SECRET"));
+    }
+
+    fn with_rules(rules: &str) -> FilterConfig {
+        let mut config = demo_config();
+        config.rules = crate::rules::PathRules::parse(rules).expect("valid rules");
+        config
+    }
+
+    fn session_cookie_with(config: &FilterConfig, session: &Session) -> String {
+        format!(
+            "{SESSION_COOKIE}={}",
+            seal(config.session_keys.current(), session).0
+        )
+    }
+
+    fn reply_of(decision: Decision) -> Reply {
+        match decision {
+            Decision::Reply(reply) => reply,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    fn forward_of(decision: Decision) -> OriginRequest {
+        match decision {
+            Decision::Forward(origin) => origin,
+            other => panic!("expected forwarding, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn excluded_path_passes_without_identity() {
+        let config = with_rules(r#"[{"pattern": "/public/", "action": "exclude"}]"#);
+        let cookie = format!("a=1; {}", session_cookie(&config, "alice", NOW));
+        let headers = [("Cookie", cookie.as_str()), ("X-CAS-User", "admin")];
+
+        let origin = forward_of(decide(&config, request("/public/a", None, &headers), NOW));
+
+        assert_eq!(origin.url, "http://127.0.0.1:8080/public/a");
+        assert_eq!(
+            origin.headers,
+            vec![("Cookie".to_owned(), "a=1".to_owned())]
+        );
+        assert_eq!(origin.sid, None);
+    }
+
+    #[test]
+    fn gateway_redirects_once_then_passes() {
+        let config = with_rules(r#"[{"pattern": "/", "gateway": true}]"#);
+
+        let first = reply_of(decide(&config, request("/news", None, &[]), NOW));
+        assert_eq!(first.status, 302);
+        assert!(first
+            .header("location")
+            .expect("location")
+            .ends_with("%2Fnews&gateway=true"));
+        let mark = first.header("set-cookie").expect("mark");
+        assert!(mark.starts_with("cas_edge_gateway=1;"), "{mark}");
+
+        let back = request("/news", None, &[("Cookie", "cas_edge_gateway=1")]);
+        let origin = forward_of(decide(&config, back, NOW));
+        assert_eq!(origin.sid, None);
+        assert!(header(&origin.headers, USER_HEADER).is_empty());
+        assert!(header(&origin.headers, "cookie").is_empty());
+    }
+
+    #[test]
+    fn gateway_with_session_identifies() {
+        let config = with_rules(r#"[{"pattern": "/", "gateway": true}]"#);
+        let cookie = session_cookie(&config, "alice", NOW);
+
+        let origin = forward_of(decide(
+            &config,
+            request("/", None, &[("Cookie", &cookie)]),
+            NOW,
+        ));
+
+        assert_eq!(header(&origin.headers, USER_HEADER), vec!["alice"]);
+    }
+
+    #[test]
+    fn renew_path_needs_renewed_session() {
+        let config = with_rules(r#"[{"pattern": "/admin/", "renew": true}]"#);
+        let cookie = session_cookie(&config, "alice", NOW);
+
+        let reply = reply_of(decide(
+            &config,
+            request("/admin/x", None, &[("Cookie", &cookie)]),
+            NOW,
+        ));
+        assert!(reply
+            .header("location")
+            .expect("location")
+            .ends_with("&renew=true"));
+
+        let check = match decide(&config, request("/admin/x", Some("ticket=ST-9"), &[]), NOW) {
+            Decision::Validate(check) => check,
+            other => panic!("expected validation, got {other:?}"),
+        };
+        assert!(check.renew);
+        assert!(check.validation_url.ends_with("&renew=true"));
+
+        let (reply, _) = finish_validation(&config, &check, cas_success("alice"), NOW);
+        let renewed = reply
+            .header("set-cookie")
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
+        let decision = decide(
+            &config,
+            request("/admin/x", None, &[("Cookie", &renewed)]),
+            NOW,
+        );
+        assert!(matches!(decision, Decision::Forward(_)));
+    }
+
+    #[test]
+    fn missing_attribute_is_forbidden() {
+        let config = with_rules(r#"[{"pattern": "/staff/", "require": {"memberOf": ["staff"]}}]"#);
+        let mut session = Session::start("alice".into(), Default::default(), "ST-1", NOW, 3600);
+        let plain = session_cookie_with(&config, &session);
+        session
+            .attributes
+            .insert("memberOf".into(), vec!["staff".into()]);
+        let staff = session_cookie_with(&config, &session);
+
+        let denied = reply_of(decide(
+            &config,
+            request("/staff/a", None, &[("Cookie", &plain)]),
+            NOW,
+        ));
+        assert_eq!(denied.status, 403);
+        let allowed = forward_of(decide(
+            &config,
+            request("/staff/a", None, &[("Cookie", &staff)]),
+            NOW,
+        ));
+        assert_eq!(
+            header(&allowed.headers, "X-CAS-Attr-memberOf"),
+            vec!["staff"]
+        );
+    }
+
+    #[test]
+    fn api_request_gets_401_with_login_hint() {
+        let config = demo_config();
+        let mut api = request("/api/items", None, &[("Accept", "application/json")]);
+        api.method = "GET";
+
+        let reply = reply_of(decide(&config, api, NOW));
+
+        assert_eq!(reply.status, 401);
+        let challenge = reply.header("www-authenticate").expect("challenge");
+        assert!(
+            challenge.starts_with(
+                "CAS realm=\"CAS\", login=\"https://127.0.0.1:8443/cas/login?service="
+            ),
+            "{challenge}"
+        );
+        assert_eq!(reply.header("set-cookie"), None);
+    }
+
+    #[test]
+    fn fourth_login_redirect_shows_loop_page() {
+        let config = demo_config();
+        let mut cookie = String::new();
+        for _ in 0..3 {
+            let reply = reply_of(decide(
+                &config,
+                request("/", None, &[("Cookie", &cookie)]),
+                NOW,
+            ));
+            assert_eq!(reply.status, 302);
+            cookie = reply
+                .header("set-cookie")
+                .expect("counter")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_owned();
+        }
+
+        let reply = reply_of(decide(
+            &config,
+            request("/", None, &[("Cookie", &cookie)]),
+            NOW + 5,
+        ));
+        assert_eq!(reply.status, 429);
+    }
+
+    #[test]
+    fn revoked_session_counts_as_none() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW);
+        let mut revoked = request("/", None, &[("Cookie", &cookie)]);
+        revoked.revoked = vec![session::session_id("ST-1")];
+
+        let reply = reply_of(decide(&config, revoked, NOW));
+
+        assert_eq!(reply.status, 302);
+    }
+
+    #[test]
+    fn session_refreshed_after_half_idle() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW);
+        let half = config.idle_timeout / 2;
+
+        let early = forward_of(decide(
+            &config,
+            request("/", None, &[("Cookie", &cookie)]),
+            NOW + half,
+        ));
+        assert!(early.set_cookies.is_empty());
+
+        let later = forward_of(decide(
+            &config,
+            request("/", None, &[("Cookie", &cookie)]),
+            NOW + half + 1,
+        ));
+        let refreshed = later.set_cookies.first().expect("refreshed cookie");
+        let max_age = format!("Max-Age={}", config.session_ttl - half - 1);
+        assert!(refreshed.ends_with(&max_age), "{refreshed}");
+
+        let idle = decide(
+            &config,
+            request("/", None, &[("Cookie", &cookie)]),
+            NOW + config.idle_timeout,
+        );
+        assert!(matches!(idle, Decision::Reply(reply) if reply.status == 302));
+    }
+
+    #[test]
+    fn sign_in_clears_loop_and_gateway_cookies() {
+        let config = demo_config();
+        let check = check(&config, "ticket=ST-1");
+
+        let (reply, _) = finish_validation(&config, &check, cas_success("alice"), NOW);
+
+        let cookies = header(&reply.headers, "set-cookie");
+        assert_eq!(cookies.len(), 3);
+        assert!(
+            cookies[1].starts_with("cas_edge_redirects=;") && cookies[1].ends_with("Max-Age=0")
+        );
+        assert!(cookies[2].starts_with("cas_edge_gateway=;") && cookies[2].ends_with("Max-Age=0"));
+    }
+
+    #[test]
+    fn static_assets_use_service_url() {
+        let mut config = demo_config();
+        config.origin = Origin::Assets;
+        let cookie = session_cookie(&config, "alice", NOW);
+
+        let origin = forward_of(decide(
+            &config,
+            request("/a.html", None, &[("Cookie", &cookie)]),
+            NOW,
+        ));
+
+        assert_eq!(origin.url, "http://127.0.0.1:8787/a.html");
     }
 }

@@ -1,9 +1,10 @@
 //! Headers of the request forwarded to the origin: client copies of the filter's headers
-//! removed, the session cookie hidden, the identity headers added.
+//! removed, the filter's cookies hidden, the identity headers added.
 
+use cas_core::validation::Attributes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
-use crate::cookies::{without_cookie, SESSION_COOKIE};
+use crate::cookies::without_filter_cookies;
 
 /// Every header the filter sets starts with this prefix, compared case-insensitively.
 pub const FILTER_HEADER_PREFIX: &str = "x-cas-";
@@ -14,9 +15,16 @@ pub const USER_HEADER: &str = "X-CAS-User";
 /// The HS256 identity assertion (JWT) origins must verify before trusting any identity.
 pub const ASSERTION_HEADER: &str = "X-CAS-Assertion";
 
+/// Prefix of the attribute headers: `X-CAS-Attr-` plus the name as [`attribute_header`] encodes it.
+pub const ATTRIBUTE_HEADER_PREFIX: &str = "X-CAS-Attr-";
+
 /// Bytes escaped in [`USER_HEADER`]: controls, space, `%` and everything outside ASCII
 /// (which `utf8_percent_encode` always escapes).
 const USER_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
+
+/// Bytes escaped in an attribute value: those of [`USER_ESCAPES`] plus `,`, which
+/// separates the values of a multi-valued attribute.
+const VALUE_ESCAPES: &AsciiSet = &USER_ESCAPES.add(b',');
 
 /// Returns whether `name` is one of the filter's headers, which only the filter may set.
 pub fn is_filter_header(name: &str) -> bool {
@@ -40,13 +48,35 @@ pub fn encode_user(user: &str) -> String {
     utf8_percent_encode(user, USER_ESCAPES).to_string()
 }
 
-/// Builds the headers of the origin request: the client's headers without the filter's headers,
-/// `Host` (the origin URL sets it) or the session cookie, plus the identity headers.
-pub fn origin_headers(
-    incoming: Vec<(String, String)>,
-    user: &str,
-    assertion: &str,
-) -> Vec<(String, String)> {
+/// Builds the header name of attribute `name`: [`ATTRIBUTE_HEADER_PREFIX`] plus the name
+/// with ASCII letters, digits and `-` kept and every other UTF-8 byte written as `_` and
+/// two uppercase hex digits, so `member_of` becomes `X-CAS-Attr-member_5Fof`. Header names
+/// are case-insensitive, so attributes whose names differ only in case share a header.
+pub fn attribute_header(name: &str) -> String {
+    let mut header = ATTRIBUTE_HEADER_PREFIX.to_owned();
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' {
+            header.push(char::from(byte));
+        } else {
+            header.push_str(&format!("_{byte:02X}"));
+        }
+    }
+    header
+}
+
+/// Encodes the values of an attribute: each percent-encoded like [`encode_user`] with `,`
+/// escaped too, then joined with `,`. An attribute without values gives an empty string.
+pub fn encode_values(values: &[String]) -> String {
+    let encoded: Vec<String> = values
+        .iter()
+        .map(|value| utf8_percent_encode(value, VALUE_ESCAPES).to_string())
+        .collect();
+    encoded.join(",")
+}
+
+/// Builds the headers of a request passed to the origin without identity: the client's
+/// headers without the filter's headers, `Host` (the origin URL sets it) or the filter's cookies.
+pub fn anonymous_headers(incoming: Vec<(String, String)>) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = Vec::new();
     for (name, value) in scrub(incoming) {
         if name.eq_ignore_ascii_case("host") {
@@ -56,13 +86,28 @@ pub fn origin_headers(
             headers.push((name, value));
             continue;
         }
-        if let Some(kept) = without_cookie(&value, SESSION_COOKIE) {
+        if let Some(kept) = without_filter_cookies(&value) {
             headers.push((name, kept));
         }
     }
+    headers
+}
+
+/// Builds the headers of the origin request for a signed-in user: the anonymous headers
+/// plus `X-CAS-User`, `X-CAS-Assertion` and one `X-CAS-Attr-*` header per attribute.
+pub fn origin_headers(
+    incoming: Vec<(String, String)>,
+    user: &str,
+    assertion: &str,
+    attributes: &Attributes,
+) -> Vec<(String, String)> {
+    let mut headers = anonymous_headers(incoming);
 
     headers.push((USER_HEADER.to_owned(), encode_user(user)));
     headers.push((ASSERTION_HEADER.to_owned(), assertion.to_owned()));
+    for (name, values) in attributes {
+        headers.push((attribute_header(name), encode_values(values)));
+    }
     headers
 }
 
@@ -134,7 +179,7 @@ mod tests {
             ("Accept-Language", "zh-CN"),
         ]);
 
-        let headers = origin_headers(incoming, "张三", "h.p.s");
+        let headers = origin_headers(incoming, "张三", "h.p.s", &Attributes::new());
 
         assert_eq!(
             headers,
@@ -151,10 +196,57 @@ mod tests {
     fn origin_headers_drop_cookie_with_only_session() {
         let incoming = pairs(&[("cookie", "cas_edge_session=secret")]);
 
-        let headers = origin_headers(incoming, "alice", "h.p.s");
+        let headers = origin_headers(incoming, "alice", "h.p.s", &Attributes::new());
 
         assert!(headers
             .iter()
             .all(|(name, _)| !name.eq_ignore_ascii_case("cookie")));
+    }
+
+    #[test]
+    fn attribute_names_become_tokens() {
+        assert_eq!(attribute_header("memberOf"), "X-CAS-Attr-memberOf");
+        assert_eq!(attribute_header("member_of"), "X-CAS-Attr-member_5Fof");
+        assert_eq!(attribute_header("a b:c"), "X-CAS-Attr-a_20b_3Ac");
+        assert_eq!(attribute_header("部"), "X-CAS-Attr-_E9_83_A8");
+        assert_eq!(attribute_header("x\r\ny"), "X-CAS-Attr-x_0D_0Ay");
+    }
+
+    #[test]
+    fn attribute_values_join_with_commas() {
+        let values = vec!["staff".to_owned(), "a,b".to_owned(), "张 三".to_owned()];
+
+        assert_eq!(encode_values(&values), "staff,a%2Cb,%E5%BC%A0%20%E4%B8%89");
+        assert_eq!(encode_values(&[]), "");
+    }
+
+    #[test]
+    fn origin_headers_carry_attributes() {
+        let mut attributes = Attributes::new();
+        attributes.insert("memberOf".into(), vec!["staff".into(), "dev".into()]);
+        attributes.insert("mail".into(), vec!["a@example.org".into()]);
+        let incoming = pairs(&[("X-CAS-Attr-memberOf", "admin")]);
+
+        let headers = origin_headers(incoming, "alice", "h.p.s", &attributes);
+
+        assert_eq!(
+            headers,
+            pairs(&[
+                ("X-CAS-User", "alice"),
+                ("X-CAS-Assertion", "h.p.s"),
+                ("X-CAS-Attr-mail", "a@example.org"),
+                ("X-CAS-Attr-memberOf", "staff,dev"),
+            ])
+        );
+    }
+
+    #[test]
+    fn anonymous_headers_drop_filter_cookies() {
+        let incoming = pairs(&[
+            ("x-cas-user", "admin"),
+            ("cookie", "cas_edge_gateway=1; a=1; cas_edge_session=s"),
+        ]);
+
+        assert_eq!(anonymous_headers(incoming), pairs(&[("cookie", "a=1")]));
     }
 }

@@ -12,12 +12,19 @@ pub enum Page {
     BadRequest,
     /// 403: CAS rejected the ticket. `retry_url` is the service URL, which starts a new login.
     TicketRejected { retry_url: String },
+    /// 403: the user lacks an attribute value that the path rule requires.
+    Forbidden,
+    /// 429: too many login redirects in a short time, usually because the browser does
+    /// not keep the session cookie.
+    RedirectLoop,
     /// 500: settings are missing or invalid. Only the names are shown, never values.
     Misconfigured { settings: Vec<&'static str> },
     /// 502: CAS could not be reached or sent no usable validation response.
     CasUnavailable,
     /// 502: the origin could not be reached.
     OriginUnavailable,
+    /// 503: a single logout could not be stored, so CAS should retry it.
+    RevocationFailed,
 }
 
 impl Page {
@@ -25,9 +32,11 @@ impl Page {
     pub fn status(&self) -> u16 {
         match self {
             Page::BadRequest => 400,
-            Page::TicketRejected { .. } => 403,
+            Page::TicketRejected { .. } | Page::Forbidden => 403,
+            Page::RedirectLoop => 429,
             Page::Misconfigured { .. } => 500,
             Page::CasUnavailable | Page::OriginUnavailable => 502,
+            Page::RevocationFailed => 503,
         }
     }
 
@@ -57,6 +66,22 @@ impl Page {
             (Page::TicketRejected { .. }, Language::SimplifiedChinese) => ("登录验证失败", "登录票据无效或已过期。"),
             (Page::TicketRejected { .. }, Language::English) => {
                 ("Sign-in failed", "The sign-in ticket is invalid or has expired.")
+            }
+            (Page::Forbidden, Language::SimplifiedChinese) => ("无权访问", "您已登录，但没有访问此页面的权限。"),
+            (Page::Forbidden, Language::English) => {
+                ("Access denied", "You are signed in but lack the permission this page requires.")
+            }
+            (Page::RedirectLoop, Language::SimplifiedChinese) => (
+                "登录重定向过多",
+                "登录一再被重定向。请确认浏览器允许本站的 Cookie，一分钟后再试。",
+            ),
+            (Page::RedirectLoop, Language::English) => (
+                "Too many sign-in redirects",
+                "Sign-in keeps redirecting. Check that your browser accepts cookies from this site, then try again in a minute.",
+            ),
+            (Page::RevocationFailed, Language::SimplifiedChinese) => ("注销失败", "暂时无法记录注销，请稍后重试。"),
+            (Page::RevocationFailed, Language::English) => {
+                ("Logout failed", "The logout could not be recorded. Try again later.")
             }
             (Page::Misconfigured { .. }, Language::SimplifiedChinese) => ("配置错误", "网站的登录过滤器配置有误，以下设置缺失或无效："),
             (Page::Misconfigured { .. }, Language::English) => (
@@ -92,7 +117,12 @@ impl Page {
                     .collect();
                 format!("<ul>{}</ul>", items.concat())
             }
-            Page::BadRequest | Page::CasUnavailable | Page::OriginUnavailable => String::new(),
+            Page::BadRequest
+            | Page::Forbidden
+            | Page::RedirectLoop
+            | Page::CasUnavailable
+            | Page::OriginUnavailable
+            | Page::RevocationFailed => String::new(),
         }
     }
 }

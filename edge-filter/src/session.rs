@@ -25,6 +25,13 @@ pub struct Session {
     /// Session id: a digest of the service ticket that started the session, so logs can
     /// correlate a session with CAS records without the ticket itself.
     pub sid: String,
+    /// Last time the cookie was refreshed, for the idle timeout. Cookies from before this
+    /// field existed have 0, which counts as `iat`.
+    #[serde(default)]
+    pub seen: u64,
+    /// Whether the session started with a `renew=true` validation: a fresh login.
+    #[serde(default)]
+    pub renewed: bool,
 }
 
 impl Session {
@@ -36,13 +43,32 @@ impl Session {
             iat: now,
             exp: now.saturating_add(ttl),
             sid: session_id(ticket),
+            seen: now,
+            renewed: false,
         }
     }
 
-    /// Returns whether the session is usable at `now`: not expired and not issued in the future.
-    pub fn is_current(&self, now: u64) -> bool {
+    /// Returns whether the session is usable at `now`: not expired, not issued in the
+    /// future, and, when `idle` is not 0, used within the last `idle` seconds.
+    pub fn is_current(&self, now: u64, idle: u64) -> bool {
         let started = self.iat <= now.saturating_add(ISSUED_AT_LEEWAY_SECONDS);
-        started && now < self.exp && !self.user.is_empty()
+        let active = idle == 0 || now < self.last_seen().saturating_add(idle);
+        started && active && now < self.exp && !self.user.is_empty()
+    }
+
+    /// Returns whether the cookie should be issued again at `now` to push the idle timeout
+    /// back: more than half of the `idle` window has passed since it was last refreshed.
+    pub fn needs_refresh(&self, now: u64, idle: u64) -> bool {
+        idle != 0 && now.saturating_sub(self.last_seen()) > idle / 2
+    }
+
+    /// Returns the seconds until the hard expiry at `now`.
+    pub fn remaining(&self, now: u64) -> u64 {
+        self.exp.saturating_sub(now)
+    }
+
+    fn last_seen(&self) -> u64 {
+        self.seen.max(self.iat)
     }
 }
 
@@ -75,11 +101,11 @@ fn sign_session(key: &SigningKey, session: &Session) -> String {
 }
 
 /// Opens the session in a cookie value. Returns `None` when no key of `keys` signed it, it
-/// does not parse, or it is not current at `now`.
-pub fn open(keys: &KeyRing, value: &str, now: u64) -> Option<Session> {
+/// does not parse, or it is not current at `now` with idle timeout `idle` (0 for none).
+pub fn open(keys: &KeyRing, value: &str, now: u64, idle: u64) -> Option<Session> {
     let payload = open_token(keys, value)?;
     let session: Session = serde_json::from_slice(&payload).ok()?;
-    session.is_current(now).then_some(session)
+    session.is_current(now, idle).then_some(session)
 }
 
 #[cfg(test)]
@@ -102,7 +128,7 @@ mod tests {
 
         assert!(!trimmed);
         assert_eq!(
-            open(&KeyRing::new(key('s'), None), &value, 1_500),
+            open(&KeyRing::new(key('s'), None), &value, 1_500, 0),
             Some(alice(1_000))
         );
     }
@@ -112,8 +138,8 @@ mod tests {
         let (value, _) = seal(&key('s'), &alice(1_000));
         let ring = KeyRing::new(key('s'), None);
 
-        assert!(open(&ring, &value, 4_599).is_some());
-        assert_eq!(open(&ring, &value, 4_600), None);
+        assert!(open(&ring, &value, 4_599, 0).is_some());
+        assert_eq!(open(&ring, &value, 4_600, 0), None);
     }
 
     #[test]
@@ -121,9 +147,9 @@ mod tests {
         let (value, _) = seal(&key('s'), &alice(10_000));
         let ring = KeyRing::new(key('s'), None);
 
-        assert!(open(&ring, &value, 10_000 - ISSUED_AT_LEEWAY_SECONDS).is_some());
+        assert!(open(&ring, &value, 10_000 - ISSUED_AT_LEEWAY_SECONDS, 0).is_some());
         assert_eq!(
-            open(&ring, &value, 10_000 - ISSUED_AT_LEEWAY_SECONDS - 1),
+            open(&ring, &value, 10_000 - ISSUED_AT_LEEWAY_SECONDS - 1, 0),
             None
         );
     }
@@ -132,7 +158,7 @@ mod tests {
     fn foreign_key_session_is_ignored() {
         let (value, _) = seal(&key('x'), &alice(1_000));
 
-        assert_eq!(open(&KeyRing::new(key('s'), None), &value, 1_500), None);
+        assert_eq!(open(&KeyRing::new(key('s'), None), &value, 1_500, 0), None);
     }
 
     #[test]
@@ -150,7 +176,7 @@ mod tests {
             "a.b",
             &value[..value.len() - 1],
         ] {
-            assert_eq!(open(&ring, value, 1_500), None, "{value}");
+            assert_eq!(open(&ring, value, 1_500, 0), None, "{value}");
         }
     }
 
@@ -158,7 +184,7 @@ mod tests {
     fn signed_non_session_is_ignored() {
         let value = sign_token(&key('s'), b"{\"user\":\"alice\"}");
 
-        assert_eq!(open(&KeyRing::new(key('s'), None), &value, 1_500), None);
+        assert_eq!(open(&KeyRing::new(key('s'), None), &value, 1_500, 0), None);
     }
 
     #[test]
@@ -166,8 +192,11 @@ mod tests {
         let (old_value, _) = seal(&key('o'), &alice(1_000));
         let rotated = KeyRing::new(key('n'), Some(key('o')));
 
-        assert_eq!(open(&rotated, &old_value, 1_500), Some(alice(1_000)));
-        assert_eq!(open(&KeyRing::new(key('n'), None), &old_value, 1_500), None);
+        assert_eq!(open(&rotated, &old_value, 1_500, 0), Some(alice(1_000)));
+        assert_eq!(
+            open(&KeyRing::new(key('n'), None), &old_value, 1_500, 0),
+            None
+        );
     }
 
     #[test]
@@ -178,7 +207,7 @@ mod tests {
             .insert("blob".into(), vec!["x".repeat(MAX_COOKIE_VALUE_BYTES)]);
 
         let (value, trimmed) = seal(&key('s'), &session);
-        let opened = open(&KeyRing::new(key('s'), None), &value, 1_500).expect("opens");
+        let opened = open(&KeyRing::new(key('s'), None), &value, 1_500, 0).expect("opens");
 
         assert!(trimmed);
         assert!(value.len() <= MAX_COOKIE_VALUE_BYTES);
@@ -194,5 +223,41 @@ mod tests {
         assert_ne!(sid, session_id("ST-2-abc"));
         assert_eq!(sid.len(), 32);
         assert!(!sid.contains("ST-1"));
+    }
+
+    #[test]
+    fn idle_session_expires_before_hard_expiry() {
+        let (value, _) = seal(&key('s'), &alice(1_000));
+        let ring = KeyRing::new(key('s'), None);
+
+        assert!(open(&ring, &value, 1_599, 600).is_some());
+        assert_eq!(open(&ring, &value, 1_600, 600), None);
+        assert!(open(&ring, &value, 1_600, 0).is_some());
+    }
+
+    #[test]
+    fn refresh_after_half_idle_window() {
+        let mut session = alice(1_000);
+
+        assert!(!session.needs_refresh(1_300, 600));
+        assert!(session.needs_refresh(1_301, 600));
+        assert!(!session.needs_refresh(1_301, 0));
+        session.seen = 1_301;
+        assert!(!session.needs_refresh(1_500, 600));
+        assert!(session.is_current(1_900, 600));
+    }
+
+    #[test]
+    fn cookie_without_new_fields_opens() {
+        let old = br#"{"user":"alice","iat":1000,"exp":4600,"sid":"x"}"#;
+        let value = sign_token(&key('s'), old);
+
+        let session = open(&KeyRing::new(key('s'), None), &value, 1_500, 600).expect("opens");
+        assert_eq!(session.seen, 0);
+        assert!(!session.renewed);
+        assert_eq!(
+            open(&KeyRing::new(key('s'), None), &value, 1_600, 600),
+            None
+        );
     }
 }

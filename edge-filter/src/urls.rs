@@ -42,13 +42,36 @@ pub fn origin_url(origin_base: &str, target: RequestTarget<'_>) -> String {
     format!("{origin_base}{}", target.path_and_query())
 }
 
-/// Builds the CAS login URL that returns to `service`, which is percent-encoded once.
-pub fn login_url(login: &Url, service: &str) -> String {
-    with_params(login, &[("service", service)])
+/// The kind of login the filter asks CAS for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMode {
+    /// A normal login: CAS may use its single sign-on session.
+    Plain,
+    /// `renew=true`: CAS must ask for credentials again.
+    Renew,
+    /// `gateway=true`: CAS must not show a form, and returns without a ticket when the
+    /// user has no single sign-on session.
+    Gateway,
 }
 
-/// Builds the CAS validation URL for `ticket` issued to `service`.
-pub fn validation_url(validate: &Url, service: &str, ticket: &str) -> String {
+/// Builds the CAS login URL that returns to `service`, which is percent-encoded once.
+pub fn login_url(login: &Url, service: &str, mode: LoginMode) -> String {
+    match mode {
+        LoginMode::Plain => with_params(login, &[("service", service)]),
+        LoginMode::Renew => with_params(login, &[("service", service), ("renew", "true")]),
+        LoginMode::Gateway => with_params(login, &[("service", service), ("gateway", "true")]),
+    }
+}
+
+/// Builds the CAS validation URL for `ticket` issued to `service`, with `renew=true` when
+/// the ticket must come from a fresh login.
+pub fn validation_url(validate: &Url, service: &str, ticket: &str, renew: bool) -> String {
+    if renew {
+        return with_params(
+            validate,
+            &[("service", service), ("ticket", ticket), ("renew", "true")],
+        );
+    }
     with_params(validate, &[("service", service), ("ticket", ticket)])
 }
 
@@ -139,6 +162,7 @@ mod tests {
         let login = login_url(
             &url("https://127.0.0.1:8443/cas/login"),
             "http://127.0.0.1:8787/a?b=1&c=%20",
+            LoginMode::Plain,
         );
 
         assert_eq!(
@@ -149,7 +173,11 @@ mod tests {
 
     #[test]
     fn login_url_keeps_existing_query() {
-        let login = login_url(&url("https://cas.example/login?locale=zh_CN"), "https://a/");
+        let login = login_url(
+            &url("https://cas.example/login?locale=zh_CN"),
+            "https://a/",
+            LoginMode::Plain,
+        );
 
         assert_eq!(
             login,
@@ -163,6 +191,7 @@ mod tests {
             &url("https://127.0.0.1:8443/cas/p3/serviceValidate"),
             "http://a/?x=1",
             "ST-1&x",
+            false,
         );
 
         assert_eq!(
@@ -174,12 +203,35 @@ mod tests {
     #[test]
     fn encoded_service_decodes_to_original() {
         let service = "http://127.0.0.1:8787/文档?a=1&b=%2F";
-        let login = login_url(&url("https://cas/login"), service);
+        let login = login_url(&url("https://cas/login"), service, LoginMode::Plain);
         let query = login.split_once('?').expect("has query").1;
         let decoded: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
 
         assert_eq!(decoded, vec![("service".to_owned(), service.to_owned())]);
+    }
+
+    #[test]
+    fn renew_and_gateway_flags() {
+        let cas = url("https://cas/login");
+
+        assert_eq!(
+            login_url(&cas, "https://a/", LoginMode::Renew),
+            "https://cas/login?service=https%3A%2F%2Fa%2F&renew=true"
+        );
+        assert_eq!(
+            login_url(&cas, "https://a/", LoginMode::Gateway),
+            "https://cas/login?service=https%3A%2F%2Fa%2F&gateway=true"
+        );
+        assert_eq!(
+            validation_url(
+                &url("https://cas/p3/serviceValidate"),
+                "https://a/",
+                "ST-1",
+                true
+            ),
+            "https://cas/p3/serviceValidate?service=https%3A%2F%2Fa%2F&ticket=ST-1&renew=true"
+        );
     }
 }

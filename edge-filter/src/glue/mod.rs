@@ -1,0 +1,110 @@
+//! The Workers entry point: reads the settings, handles single logout, looks up
+//! revocations, and carries out the decision of [`crate::flow::decide`].
+
+mod cas;
+mod origin;
+mod revocations;
+
+use worker::{
+    console_error, console_log, event, Context, Date, Env, Headers, Request, Response, Result,
+};
+
+use crate::config::{FilterConfig, SettingSource};
+use crate::flow::{current_session, decide, finish_validation, Decision, IncomingRequest};
+use crate::options::Origin;
+use crate::pages::Page;
+use crate::reply::Reply;
+use crate::urls::RequestTarget;
+
+/// Name of the static assets binding used when `STATIC_ASSETS` is `true`.
+pub const ASSETS_BINDING: &str = "ASSETS";
+
+/// Name of the Workers KV binding that stores revoked session ids.
+pub const REVOCATIONS_BINDING: &str = "CAS_REVOCATIONS";
+
+/// Settings from the Workers environment: `[vars]` and secrets.
+struct WorkerSettings<'a>(&'a Env);
+
+impl SettingSource for WorkerSettings<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.var(name).ok().map(|value| value.to_string())
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.0.secret(name).ok().map(|value| value.to_string())
+    }
+}
+
+#[event(fetch)]
+async fn fetch(mut request: Request, env: Env, _context: Context) -> Result<Response> {
+    let lang =
+        cas_core::language::choose_language(request.headers().get("accept-language")?.as_deref());
+    let config = match load_config(&env) {
+        Ok(config) => config,
+        Err(settings) => return into_response(Page::Misconfigured { settings }.render(lang)),
+    };
+
+    if let Some(response) = revocations::single_logout(&mut request, &config, &env, lang).await {
+        return response;
+    }
+
+    let url = request.url()?;
+    let method = request.method().to_string();
+    let mut incoming = IncomingRequest {
+        method: &method,
+        target: RequestTarget {
+            path: url.path(),
+            query: url.query(),
+        },
+        headers: request.headers().entries().collect(),
+        revoked: Vec::new(),
+    };
+    if let Some(session) = current_session(&config, &incoming, now_seconds()) {
+        if revocations::is_revoked(&env, &session.sid).await {
+            incoming.revoked.push(session.sid);
+        }
+    }
+
+    match decide(&config, incoming, now_seconds()) {
+        Decision::Forward(target) => origin::forward(&request, target, &config, &env, lang).await,
+        Decision::Validate(check) => {
+            let fetched = cas::fetch_validation(&check, config.cas_timeout_ms).await;
+            let (reply, outcome) = finish_validation(&config, &check, fetched, now_seconds());
+            console_log!("{outcome}");
+            into_response(reply)
+        }
+        Decision::Reply(reply) => into_response(reply),
+    }
+}
+
+/// Loads the settings and checks the bindings they need. Returns the names of the bad
+/// settings on failure, after logging the details.
+fn load_config(env: &Env) -> std::result::Result<FilterConfig, Vec<&'static str>> {
+    let config = FilterConfig::load(&WorkerSettings(env)).map_err(|error| {
+        console_error!("{error}");
+        error.settings()
+    })?;
+
+    if config.origin == Origin::Assets && env.assets(ASSETS_BINDING).is_err() {
+        console_error!("STATIC_ASSETS is true but the {ASSETS_BINDING} binding is missing; add [assets] with binding = \"{ASSETS_BINDING}\"");
+        return Err(vec![ASSETS_BINDING]);
+    }
+    Ok(config)
+}
+
+fn now_seconds() -> u64 {
+    Date::now().as_millis() / 1000
+}
+
+/// Turns a filter-made reply into a Workers response.
+fn into_response(reply: Reply) -> Result<Response> {
+    let headers: Headers = reply
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    Ok(Response::builder()
+        .with_status(reply.status)
+        .with_headers(headers)
+        .fixed(reply.body.into_bytes()))
+}

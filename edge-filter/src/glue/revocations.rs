@@ -1,0 +1,147 @@
+//! Single logout in Workers: the back-channel POST from CAS and the revoked session ids
+//! in Workers KV.
+//!
+//! NOTE: every request with a valid session cookie costs one KV read. KV reads are served
+//! from a cache near the edge and are fast when hot, but a revocation written in one
+//! location can take up to about a minute to be seen in others, so a revoked cookie may
+//! still work there for that long.
+
+use cas_core::language::Language;
+use futures_util::StreamExt;
+use worker::{console_error, console_log, Env, Method, Request, Response, Result};
+
+use super::{into_response, REVOCATIONS_BINDING};
+use crate::config::FilterConfig;
+use crate::options::SloMode;
+use crate::pages::Page;
+use crate::reply::Reply;
+use crate::slo::{logout_field, revoked_session, MAX_BODY_BYTES};
+
+/// Workers KV rejects an expiration TTL below 60 seconds.
+const MIN_KV_TTL_SECONDS: u64 = 60;
+
+/// Largest form body read: the logout request percent-encoded, at most three bytes per byte.
+const MAX_FORM_BYTES: usize = 3 * MAX_BODY_BYTES + 64;
+
+/// Handles a back-channel logout. Returns `None` when the request is not one, so it takes
+/// the normal path with its body intact.
+pub async fn single_logout(
+    request: &mut Request,
+    config: &FilterConfig,
+    env: &Env,
+    lang: Language,
+) -> Option<Result<Response>> {
+    let dedicated = match &config.slo {
+        SloMode::Off => return None,
+        SloMode::AnyPost => false,
+        SloMode::Path(path) => {
+            let url = request.url().ok()?;
+            if url.path() != path {
+                return None;
+            }
+            true
+        }
+    };
+    if request.method() != Method::Post {
+        return dedicated.then(|| bad_request("logout request must be a POST"));
+    }
+
+    let form = is_form(request).then_some(()).and(read_form(request).await);
+    let field = form.as_deref().and_then(logout_field);
+    let Some(xml) = field else {
+        return dedicated.then(|| bad_request("no logoutRequest form field within the size limit"));
+    };
+    Some(revoke(&xml, config, env, lang).await)
+}
+
+/// Returns whether a session id was revoked. A failed KV read counts as not revoked and is
+/// logged: failing closed would sign every user out whenever KV is unavailable.
+pub async fn is_revoked(env: &Env, sid: &str) -> bool {
+    let Ok(store) = env.kv(REVOCATIONS_BINDING) else {
+        return false;
+    };
+    match store.get(sid).text().await {
+        Ok(found) => found.is_some(),
+        Err(error) => {
+            console_error!("revocation lookup for session {sid} failed: {error}");
+            false
+        }
+    }
+}
+
+async fn revoke(xml: &str, config: &FilterConfig, env: &Env, lang: Language) -> Result<Response> {
+    let sid = match revoked_session(xml) {
+        Ok(sid) => sid,
+        Err(error) => return bad_request(&error.to_string()),
+    };
+    let Ok(store) = env.kv(REVOCATIONS_BINDING) else {
+        console_error!("logout request received but the {REVOCATIONS_BINDING} KV binding is missing; add it or set SLO_PATH = \"off\"");
+        return into_response(
+            Page::Misconfigured {
+                settings: vec![REVOCATIONS_BINDING],
+            }
+            .render(lang),
+        );
+    };
+
+    // A session lasts at most SESSION_TTL_SECONDS from its ticket, so the entry may
+    // expire then.
+    let ttl = config.session_ttl.max(MIN_KV_TTL_SECONDS);
+    let stored = match store.put(&sid, "1") {
+        Ok(put) => put.expiration_ttl(ttl).execute().await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = stored {
+        console_error!("storing the revocation of session {sid} failed: {error}");
+        return into_response(Page::RevocationFailed.render(lang));
+    }
+
+    console_log!("single logout revoked session {sid}");
+    into_response(plain(200, "revoked\n"))
+}
+
+fn is_form(request: &Request) -> bool {
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    content_type
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+}
+
+/// Reads the body of a copy of the request, so the original keeps its body for the
+/// origin. Returns `None` when the body exceeds [`MAX_FORM_BYTES`] or cannot be read.
+async fn read_form(request: &Request) -> Option<String> {
+    let mut copy = request.clone().ok()?;
+    let mut stream = copy.stream().ok()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.ok()?);
+        if body.len() > MAX_FORM_BYTES {
+            return None;
+        }
+    }
+    String::from_utf8(body).ok()
+}
+
+fn bad_request(reason: &str) -> Result<Response> {
+    console_log!("rejected logout request: {reason}");
+    into_response(plain(400, "invalid logout request\n"))
+}
+
+fn plain(status: u16, body: &str) -> Reply {
+    Reply {
+        status,
+        headers: vec![
+            (
+                "Content-Type".to_owned(),
+                "text/plain; charset=utf-8".to_owned(),
+            ),
+            ("Cache-Control".to_owned(), "no-store".to_owned()),
+        ],
+        body: body.to_owned(),
+    }
+}

@@ -1,0 +1,306 @@
+//! Path rules from the `PATH_RULES` variable: an ordered list of patterns that exclude a
+//! path from the filter or protect it with options (gateway, renew, attribute
+//! requirements). The first rule whose pattern matches decides; a path no rule matches is
+//! protected with no options.
+
+use std::collections::BTreeMap;
+
+use cas_core::validation::Attributes;
+use percent_encoding::percent_decode_str;
+use regex::Regex;
+use serde::Deserialize;
+
+/// Maximum number of rules, so a typo cannot make every request walk a huge list.
+pub const MAX_RULES: usize = 200;
+
+/// What a matching rule does with the request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Action {
+    /// Require a session, with these options.
+    #[default]
+    Protect,
+    /// Pass the request through untouched, except that filter headers and cookies are removed.
+    Exclude,
+}
+
+/// The options that apply to one request: from the first matching rule, or the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulePolicy {
+    pub action: Action,
+    /// Anonymous users pass through; users with a CAS session are identified once.
+    pub gateway: bool,
+    /// Send `renew=true` to CAS, and accept only sessions started by such a login.
+    pub renew: bool,
+    /// For each attribute name, the values of which the user needs at least one.
+    pub require: BTreeMap<String, Vec<String>>,
+}
+
+impl RulePolicy {
+    /// Returns whether `attributes` meet every requirement: for each required attribute,
+    /// at least one of the listed values is among the user's values.
+    pub fn allows(&self, attributes: &Attributes) -> bool {
+        self.require.iter().all(|(name, wanted)| {
+            let held = attributes.get(name).map(Vec::as_slice).unwrap_or_default();
+            wanted.iter().any(|value| held.contains(value))
+        })
+    }
+}
+
+/// One parsed rule.
+#[derive(Debug, Clone)]
+pub struct PathRule {
+    pattern: Regex,
+    policy: RulePolicy,
+}
+
+/// The ordered rules of `PATH_RULES`.
+#[derive(Debug, Clone, Default)]
+pub struct PathRules(Vec<PathRule>);
+
+/// A rule as written in JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    #[serde(rename = "match", default = "default_kind")]
+    kind: String,
+    pattern: String,
+    #[serde(default = "default_action")]
+    action: String,
+    #[serde(default)]
+    gateway: bool,
+    #[serde(default)]
+    renew: bool,
+    #[serde(default)]
+    require: BTreeMap<String, Vec<String>>,
+}
+
+fn default_kind() -> String {
+    "prefix".to_owned()
+}
+
+fn default_action() -> String {
+    "protect".to_owned()
+}
+
+impl PathRules {
+    /// Parses the JSON array of `PATH_RULES`. An empty text means no rules.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+
+        let specs: Vec<RuleSpec> =
+            serde_json::from_str(text).map_err(|e| format!("is not a valid rule list ({e})"))?;
+        if specs.len() > MAX_RULES {
+            return Err(format!("has more than {MAX_RULES} rules"));
+        }
+
+        let rules = specs
+            .into_iter()
+            .enumerate()
+            .map(|(index, spec)| rule(spec).map_err(|e| format!("rule {}: {e}", index + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self(rules))
+    }
+
+    /// Returns the policy for `raw_path`, the percent-encoded request path.
+    pub fn policy(&self, raw_path: &str) -> RulePolicy {
+        let path = percent_decode_str(raw_path).decode_utf8_lossy();
+        let found = self.0.iter().find(|rule| rule.pattern.is_match(&path));
+        let Some(rule) = found else {
+            return RulePolicy::default();
+        };
+
+        // A decoded `..` segment could make the origin resolve the path outside the
+        // excluded prefix, so such a path is never excluded.
+        if rule.policy.action == Action::Exclude && has_dot_segment(&path) {
+            return RulePolicy::default();
+        }
+        rule.policy.clone()
+    }
+}
+
+fn rule(spec: RuleSpec) -> Result<PathRule, String> {
+    if !spec.pattern.starts_with('/') && spec.kind != "regex" {
+        return Err(format!("pattern {:?} must start with /", spec.pattern));
+    }
+    let source = match spec.kind.as_str() {
+        "exact" => regex::escape(&spec.pattern),
+        "prefix" => format!("{}.*", regex::escape(&spec.pattern)),
+        "glob" => glob_to_regex(&spec.pattern),
+        "regex" => spec.pattern.clone(),
+        other => {
+            return Err(format!(
+                "unknown match {other:?}; use exact, prefix, glob or regex"
+            ))
+        }
+    };
+    let pattern = Regex::new(&format!("^(?:{source})$"))
+        .map_err(|e| format!("pattern {:?} is not a valid regex ({e})", spec.pattern))?;
+
+    let action = match spec.action.as_str() {
+        "protect" => Action::Protect,
+        "exclude" => Action::Exclude,
+        other => return Err(format!("unknown action {other:?}; use protect or exclude")),
+    };
+    if action == Action::Exclude && (spec.gateway || spec.renew || !spec.require.is_empty()) {
+        return Err("an exclude rule takes no gateway, renew or require".to_owned());
+    }
+    if spec.gateway && spec.renew {
+        return Err("gateway and renew cannot both be set".to_owned());
+    }
+
+    let policy = RulePolicy {
+        action,
+        gateway: spec.gateway,
+        renew: spec.renew,
+        require: spec.require,
+    };
+    Ok(PathRule { pattern, policy })
+}
+
+/// Translates a glob: `**` matches any text, `*` any text without `/`, `?` one character
+/// other than `/`. Every other character matches itself.
+fn glob_to_regex(glob: &str) -> String {
+    let mut source = String::new();
+    let mut chars = glob.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                source.push_str(".*");
+            }
+            '*' => source.push_str("[^/]*"),
+            '?' => source.push_str("[^/]"),
+            other => source.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    source
+}
+
+fn has_dot_segment(path: &str) -> bool {
+    path.split(['/', '\\']).any(|segment| segment == "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(json: &str) -> PathRules {
+        PathRules::parse(json).expect("valid rules")
+    }
+
+    #[test]
+    fn no_rules_protect_everything() {
+        let rules = rules("");
+
+        assert_eq!(rules.policy("/anything"), RulePolicy::default());
+    }
+
+    #[test]
+    fn match_kinds_are_anchored() {
+        let rules = rules(
+            r#"[
+            {"match": "exact", "pattern": "/health", "action": "exclude"},
+            {"match": "prefix", "pattern": "/static/", "action": "exclude"},
+            {"match": "glob", "pattern": "/img/*.png", "action": "exclude"},
+            {"match": "glob", "pattern": "/pub/**", "action": "exclude"},
+            {"match": "regex", "pattern": "/v[0-9]+/status", "action": "exclude"}
+        ]"#,
+        );
+
+        for path in [
+            "/health",
+            "/static/a.css",
+            "/img/a.png",
+            "/pub/a/b/c",
+            "/v2/status",
+        ] {
+            assert_eq!(rules.policy(path).action, Action::Exclude, "{path}");
+        }
+        for path in [
+            "/health/x",
+            "/x/health",
+            "/static",
+            "/img/a/b.png",
+            "/img/a.pngx",
+            "/v2/status/x",
+            "/a/v2/status",
+        ] {
+            assert_eq!(rules.policy(path).action, Action::Protect, "{path}");
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let rules = rules(
+            r#"[
+            {"pattern": "/public/secret", "action": "protect", "renew": true},
+            {"pattern": "/public/", "action": "exclude"}
+        ]"#,
+        );
+
+        assert!(rules.policy("/public/secret/x").renew);
+        assert_eq!(rules.policy("/public/x").action, Action::Exclude);
+    }
+
+    #[test]
+    fn paths_match_decoded() {
+        let rules = rules(r#"[{"match": "exact", "pattern": "/文档", "action": "exclude"}]"#);
+
+        assert_eq!(rules.policy("/%E6%96%87%E6%A1%A3").action, Action::Exclude);
+    }
+
+    #[test]
+    fn dot_segments_are_never_excluded() {
+        let rules = rules(r#"[{"pattern": "/public/", "action": "exclude"}]"#);
+
+        assert_eq!(rules.policy("/public/..%2Fadmin").action, Action::Protect);
+        assert_eq!(rules.policy("/public/%2e%2e/admin").action, Action::Protect);
+    }
+
+    #[test]
+    fn requirements_need_one_value_each() {
+        let rules = rules(
+            r#"[{"pattern": "/staff/", "require": {"memberOf": ["staff", "admin"], "active": ["true"]}}]"#,
+        );
+        let policy = rules.policy("/staff/x");
+        let mut attributes = Attributes::new();
+        attributes.insert("memberOf".into(), vec!["users".into(), "admin".into()]);
+
+        assert!(!policy.allows(&attributes));
+        attributes.insert("active".into(), vec!["true".into()]);
+        assert!(policy.allows(&attributes));
+        attributes.insert("memberOf".into(), vec!["users".into()]);
+        assert!(!policy.allows(&attributes));
+    }
+
+    #[test]
+    fn invalid_rules_are_named() {
+        for (json, expected) in [
+            ("{", "not a valid rule list"),
+            (
+                r#"[{"pattern": "x"}]"#,
+                "rule 1: pattern \"x\" must start with /",
+            ),
+            (r#"[{"pattern": "/", "match": "fuzzy"}]"#, "unknown match"),
+            (r#"[{"pattern": "/", "action": "allow"}]"#, "unknown action"),
+            (
+                r#"[{"pattern": "(", "match": "regex"}]"#,
+                "not a valid regex",
+            ),
+            (
+                r#"[{"pattern": "/", "gateway": true, "renew": true}]"#,
+                "cannot both",
+            ),
+            (
+                r#"[{"pattern": "/", "action": "exclude", "renew": true}]"#,
+                "takes no",
+            ),
+            (r#"[{"pattern": "/", "gatway": true}]"#, "unknown field"),
+        ] {
+            let error = PathRules::parse(json).expect_err(json);
+            assert!(error.contains(expected), "{json}: {error}");
+        }
+    }
+}
