@@ -11,7 +11,7 @@ use http_body_util::Full;
 
 use cas_core::language::Language;
 
-use super::page::{identity_page, unauthorized_page};
+use super::page::{anonymous_page, identity_page, unauthorized_page, Received};
 use crate::{Identity, Verifier, VerifyError};
 
 /// Header carrying the edge filter's identity assertion.
@@ -22,6 +22,13 @@ pub const USER_HEADER: &str = "x-cas-user";
 
 /// Path that returns 200 without an assertion, so scripts can wait for startup.
 pub const HEALTH_PATH: &str = "/healthz";
+
+/// Paths under this prefix are public: without an assertion they show an anonymous page
+/// instead of 401, as a site behind a gateway or exclude rule would.
+pub const PUBLIC_PREFIX: &str = "/public/";
+
+/// Prefix of the attribute headers the edge sends.
+const ATTRIBUTE_PREFIX: &str = "x-cas-attr-";
 
 /// Builds the response to one request at `now` (seconds since the Unix epoch).
 pub fn respond(verifier: &Verifier, request: &Parts, now: u64) -> Response<Full<Bytes>> {
@@ -37,8 +44,18 @@ pub fn respond(verifier: &Verifier, request: &Parts, now: u64) -> Response<Full<
     match verify_request(verifier, &request.headers, now) {
         Ok(identity) => {
             tracing::info!(path = request.uri.path(), user = %identity.user, "served a verified request");
-            let user_headers = header_values(&request.headers, USER_HEADER);
-            let page = identity_page(lang, &identity.user, request.uri.path(), &user_headers);
+            let received = received(&request.headers);
+            let page = identity_page(
+                lang,
+                &identity.user,
+                request.uri.path(),
+                &identity.attributes,
+                &received,
+            );
+            html_response(StatusCode::OK, lang, page)
+        }
+        Err(_) if request.uri.path().starts_with(PUBLIC_PREFIX) => {
+            let page = anonymous_page(lang, request.uri.path(), &received(&request.headers));
             html_response(StatusCode::OK, lang, page)
         }
         Err(error) => {
@@ -67,6 +84,28 @@ pub fn verify_request(
         .map(|value| value.to_str().map_err(|_| malformed()))
         .transpose()?;
     verifier.verify_header(token, now)
+}
+
+fn received(headers: &HeaderMap) -> Received {
+    let attribute_headers = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with(ATTRIBUTE_PREFIX))
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let cookie_names = header_values(headers, "cookie")
+        .iter()
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim().to_owned()))
+        .collect();
+
+    Received {
+        user_headers: header_values(headers, USER_HEADER),
+        attribute_headers,
+        cookie_names,
+    }
 }
 
 fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
