@@ -3,5 +3,6 @@
 
 pub mod browser;
 pub mod database;
+pub mod flows;
 pub mod process;
 pub mod stack;

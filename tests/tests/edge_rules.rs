@@ -1,0 +1,217 @@
+//! Path rules, attribute headers, API mode and redirect loop protection of the wasm
+//! filter in workerd, against the real CAS server and demo origin.
+
+use e2e_tests::flows::{cookie_pair, open_signed_in, service_of, USER};
+use e2e_tests::stack::{EdgeOptions, Stack, StackOptions};
+
+const RULES: &str = r#"[
+  {"match": "exact", "pattern": "/public/health", "action": "exclude"},
+  {"match": "prefix", "pattern": "/public/", "gateway": true},
+  {"match": "glob", "pattern": "/staff/**", "require": {"memberOf": ["staff"]}},
+  {"match": "regex", "pattern": "/fresh/[a-z]+", "renew": true},
+  {"match": "prefix", "pattern": "/new/", "require": {"isFromNewLogin": ["true"]}}
+]"#;
+
+async fn rules_stack() -> (Stack, String) {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let options = EdgeOptions {
+        vars: vec![
+            ("PATH_RULES", RULES.to_owned()),
+            ("AUTH_REALM", "Test site".to_owned()),
+        ],
+        ..Default::default()
+    };
+    let edge = stack.start_edge(options).await;
+    (stack, edge)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_route_each_path() {
+    let (mut stack, edge) = rules_stack().await;
+    let mut browser = stack.browser();
+    let forged = [("X-CAS-User", "admin"), ("X-CAS-Attr-memberOf", "staff")];
+
+    // Excluded: straight to the origin, forged identity headers scrubbed.
+    let health = browser.get(&format!("{edge}/public/health"), &forged).await;
+    assert_eq!(health.status.as_u16(), 200, "{}", health.body);
+    assert!(health.body.contains(r#"id="anonymous""#), "{}", health.body);
+    assert!(
+        health.body.contains(r#"<ul id="attribute-headers"></ul>"#),
+        "{}",
+        health.body
+    );
+    assert!(!health.body.contains("admin"), "{}", health.body);
+    assert!(health.set_cookies().is_empty());
+
+    // Gateway without a CAS session: one trip to CAS, which returns without a ticket.
+    let news = format!("{edge}/public/news");
+    let to_cas = browser.get(&news, &[]).await;
+    assert_eq!(to_cas.status.as_u16(), 302);
+    let login = to_cas.location();
+    assert!(login.ends_with("&gateway=true"), "{login}");
+    assert!(to_cas.set_cookie("cas_edge_gateway").is_some());
+    let back = browser.get(&login, &[]).await;
+    assert_eq!(back.status.as_u16(), 302, "{}", back.body);
+    assert_eq!(back.location(), news);
+    let anonymous = browser.get(&news, &[]).await;
+    assert_eq!(anonymous.status.as_u16(), 200, "{}", anonymous.body);
+    assert!(
+        anonymous.body.contains(r#"id="anonymous""#),
+        "{}",
+        anonymous.body
+    );
+    assert!(
+        anonymous.body.contains(r#"<ul id="cookie-names"></ul>"#),
+        "filter cookies reached the origin: {}",
+        anonymous.body
+    );
+
+    // Signed in: attributes in headers and in the assertion.
+    let private = open_signed_in(&mut browser, &stack.cas, &format!("{edge}/private/a")).await;
+    assert_eq!(private.status.as_u16(), 200, "{}", private.body);
+    assert!(private
+        .body
+        .contains(&format!(r#"<strong id="user">{USER}</strong>"#)));
+    assert!(
+        browser.cookie(&edge, "cas_edge_redirects").is_none(),
+        "sign-in must reset the redirect count"
+    );
+    assert!(
+        private
+            .body
+            .contains("<li>x-cas-attr-isfromnewlogin: true</li>"),
+        "attribute header missing: {}",
+        private.body
+    );
+    assert!(
+        private.body.contains("<li>isFromNewLogin=true</li>"),
+        "{}",
+        private.body
+    );
+    assert!(
+        private.body.contains("x-cas-attr-authenticationdate: 20"),
+        "{}",
+        private.body
+    );
+    assert!(
+        !private.body.contains("x-cas-attr-memberof"),
+        "{}",
+        private.body
+    );
+
+    // Attribute requirements: alice has isFromNewLogin but no memberOf.
+    let staff = browser.get(&format!("{edge}/staff/a/b"), &[]).await;
+    assert_eq!(staff.status.as_u16(), 403, "{}", staff.body);
+    assert!(staff.body.contains("Access denied"), "{}", staff.body);
+    let new = browser.get(&format!("{edge}/new/a"), &[]).await;
+    assert_eq!(new.status.as_u16(), 200, "{}", new.body);
+
+    // Gateway with a session identifies the user.
+    let identified = browser.get(&news, &[]).await;
+    assert!(
+        identified
+            .body
+            .contains(r#"<strong id="user">alice</strong>"#),
+        "{}",
+        identified.body
+    );
+
+    // Renew: the SSO session is not enough; CAS asks for the password again.
+    let fresh = format!("{edge}/fresh/page");
+    let renew = browser.get(&fresh, &[]).await;
+    assert_eq!(renew.status.as_u16(), 302, "{}", renew.body);
+    assert!(
+        renew.location().ends_with("&renew=true"),
+        "{}",
+        renew.location()
+    );
+    let renewed = open_signed_in(&mut browser, &stack.cas, &fresh).await;
+    assert_eq!(renewed.status.as_u16(), 200, "{}", renewed.body);
+    assert!(renewed.body.contains(r#"<strong id="user">alice</strong>"#));
+
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_with_cas_session_signs_in() {
+    let (mut stack, edge) = rules_stack().await;
+    let mut browser = stack.browser();
+    open_signed_in(&mut browser, &stack.cas, &format!("{edge}/private/")).await;
+    browser.clear_cookies(&edge);
+
+    let news = format!("{edge}/public/news");
+    let to_cas = browser.get(&news, &[]).await;
+    let with_ticket = browser.get(&to_cas.location(), &[]).await;
+    assert!(
+        with_ticket.location().contains("ticket=ST-"),
+        "{}",
+        with_ticket.location()
+    );
+    let validated = browser.get(&with_ticket.location(), &[]).await;
+    assert_eq!(validated.status.as_u16(), 302, "{}", validated.body);
+    let page = browser.get(&validated.location(), &[]).await;
+    assert!(
+        page.body.contains(r#"<strong id="user">alice</strong>"#),
+        "{}",
+        page.body
+    );
+
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_clients_get_401_and_loops_stop() {
+    let (mut stack, edge) = rules_stack().await;
+    let mut browser = stack.browser();
+    let api = format!("{edge}/api/items");
+
+    // API signals: XMLHttpRequest, a non-navigate fetch, a POST, an Accept without HTML.
+    for extra in [
+        vec![("X-Requested-With", "XMLHttpRequest")],
+        vec![("Sec-Fetch-Mode", "cors")],
+    ] {
+        let page = browser.get(&api, &extra).await;
+        assert_eq!(page.status.as_u16(), 401, "{extra:?}: {}", page.body);
+        let challenge = page.headers["www-authenticate"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        let login = format!("{}/login?service=", stack.cas);
+        assert!(
+            challenge.starts_with(&format!(r#"CAS realm="Test site", login="{login}"#)),
+            "{challenge}"
+        );
+        assert_eq!(service_of(challenge.trim_end_matches('"')), api);
+    }
+    let post = browser.post_form(&api, &[("a", "1")]).await;
+    assert_eq!(post.status.as_u16(), 401, "{}", post.body);
+    let json = reqwest::Client::new()
+        .get(&api)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json.status().as_u16(), 401);
+
+    // A browser that keeps only the counter cookie: three redirects, then the error page.
+    for attempt in 1..=3 {
+        let page = browser.get(&format!("{edge}/loop"), &[]).await;
+        assert_eq!(
+            page.status.as_u16(),
+            302,
+            "attempt {attempt}: {}",
+            page.body
+        );
+        let counter = page.set_cookie("cas_edge_redirects").unwrap_or_default();
+        assert!(cookie_pair(&counter).starts_with(&format!("cas_edge_redirects={attempt}.")));
+    }
+    let stopped = browser.get(&format!("{edge}/loop"), &[]).await;
+    assert_eq!(stopped.status.as_u16(), 429, "{}", stopped.body);
+    assert!(
+        stopped.body.contains("Too many sign-in redirects"),
+        "{}",
+        stopped.body
+    );
+
+    stack.assert_running();
+}

@@ -1,0 +1,216 @@
+//! Sessions of the wasm filter in workerd: single logout through Workers KV, key
+//! rotation, idle expiry with refresh, and the cookie domain.
+
+use std::time::Duration;
+
+use e2e_tests::browser::Browser;
+use e2e_tests::flows::{cookie_pair, sign_in, USER};
+use e2e_tests::stack::{EdgeOptions, Stack, StackOptions};
+
+fn logout_request(ticket: &str) -> String {
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="LR-1" Version="2.0" IssueInstant="2026-12-04T20:00:00Z"><saml:NameID>@NOT_USED@</saml:NameID><samlp:SessionIndex>{ticket}</samlp:SessionIndex></samlp:LogoutRequest>"#
+    )
+}
+
+fn ticket_of(url: &str) -> String {
+    let (_, ticket) = url
+        .split_once("ticket=")
+        .unwrap_or_else(|| panic!("no ticket in {url}"));
+    ticket.to_owned()
+}
+
+/// Signs in at `url` and returns the ticket and the session cookie pair.
+async fn session_for(browser: &mut Browser, cas: &str, url: &str) -> (String, String) {
+    let signed_in = sign_in(browser, cas, url).await;
+    assert_eq!(
+        signed_in.validated.status.as_u16(),
+        302,
+        "{}",
+        signed_in.validated.body
+    );
+    let cookie = signed_in
+        .validated
+        .set_cookie("cas_edge_session")
+        .unwrap_or_else(|| panic!("no session cookie"));
+    (ticket_of(&signed_in.ticket_url), cookie_pair(&cookie))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_logout_revokes_session() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let mut browser = stack.browser();
+    let edge = stack.edge.clone();
+    let protected = format!("{edge}/private/slo");
+    let (ticket, cookie) = session_for(&mut browser, &stack.cas, &protected).await;
+    // A browser without a cookie jar, so each request carries exactly the cookie given.
+    let mut browser = stack.browser();
+
+    let before = browser.get(&protected, &[("Cookie", &cookie)]).await;
+    assert_eq!(before.status.as_u16(), 200, "{}", before.body);
+
+    // Hostile or malformed logout requests are rejected with 400, and revoke nothing.
+    let mut cas_server = stack.browser();
+    let doctype = format!(
+        "<!DOCTYPE x [<!ENTITY e \"{ticket}\">]>{}",
+        logout_request("&e;")
+    );
+    for xml in [
+        doctype.as_str(),
+        "<samlp:LogoutRequest",
+        "<other/>",
+        "not xml",
+    ] {
+        let rejected = cas_server
+            .post_form(&format!("{edge}/"), &[("logoutRequest", xml)])
+            .await;
+        assert_eq!(rejected.status.as_u16(), 400, "{xml}: {}", rejected.body);
+    }
+    let still = browser.get(&protected, &[("Cookie", &cookie)]).await;
+    assert_eq!(still.status.as_u16(), 200, "{}", still.body);
+
+    // The CAS back-channel POST revokes the session that ticket started.
+    let logout = logout_request(&ticket);
+    let revoked = cas_server
+        .post_form(&format!("{edge}/any/path"), &[("logoutRequest", &logout)])
+        .await;
+    assert_eq!(revoked.status.as_u16(), 200, "{}", revoked.body);
+    let after = browser.get(&protected, &[("Cookie", &cookie)]).await;
+    assert_eq!(
+        after.status.as_u16(),
+        302,
+        "revoked cookie must not work: {}",
+        after.body
+    );
+    assert!(after
+        .location()
+        .starts_with(&format!("{}/login?", stack.cas)));
+
+    let logs = stack.edge_logs();
+    assert!(logs.contains("single logout revoked session"), "{logs}");
+    assert!(!logs.contains(&ticket), "a ticket reached the filter log");
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dedicated_slo_path_rejects_huge_bodies() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let options = EdgeOptions {
+        vars: vec![("SLO_PATH", "/.cas/slo".to_owned())],
+        ..Default::default()
+    };
+    let edge = stack.start_edge(options).await;
+    let mut browser = stack.browser();
+    let (ticket, cookie) = session_for(&mut browser, &stack.cas, &format!("{edge}/a")).await;
+    let mut browser = stack.browser();
+
+    let mut cas_server = stack.browser();
+    let huge = logout_request(&"x".repeat(100_000));
+    let too_big = cas_server
+        .post_form(&format!("{edge}/.cas/slo"), &[("logoutRequest", &huge)])
+        .await;
+    assert_eq!(too_big.status.as_u16(), 400, "{}", too_big.body);
+    let no_field = cas_server
+        .post_form(&format!("{edge}/.cas/slo"), &[("a", "1")])
+        .await;
+    assert_eq!(no_field.status.as_u16(), 400, "{}", no_field.body);
+
+    // Elsewhere a logout request is an ordinary POST: no session, so 401.
+    let logout = logout_request(&ticket);
+    let elsewhere = cas_server
+        .post_form(&format!("{edge}/"), &[("logoutRequest", &logout)])
+        .await;
+    assert_eq!(elsewhere.status.as_u16(), 401, "{}", elsewhere.body);
+    let alive = browser
+        .get(&format!("{edge}/a"), &[("Cookie", &cookie)])
+        .await;
+    assert_eq!(alive.status.as_u16(), 200, "{}", alive.body);
+
+    let revoked = cas_server
+        .post_form(&format!("{edge}/.cas/slo"), &[("logoutRequest", &logout)])
+        .await;
+    assert_eq!(revoked.status.as_u16(), 200, "{}", revoked.body);
+    let after = browser
+        .get(&format!("{edge}/a"), &[("Cookie", &cookie)])
+        .await;
+    assert_eq!(after.status.as_u16(), 302, "{}", after.body);
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotated_key_accepts_old_cookie() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let mut browser = stack.browser();
+    let (_, cookie) = session_for(&mut browser, &stack.cas, &format!("{}/a", stack.edge)).await;
+
+    let old_key = stack.session_key.clone();
+    let rotated = stack
+        .start_edge(EdgeOptions {
+            secrets: vec![
+                ("SESSION_KEY", "n".repeat(48)),
+                ("SESSION_KEY_PREVIOUS", old_key),
+            ],
+            ..Default::default()
+        })
+        .await;
+    let replaced = stack
+        .start_edge(EdgeOptions {
+            secrets: vec![("SESSION_KEY", "n".repeat(48))],
+            ..Default::default()
+        })
+        .await;
+
+    let accepted = browser
+        .get(&format!("{rotated}/a"), &[("Cookie", &cookie)])
+        .await;
+    assert_eq!(accepted.status.as_u16(), 200, "{}", accepted.body);
+    assert!(accepted
+        .body
+        .contains(&format!(r#"<strong id="user">{USER}</strong>"#)));
+    let rejected = browser
+        .get(&format!("{replaced}/a"), &[("Cookie", &cookie)])
+        .await;
+    assert_eq!(rejected.status.as_u16(), 302, "{}", rejected.body);
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_session_expires_unless_refreshed() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let edge = stack
+        .start_edge(EdgeOptions {
+            vars: vec![
+                ("SESSION_IDLE_SECONDS", "6".to_owned()),
+                ("SESSION_COOKIE_DOMAIN", "127.0.0.1".to_owned()),
+            ],
+            ..Default::default()
+        })
+        .await;
+    let mut browser = stack.browser();
+    let page = format!("{edge}/idle");
+    let (_, first) = session_for(&mut browser, &stack.cas, &page).await;
+    // A browser without a cookie jar, so each request carries exactly the cookie given.
+    let mut plain = stack.browser();
+
+    // After more than half the idle window the response carries a refreshed cookie. The
+    // filter counts whole seconds, so the waits leave a second of margin.
+    tokio::time::sleep(Duration::from_millis(4_200)).await;
+    let used = plain.get(&page, &[("Cookie", &first)]).await;
+    assert_eq!(used.status.as_u16(), 200, "{}", used.body);
+    let refreshed = used
+        .set_cookie("cas_edge_session")
+        .unwrap_or_else(|| panic!("no refresh"));
+    assert!(refreshed.contains("; Domain=127.0.0.1;"), "{refreshed}");
+    let refreshed = cookie_pair(&refreshed);
+    assert_ne!(refreshed, first);
+
+    // Past the idle window of the first cookie, only the refreshed one works.
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    plain.clear_cookies(&edge);
+    let stale = plain.get(&page, &[("Cookie", &first)]).await;
+    assert_eq!(stale.status.as_u16(), 302, "{}", stale.body);
+    plain.clear_cookies(&edge);
+    let fresh = plain.get(&page, &[("Cookie", &refreshed)]).await;
+    assert_eq!(fresh.status.as_u16(), 200, "{}", fresh.body);
+    stack.assert_running();
+}
