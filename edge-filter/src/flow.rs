@@ -927,9 +927,17 @@ mod tests {
         let cookies = header(&reply.headers, "set-cookie");
         assert_eq!(cookies.len(), 3);
         assert!(
-            cookies[1].starts_with("cas_edge_redirects=;") && cookies[1].ends_with("Max-Age=0")
+            cookies[1].starts_with("cas_edge_redirects=;"),
+            "{}",
+            cookies[1]
         );
-        assert!(cookies[2].starts_with("cas_edge_gateway=;") && cookies[2].ends_with("Max-Age=0"));
+        assert!(cookies[1].ends_with("Max-Age=0"), "{}", cookies[1]);
+        assert!(
+            cookies[2].starts_with("cas_edge_gateway=;"),
+            "{}",
+            cookies[2]
+        );
+        assert!(cookies[2].ends_with("Max-Age=0"), "{}", cookies[2]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub const FORM_FIELD: &str = "logoutRequest";
 /// The SAML 2.0 protocol namespace of `LogoutRequest` and `SessionIndex`.
 const SAMLP_NAMESPACE: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
 
-/// Why a body is not a usable logout request.
+/// Reason a body is not a usable logout request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LogoutError {
     #[error("logout request body exceeds {MAX_BODY_BYTES} bytes")]

@@ -42,7 +42,7 @@ pub fn origin_url(origin_base: &str, target: RequestTarget<'_>) -> String {
     format!("{origin_base}{}", target.path_and_query())
 }
 
-/// The kind of login the filter asks CAS for.
+/// The kind of login the filter requests from CAS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginMode {
     /// A normal login: CAS may use its single sign-on session.

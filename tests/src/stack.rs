@@ -112,7 +112,7 @@ impl Stack {
     }
 
     /// Starts one more edge filter in wrangler dev with `options` over the default
-    /// settings, waits until it answers and returns its base URL.
+    /// settings, waits until it responds and returns its base URL.
     pub async fn start_edge(&mut self, options: EdgeOptions) -> String {
         let (port, inspector) = (free_port(), free_port());
         let edge = format!("http://127.0.0.1:{port}");

@@ -1,5 +1,5 @@
 //! CAS failures seen by the wasm filter in workerd: nothing listening, a server that sends
-//! garbage, one that never answers. Each must give the 502 page, set no session and
+//! garbage, one that never responds. Each must give the 502 page, set no session and
 //! log the cause without the ticket. Also the endpoint choice through `CAS_BASE_URL`.
 
 use std::time::Duration;
@@ -13,9 +13,9 @@ use tokio::net::TcpListener;
 /// How a fake validation server behaves.
 #[derive(Clone, Copy)]
 enum Fake {
-    /// Answers 200 with a body that is not a CAS response.
+    /// Returns 200 with a body that is not a CAS response.
     Garbage,
-    /// Accepts the connection and never answers.
+    /// Accepts the connection and never responds.
     Silent,
 }
 

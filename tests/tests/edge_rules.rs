@@ -116,7 +116,7 @@ async fn rules_route_each_path() {
         identified.body
     );
 
-    // Renew: the SSO session is not enough; CAS asks for the password again.
+    // Renew: the SSO session is not enough; CAS requests the password again.
     let fresh = format!("{edge}/fresh/page");
     let renew = browser.get(&fresh, &[]).await;
     assert_eq!(renew.status.as_u16(), 302, "{}", renew.body);

@@ -2,9 +2,9 @@
 //! in Workers KV.
 //!
 //! NOTE: every request with a valid session cookie costs one KV read. KV reads are served
-//! from a cache near the edge and are fast when hot, but a revocation written in one
-//! location can take up to about a minute to be seen in others, so a revoked cookie may
-//! still work there for that long.
+//! from a cache near the edge and are fast when hot. But Cloudflare documents that a
+//! write can take 60 seconds or more to be visible in other locations, so a revoked
+//! cookie may still work there for that long.
 
 use cas_core::language::Language;
 use futures_util::StreamExt;

@@ -3,8 +3,8 @@
 use cas_core::language::Language;
 use cas_core::validation::Attributes;
 
-/// What the origin received besides the verified identity, shown so a reader (or a test)
-/// can see what the edge forwarded.
+/// Headers and cookies the origin received besides the verified identity, shown so a
+/// reader (or a test) can see what the edge forwarded.
 #[derive(Debug, Clone, Default)]
 pub struct Received {
     /// Every `X-CAS-User` value.
