@@ -5,6 +5,9 @@ mod cas;
 mod origin;
 mod revocations;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use worker::{
     console_error, console_log, event, Context, Date, Env, Headers, Request, Response, Result,
 };
@@ -21,6 +24,13 @@ pub const ASSETS_BINDING: &str = "ASSETS";
 
 /// Name of the Workers KV binding that stores revoked session ids.
 pub const REVOCATIONS_BINDING: &str = "CAS_REVOCATIONS";
+
+thread_local! {
+    /// The checked settings, kept for the life of the isolate. Vars and secrets cannot
+    /// change within an isolate, and parsing them (path rule regexes above all) on every
+    /// request cost more than the rest of the filter.
+    static CONFIG: RefCell<Option<Rc<FilterConfig>>> = const { RefCell::new(None) };
+}
 
 /// Settings from the Workers environment: `[vars]` and secrets.
 struct WorkerSettings<'a>(&'a Env);
@@ -77,9 +87,20 @@ async fn fetch(mut request: Request, env: Env, _context: Context) -> Result<Resp
     }
 }
 
-/// Loads the settings and checks the bindings they need. Returns the names of the bad
-/// settings on failure, after logging the details.
-fn load_config(env: &Env) -> std::result::Result<FilterConfig, Vec<&'static str>> {
+/// Returns the settings, loading and checking them and the bindings they need on the
+/// first request of the isolate. Returns the names of the bad settings on failure, after
+/// logging the details. Failures are not kept, so every request reports them.
+fn load_config(env: &Env) -> std::result::Result<Rc<FilterConfig>, Vec<&'static str>> {
+    if let Some(config) = CONFIG.with(|cached| cached.borrow().clone()) {
+        return Ok(config);
+    }
+
+    let config = Rc::new(check_config(env)?);
+    CONFIG.with(|cached| *cached.borrow_mut() = Some(Rc::clone(&config)));
+    Ok(config)
+}
+
+fn check_config(env: &Env) -> std::result::Result<FilterConfig, Vec<&'static str>> {
     let config = FilterConfig::load(&WorkerSettings(env)).map_err(|error| {
         console_error!("{error}");
         error.settings()
