@@ -144,6 +144,19 @@ impl Stack {
         texts.join("\n")
     }
 
+    /// Waits up to 10 s until the edges' logs contain `text`, because wrangler writes the
+    /// Worker's console output a moment after the response. Returns the logs either way.
+    pub async fn wait_for_edge_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.edge_logs();
+            if logs.contains(text) || Instant::now() > deadline {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn edge_vars(&self, edge: &str, options: &EdgeOptions) -> BTreeMap<&'static str, String> {
         let mut vars = BTreeMap::from([
             ("CAS_LOGIN_URL", format!("{}/login", self.cas)),

@@ -86,7 +86,9 @@ async fn single_logout_revokes_session() {
         .location()
         .starts_with(&format!("{}/login?", stack.cas)));
 
-    let logs = stack.edge_logs();
+    let logs = stack
+        .wait_for_edge_log("single logout revoked session")
+        .await;
     assert!(logs.contains("single logout revoked session"), "{logs}");
     assert!(!logs.contains(&ticket), "a ticket reached the filter log");
     stack.assert_running();
