@@ -27,8 +27,8 @@ pub const REVOCATIONS_BINDING: &str = "CAS_REVOCATIONS";
 
 thread_local! {
     /// The checked settings, kept for the life of the isolate. Vars and secrets cannot
-    /// change within an isolate, and parsing them (path rule regexes above all) on every
-    /// request cost more than the rest of the filter.
+    /// change within an isolate, so the path rule regexes are compiled once, not on
+    /// every request.
     static CONFIG: RefCell<Option<Rc<FilterConfig>>> = const { RefCell::new(None) };
 }
 

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Measures the edge filter in workerd against a pass-through Worker that forwards to the
+# same origin, the ceiling. One run measures requests per second and latency of: the
+# origin alone, the pass-through Worker, a request with a valid session cookie, an
+# excluded path, and the ticket path with a local CAS server. Loopback only.
+#
+# Both Workers run in one `workerd serve` process, without wrangler dev: its development
+# proxy limited even the pass-through Worker to about 90 requests/s on a 2-core machine.
+# The filter's CAS_REVOCATIONS binding points at a Worker that reports every key absent,
+# so each session request includes one in-process KV read.
+#
+# Needs: wrk (apt-get install wrk), the wasm bundle (scripts/build-filter.sh) and the
+# server and origin binaries (cargo build --release -p cas-server -p cas-origin --bins;
+# debug builds are used when no release build exists).
+#
+# Settings: BENCH_SECONDS (default 10) per measurement, BENCH_CONNECTIONS (default 16),
+# BENCH_TICKETS (default 2000) service tickets made for the ticket path, which is measured
+# for BENCH_TICKET_SECONDS (default 3) so that the tickets last, and
+# BENCH_REVOCATIONS=0 to run the filter without the KV binding, which shows the cost of
+# the revocation lookup.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+SECONDS_EACH="${BENCH_SECONDS:-10}"
+CONNECTIONS="${BENCH_CONNECTIONS:-16}"
+TICKETS="${BENCH_TICKETS:-2000}"
+TICKET_SECONDS="${BENCH_TICKET_SECONDS:-3}"
+REVOCATIONS="${BENCH_REVOCATIONS:-1}"
+
+command -v wrk >/dev/null || die "wrk is missing; install it with: apt-get install wrk"
+[ -f edge-filter/build/worker/shim.mjs ] || die "no wasm bundle; run: bash scripts/build-filter.sh"
+# Each binary comes from the release build when there is one, else from the debug build.
+binary() {
+    if [ -x "target/release/$1" ]; then
+        echo "target/release/$1"
+    elif [ -x "target/debug/$1" ]; then
+        echo "target/debug/$1"
+    else
+        die "no $1 binary; run: cargo build --release -p cas-server -p cas-origin --bins"
+    fi
+}
+CAS_SERVER=$(binary cas-server)
+DEMO_ORIGIN=$(binary demo-origin)
+
+WORK="$(mktemp -d)"
+pids=()
+stop_all() {
+    for pid in "${pids[@]}"; do
+        # Each service runs in its own process group, so its children stop with it.
+        kill -TERM -- "-$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap stop_all EXIT INT TERM
+
+start() {
+    local name=$1
+    shift
+    setsid "$@" >"$WORK/$name.log" 2>&1 &
+    pids+=($!)
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() {
+    local name=$1 url=$2
+    for _ in $(seq 1 240); do
+        if curl -sS -o /dev/null --cacert "$WORK/ca.pem" "$url" 2>/dev/null; then
+            return
+        fi
+        sleep 0.25
+    done
+    tail -n 30 "$WORK/$name.log" >&2
+    die "$name did not respond at $url within 60 s"
+}
+
+random_key() {
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
+CAS_PORT=$(free_port)
+ORIGIN_PORT=$(free_port)
+CEILING_PORT=$(free_port)
+FILTER_PORT=$(free_port)
+CAS="https://127.0.0.1:$CAS_PORT/cas"
+ORIGIN="http://127.0.0.1:$ORIGIN_PORT"
+CEILING="http://127.0.0.1:$CEILING_PORT"
+FILTER="http://127.0.0.1:$FILTER_PORT"
+ASSERTION_KEY=$(random_key)
+
+step "starting $CAS_SERVER, $DEMO_ORIGIN and workerd"
+"$CAS_SERVER" dev-certs --out "$WORK" --name localhost --name 127.0.0.1 >/dev/null
+cat >"$WORK/cas-server.toml" <<TOML
+listen = "127.0.0.1:$CAS_PORT"
+base_path = "/cas"
+tls_cert = "$WORK/server.pem"
+tls_key = "$WORK/server-key.pem"
+sqlite_path = "$WORK/cas.db"
+
+[[services]]
+id = "bench"
+name = "Benchmark edge"
+match = "prefix"
+pattern = "$FILTER/"
+TOML
+start cas-server "$CAS_SERVER" run --config "$WORK/cas-server.toml"
+start demo-origin env CAS_ASSERTION_KEY="$ASSERTION_KEY" CAS_ASSERTION_AUDIENCE="$ORIGIN" \
+    "$DEMO_ORIGIN" --listen "127.0.0.1:$ORIGIN_PORT"
+
+# Writes the workerd configuration: the filter, the pass-through ceiling, the KV stand-in,
+# and outbound network access to loopback with the development CA trusted. workerd embeds
+# files relative to its configuration, so the modules are copied beside it.
+write_workerd_config() {
+    cp edge-filter/build/index.js edge-filter/build/index_bg.wasm \
+        scripts/bench/passthrough.js scripts/bench/kv-miss.js "$WORK/"
+    cat >"$WORK/workerd.capnp" <<CAPNP
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [
+    (name = "filter", worker = .filter),
+    (name = "ceiling", worker = .ceiling),
+    (name = "kv", worker = .kv),
+    (name = "loopback", network = (
+      allow = ["public", "private", "local"],
+      tlsOptions = (trustedCertificates = [embed "ca.pem"]),
+    )),
+  ],
+  sockets = [
+    (name = "filter", address = "127.0.0.1:$FILTER_PORT", http = (), service = "filter"),
+    (name = "ceiling", address = "127.0.0.1:$CEILING_PORT", http = (), service = "ceiling"),
+  ],
+);
+
+const filter :Workerd.Worker = (
+  modules = [
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  compatibilityDate = "$COMPATIBILITY_DATE",
+  bindings = [
+    (name = "CAS_BASE_URL", text = "$CAS"),
+    (name = "SERVICE_BASE_URL", text = "$FILTER"),
+    (name = "ORIGIN_URL", text = "$ORIGIN"),
+    (name = "PATH_RULES", text = "[{\\"match\\": \\"prefix\\", \\"pattern\\": \\"/public/\\", \\"action\\": \\"exclude\\"}]"),
+    (name = "SESSION_KEY", text = "$(random_key)"),
+    (name = "ASSERTION_KEY", text = "$ASSERTION_KEY"),
+$REVOCATIONS_BINDING
+  ],
+  globalOutbound = "loopback",
+);
+
+const ceiling :Workerd.Worker = (
+  modules = [(name = "passthrough.js", esModule = embed "passthrough.js")],
+  compatibilityDate = "$COMPATIBILITY_DATE",
+  bindings = [(name = "ORIGIN_URL", text = "$ORIGIN")],
+  globalOutbound = "loopback",
+);
+
+const kv :Workerd.Worker = (
+  modules = [(name = "kv-miss.js", esModule = embed "kv-miss.js")],
+  compatibilityDate = "$COMPATIBILITY_DATE",
+);
+CAPNP
+}
+
+REVOCATIONS_BINDING='    (name = "CAS_REVOCATIONS", kvNamespace = "kv"),'
+[ "$REVOCATIONS" = 1 ] || REVOCATIONS_BINDING=""
+COMPATIBILITY_DATE=$(sed -n 's/^compatibility_date = "\(.*\)"/\1/p' wrangler.toml)
+write_workerd_config
+start workerd "$ROOT/node_modules/.bin/workerd" serve "$WORK/workerd.capnp"
+wait_for cas-server "$CAS/login"
+wait_for demo-origin "$ORIGIN/healthz"
+wait_for workerd "$CEILING/public/"
+wait_for workerd "$FILTER/public/"
+
+step "signing in and making $TICKETS service tickets"
+SERVICE="$FILTER/bench/page"
+ENCODED_SERVICE=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$SERVICE")
+JAR="$WORK/cas-cookies"
+form=$(curl -sS --cacert "$WORK/ca.pem" -c "$JAR" -b "$JAR" "$CAS/login?service=$ENCODED_SERVICE")
+lt=$(printf '%s' "$form" | python3 -c '
+import re, sys
+tag = re.search(r"<input[^>]*name=\"lt\"[^>]*>", sys.stdin.read())
+value = tag and re.search(r"value=\"([^\"]*)\"", tag.group(0))
+print(value.group(1).replace("&amp;", "&") if value else "")')
+[ -n "$lt" ] || die "no login token in the CAS form"
+curl -sS -o /dev/null --cacert "$WORK/ca.pem" -c "$JAR" -b "$JAR" \
+    --data-urlencode "username=demo" --data-urlencode "password=demo-password" \
+    --data-urlencode "lt=$lt" --data-urlencode "service=$SERVICE" "$CAS/login"
+
+new_ticket() {
+    curl -sS -o /dev/null -w '%{redirect_url}\n' --cacert "$WORK/ca.pem" -b "$JAR" \
+        "$CAS/login?service=$ENCODED_SERVICE" | sed -n 's/.*ticket=//p'
+}
+export -f new_ticket
+export WORK JAR CAS ENCODED_SERVICE
+seq "$TICKETS" | xargs -P 4 -I{} bash -c new_ticket >"$WORK/tickets"
+[ "$(grep -c '^ST-' "$WORK/tickets")" -eq "$TICKETS" ] || die "CAS issued fewer than $TICKETS tickets"
+
+first=$(head -n 1 "$WORK/tickets")
+sed -i 1d "$WORK/tickets"
+cookie=$(curl -sS -o /dev/null -D - "$SERVICE?ticket=$first" | tr -d '\r' |
+    sed -n 's/^[Ss]et-[Cc]ookie: \(cas_edge_session=[^;]*\).*/\1/p')
+if [ -z "$cookie" ]; then
+    tail -n 30 "$WORK/workerd.log" >&2
+    die "the filter set no session cookie"
+fi
+[ "$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$SERVICE")" = 200 ] ||
+    die "the session cookie does not reach the origin"
+
+# Runs wrk for `seconds` and prints "name rps p50 p99 non2xx" with wrk's latency units.
+measure_for() {
+    local name=$1 seconds=$2
+    shift 2
+    local out
+    out=$(wrk --latency -t1 -c "$CONNECTIONS" -d "${seconds}s" "$@")
+    printf '%s\n' "$out" >"$WORK/wrk-$name.txt"
+    local rps p50 p99 errors
+    rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(printf '%s\n' "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')
+    errors=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx/ {print $5}')
+    echo "$name $rps $p50 $p99 ${errors:-0}"
+}
+
+measure() {
+    local name=$1
+    shift
+    measure_for "$name" "$SECONDS_EACH" "$@"
+}
+
+step "measuring, ${SECONDS_EACH} s each (tickets ${TICKET_SECONDS} s), $CONNECTIONS connections, wrk with 1 thread"
+results=()
+# The origin alone shows whether it, rather than workerd, limits the figures below.
+origin_line=$(measure origin "$ORIGIN/public/page")
+# The origin returns 200 for /public/ paths without an assertion, so the ceiling and the
+# excluded path get the same page and the session path a page of the same size class.
+results+=("$(measure ceiling "$CEILING/public/page")")
+results+=("$(measure session "$SERVICE" -H "Cookie: $cookie")")
+results+=("$(measure excluded "$FILTER/public/page")")
+# A 401 the filter makes itself, without a subrequest: the cost of the filter's own work.
+results+=("$(measure api-401 "$SERVICE" -H "Accept: application/json")")
+results+=("$(TICKETS_FILE="$WORK/tickets" TICKET_PATH=/bench/page \
+    measure_for tickets "$TICKET_SECONDS" "$FILTER" -s "$ROOT/scripts/bench/tickets.lua")")
+
+ceiling_rps=$(printf '%s\n' "${results[0]}" | awk '{print $2}')
+printf '\n%-10s %12s %10s %10s %8s %18s\n' case "requests/s" "p50" "p99" "non-2xx" "throughput/ceiling"
+for line in "$origin_line" "${results[@]}"; do
+    read -r name rps p50 p99 errors <<<"$line"
+    ratio=$(awk -v a="$rps" -v b="$ceiling_rps" 'BEGIN { printf "%.2f", a / b }')
+    printf '%-10s %12s %10s %10s %8s %18s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$ratio"
+done
+
+wasm=edge-filter/build/index_bg.wasm
+printf '\nwasm bundle: %s bytes, %s bytes gzipped\n' "$(wc -c <"$wasm")" "$(gzip -9 -c "$wasm" | wc -c)"
+echo "machine: $(nproc) cores, $(. /etc/os-release && echo "$PRETTY_NAME"); CAS: $CAS_SERVER, origin: $DEMO_ORIGIN"
