@@ -257,6 +257,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn public_path_shows_anonymous_page() {
+        let headers = [
+            ("x-cas-attr-memberof", "staff"),
+            ("cookie", "a=1; cas_edge_session=x"),
+        ];
+        let response = respond(&verifier(), &request("/public/news", &headers), NOW);
+
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = body_text(response).await;
+        assert!(body.contains(r#"id="anonymous""#), "{body}");
+        assert!(
+            body.contains("<li>x-cas-attr-memberof: staff</li>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<li>a</li><li>cas_edge_session</li>"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn identity_page_lists_attributes() {
+        let mut attributes = cas_core::validation::Attributes::new();
+        attributes.insert("memberOf".into(), vec!["staff".into(), "dev".into()]);
+        let claims = IdentityClaims {
+            iss: "cas-edge-filter".into(),
+            aud: AUDIENCE.into(),
+            sub: "alice".into(),
+            iat: NOW,
+            exp: NOW + 60,
+            attributes,
+        };
+        let token = sign_assertion(&key(), &claims);
+
+        let response = respond(
+            &verifier(),
+            &request("/p", &[(ASSERTION_HEADER, &token)]),
+            NOW,
+        );
+
+        let body = body_text(response).await;
+        assert!(body.contains("<li>memberOf=staff|dev</li>"), "{body}");
+        assert!(
+            body.contains(r#"<ul id="attribute-headers"></ul>"#),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
     async fn health_needs_no_assertion() {
         let response = respond(&verifier(), &request(HEALTH_PATH, &[]), NOW);
 
