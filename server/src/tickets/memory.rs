@@ -18,6 +18,13 @@ use super::{IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, Tic
 /// Number of shards. A power of two well above the core count keeps lock contention low.
 const SHARDS: usize = 32;
 
+/// Length below which a session index grows by exactly one entry.
+const SMALL_INDEX: usize = 8;
+
+/// Index entries searched for a service URL to share; a few cover a session that moves
+/// between a handful of services.
+const RECENT_SERVICES: usize = 8;
+
 /// The random bytes of a ticket this server issued, which is all a map key needs.
 type TicketId = [u8; TICKET_RANDOM_BYTES];
 
@@ -64,6 +71,9 @@ struct Shard {
 /// At most `max_entries` entries are stored: login tickets, sessions, counters and
 /// service tickets. A service ticket counts from its issue until its session ends,
 /// because the session's index keeps it for single logout after validation.
+///
+/// A live service ticket costs 256 to 325 resident bytes, fewer when its session issued
+/// several (measured by `cas-bench memory`; see docs/benchmarks.md).
 pub struct MemoryTicketStore {
     shards: Vec<Mutex<Shard>>,
     entries: AtomicUsize,
@@ -145,22 +155,29 @@ impl MemoryTicketStore {
         }
     }
 
-    /// Adds a ticket to its session's index and returns the session's user, or `None`
-    /// when the session is gone.
+    /// Adds a ticket to its session's index and returns the session's user with the
+    /// service text to store, or `None` when the session is gone.
     fn index_ticket(
         &self,
         session: &TicketId,
         id: TicketId,
-        service: &Arc<str>,
-    ) -> Option<Arc<str>> {
+        service: &str,
+    ) -> Option<(Arc<str>, Arc<str>)> {
         let now = self.now();
         let mut shard = self.shard(session);
         let stored = shard
             .sessions
             .get_mut(session)
             .filter(|s| now < s.expires_at)?;
-        stored.index.push((id, Arc::clone(service)));
-        Some(Arc::clone(&stored.user))
+
+        let service = shared_service(&stored.index, service);
+        // Most sessions issue a few tickets, so a small index grows one entry at a time
+        // instead of doubling. A large one doubles, which keeps pushes cheap.
+        if stored.index.len() < SMALL_INDEX {
+            stored.index.reserve_exact(1);
+        }
+        stored.index.push((id, Arc::clone(&service)));
+        Some((Arc::clone(&stored.user), service))
     }
 
     fn sweep_shard(&self, index: usize, now: Millis) -> (usize, Vec<StoredSession>) {
@@ -304,13 +321,16 @@ impl TicketStore for MemoryTicketStore {
         };
         self.reserve()?;
 
-        let service: Arc<str> = grant.service.as_str().into();
         let session = ticket_id(grant.session.as_str(), TicketGrantingTicket::PREFIX);
-        let indexed_user = session.and_then(|s| self.index_ticket(&s, id, &service));
+        let indexed = session.and_then(|s| self.index_ticket(&s, id, grant.service.as_str()));
+        let (user, service) = match indexed.clone() {
+            Some(shared) => shared,
+            None => (grant.user.into(), grant.service.as_str().into()),
+        };
         let stored = StoredGrant {
             service,
-            indexed: indexed_user.is_some(),
-            user: indexed_user.unwrap_or_else(|| grant.user.into()),
+            indexed: indexed.is_some(),
+            user,
             session: session.unwrap_or_default(),
             authenticated_at: unix_millis(grant.authenticated_at),
             expires_at: self.expiry(ttl),
@@ -422,6 +442,16 @@ impl TicketStore for MemoryTicketStore {
             live.counters += shard.counters.len();
         }
         Some(live)
+    }
+}
+
+/// Returns the service text of a recent index entry when it is the same service, so
+/// that a session visiting one service many times stores its URL once.
+fn shared_service(index: &[(TicketId, Arc<str>)], service: &str) -> Arc<str> {
+    let recent = index.iter().rev().take(RECENT_SERVICES);
+    match recent.map(|(_, s)| s).find(|s| s.as_ref() == service) {
+        Some(found) => Arc::clone(found),
+        None => service.into(),
     }
 }
 
@@ -726,6 +756,21 @@ mod tests {
                 .expect("incr"),
             1
         );
+    }
+
+    #[test]
+    fn recent_service_text_is_shared() {
+        let first: Arc<str> = "https://a.example/".into();
+        let index = vec![
+            ([1; 20], Arc::clone(&first)),
+            ([2; 20], "https://b.example/".into()),
+        ];
+
+        let same = shared_service(&index, "https://a.example/");
+        let other = shared_service(&index, "https://c.example/");
+
+        assert!(Arc::ptr_eq(&same, &first));
+        assert_eq!(other.as_ref(), "https://c.example/");
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod sql;
 
 use std::sync::Arc;
 
+use tokio::sync::Semaphore;
+
 use crate::config::Config;
 use password::{hash_argon2id, verify_password, PasswordEncoding};
 use sql::{ColumnValue, DatabaseError, UserDatabase};
@@ -47,6 +49,10 @@ pub struct UserDirectory {
     /// Hash of a random password, verified when the user name is rejected so that an
     /// unknown name costs about as much time as a wrong password.
     timing_decoy: Option<Arc<str>>,
+    /// Password checks that may run at once: one per core. Each Argon2id check takes
+    /// 19 MiB and a core for tens of milliseconds, so more at once only adds memory and
+    /// cache misses while the others wait in line.
+    check_slots: Arc<Semaphore>,
 }
 
 impl UserDirectory {
@@ -70,6 +76,7 @@ impl UserDirectory {
             password_query: config.password_query.clone(),
             encoding: config.password_encoding,
             timing_decoy: timing_decoy(config.password_encoding),
+            check_slots: Arc::new(Semaphore::new(cores())),
         }
     }
 
@@ -115,6 +122,9 @@ impl UserDirectory {
     ) -> Authentication {
         let encoding = self.encoding;
         let typed = typed.to_owned();
+        let Ok(_slot) = self.check_slots.acquire().await else {
+            return Authentication::Failure(FailureReason::WrongPassword);
+        };
         let checked =
             tokio::task::spawn_blocking(move || check_password(encoding, &stored, &typed, user))
                 .await;
@@ -130,6 +140,9 @@ impl UserDirectory {
             return;
         };
         let typed = typed.to_owned();
+        let Ok(_slot) = self.check_slots.acquire().await else {
+            return;
+        };
         let _ = tokio::task::spawn_blocking(move || {
             verify_password(PasswordEncoding::Argon2id, &typed, &decoy)
         })
@@ -145,6 +158,10 @@ impl UserDirectory {
     pub async fn close(&self) {
         self.database.close().await;
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn timing_decoy(encoding: PasswordEncoding) -> Option<Arc<str>> {
