@@ -9,7 +9,7 @@ use cas_core::service::ServiceUrl;
 use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
 use cas_server::tickets::redis::RedisTicketStore;
 use cas_server::tickets::{ServiceGrant, SsoSession, TicketStore};
-use common::redis_server::{RedisPrefix, SHARED_REDIS_URL};
+use common::redis_server::{PrivateRedis, RedisPrefix, SHARED_REDIS_URL};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -315,4 +315,34 @@ async fn ping_answers() {
     let store = open(&prefix);
 
     store.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn password_in_url_is_used() {
+    let redis = PrivateRedis::start_with_password(Some("s3cret-pass"));
+    let without = redis.url().replace(":s3cret-pass@", "");
+    let wrong = redis.url().replace("s3cret-pass", "wrong-pass");
+
+    let right = RedisTicketStore::open(&redis.url(), "cas-test:", 1).expect("open");
+    let anonymous = RedisTicketStore::open(&without, "cas-test:", 1).expect("open");
+    let mistaken = RedisTicketStore::open(&wrong, "cas-test:", 1).expect("open");
+
+    right.ping().await.expect("ping with the password");
+    assert!(anonymous.ping().await.is_err());
+    let error = mistaken.ping().await.expect_err("wrong password");
+    assert!(!error.to_string().contains("wrong-pass"), "{error}");
+}
+
+#[tokio::test]
+async fn tls_url_against_plain_server_fails_cleanly() {
+    let redis = PrivateRedis::start();
+    let url = redis.url().replace("redis://", "rediss://");
+
+    let store = RedisTicketStore::open(&url, "cas-test:", 1).expect("open");
+    let result = store.ping().await;
+
+    assert!(
+        result.is_err(),
+        "a TLS handshake with a plain server must fail"
+    );
 }

@@ -100,23 +100,34 @@ pub struct PrivateRedis {
     pub port: u16,
     child: Option<Child>,
     folder: TempDir,
+    password: Option<String>,
 }
 
 impl PrivateRedis {
     pub fn start() -> Self {
+        Self::start_with_password(None)
+    }
+
+    /// Starts a server that requires `password` when one is given.
+    pub fn start_with_password(password: Option<&str>) -> Self {
         let port = free_port();
         let folder = tempfile::tempdir().expect("temp dir");
         let mut redis = Self {
             port,
             child: None,
             folder,
+            password: password.map(str::to_owned),
         };
         redis.restart();
         redis
     }
 
+    /// Returns the URL with the password, when the server has one.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Kills the server process.
@@ -130,11 +141,16 @@ impl PrivateRedis {
     /// Starts the server on the same port and waits until it answers PING.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(self.folder.path())
+            .arg(self.folder.path());
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
