@@ -69,6 +69,9 @@ impl RedisTicketStore {
     /// Opens `pool_size` connections to `url` (`redis://` or `rediss://`, with an
     /// optional password). The connections are made on first use, so the server starts
     /// while Redis is down and reports itself not ready until Redis answers.
+    ///
+    /// NOTE: `rediss://` checks the Redis certificate against the system's trusted roots
+    /// only. No setting names a private CA yet.
     pub fn open(url: &str, prefix: &str, pool_size: usize) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
