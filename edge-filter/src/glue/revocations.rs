@@ -114,7 +114,15 @@ fn is_form(request: &Request) -> bool {
 
 /// Reads the body of a copy of the request, so the original keeps its body for the
 /// origin. Returns `None` when the body exceeds [`MAX_FORM_BYTES`] or cannot be read.
+/// A declared `Content-Length` over the limit is rejected before copying, because the
+/// runtime buffers what the copy leaves unread.
 async fn read_form(request: &Request) -> Option<String> {
+    let declared = request.headers().get("content-length").ok().flatten();
+    let declared: Option<usize> = declared.and_then(|length| length.trim().parse().ok());
+    if declared.is_some_and(|length| length > MAX_FORM_BYTES) {
+        return None;
+    }
+
     let mut copy = request.clone().ok()?;
     let mut stream = copy.stream().ok()?;
     let mut body = Vec::new();
