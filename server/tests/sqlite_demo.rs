@@ -27,6 +27,24 @@ async fn demo_user_logs_in() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn embedded_store_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("private.db");
+    let store = path.clone();
+    let server = TestServer::start(move |config| {
+        config.database_url = None;
+        config.sqlite_path = store;
+    })
+    .await;
+
+    let mode = std::fs::metadata(&path).expect("store exists").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "store mode is {:o}", mode & 0o777);
+    server.stop().await;
+}
+
 #[test]
 fn help_describes_every_option() {
     let output = Command::new(env!("CARGO_BIN_EXE_cas-server"))

@@ -328,9 +328,9 @@ fn log_failure(username: &str, reason: crate::users::FailureReason) {
     // The typed name is logged for auditing; it is not a secret, unlike the password.
     match reason {
         FailureReason::AmbiguousUser => {
-            tracing::error!(user = %username, "user query returned more than one row; login rejected")
+            tracing::error!(user = ?username, "user query returned more than one row; login rejected")
         }
-        _ => tracing::info!(user = %username, ?reason, "login failed"),
+        _ => tracing::info!(user = ?username, ?reason, "login failed"),
     }
 }
 

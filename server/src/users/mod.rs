@@ -37,6 +37,9 @@ pub enum FailureReason {
     /// The stored password is NULL or not text.
     UnusablePassword,
     WrongPassword,
+    /// The stored name contains a control character, which CAS XML, headers and logs
+    /// cannot carry without changing it, so the login fails instead.
+    UnusableName,
 }
 
 /// Credential checks against the user table.
@@ -184,7 +187,12 @@ fn timing_decoy(encoding: PasswordEncoding) -> Option<Arc<str>> {
 fn check_stored_name(names: &[ColumnValue], typed: &str) -> Result<String, FailureReason> {
     match names {
         [] => Err(FailureReason::UnknownUser),
-        [ColumnValue::Text(stored)] if stored.as_bytes() == typed.as_bytes() => Ok(stored.clone()),
+        [ColumnValue::Text(stored)] if stored.as_bytes() == typed.as_bytes() => {
+            if stored.chars().any(char::is_control) {
+                return Err(FailureReason::UnusableName);
+            }
+            Ok(stored.clone())
+        }
         [_] => Err(FailureReason::NameMismatch),
         _ => Err(FailureReason::AmbiguousUser),
     }
@@ -235,6 +243,31 @@ mod tests {
         assert_eq!(
             check_stored_name(&[ColumnValue::Null], "alice"),
             Err(FailureReason::NameMismatch)
+        );
+    }
+
+    #[test]
+    fn control_characters_in_names_fail() {
+        for name in [
+            "de\u{1}mo",
+            "demo\n",
+            "admin\r\nINFO forged",
+            "a\u{1b}[31m",
+            "a\u{85}b",
+        ] {
+            assert_eq!(
+                check_stored_name(&[text(name)], name),
+                Err(FailureReason::UnusableName),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            check_stored_name(&[text("张三")], "张三"),
+            Ok("张三".to_owned())
+        );
+        assert_eq!(
+            check_stored_name(&[text(" demo")], " demo"),
+            Ok(" demo".to_owned())
         );
     }
 

@@ -79,6 +79,7 @@ impl UserDatabase {
             .await
             .map_err(DatabaseError::Connect)?;
 
+        restrict_to_owner(path);
         create_demo_table(&pool).await?;
         insert_demo_user_if_empty(&pool, encoding).await?;
         Ok(Self::Sqlite(pool))
@@ -148,6 +149,17 @@ fn bytes_value(bytes: Option<Option<Vec<u8>>>) -> ColumnValue {
         }
         Some(None) => ColumnValue::Null,
         None => ColumnValue::Undecodable,
+    }
+}
+
+/// Makes the store readable by its owner only, because it holds password hashes (or
+/// plain passwords with `password_encoding = "plain"`). A failure is logged, not fatal.
+fn restrict_to_owner(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let owner_only = std::fs::Permissions::from_mode(0o600);
+    if let Err(error) = std::fs::set_permissions(path, owner_only) {
+        tracing::warn!(path = %path.display(), %error, "cannot make the SQLite store private");
     }
 }
 
