@@ -84,16 +84,9 @@ impl Step for Validate {
         );
         let reply = connection.get(&path, None).await?;
         expect_status(reply.status, StatusCode::OK)?;
-        if !reply
-            .body
-            .windows(27)
-            .any(|w| w == b"<cas:authenticationSuccess>")
-        {
-            return Err(format!(
-                "validation failed: {}",
-                String::from_utf8_lossy(&reply.body)
-            )
-            .into());
+        let body = std::str::from_utf8(&reply.body)?;
+        if !body.contains("<cas:authenticationSuccess>") {
+            return Err(format!("validation failed: {body}").into());
         }
         Ok(Outcome::Done)
     }
