@@ -40,7 +40,10 @@ async fn embedded_store_is_private() {
     })
     .await;
 
-    let mode = std::fs::metadata(&path).expect("store exists").permissions().mode();
+    let mode = std::fs::metadata(&path)
+        .expect("store exists")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "store mode is {:o}", mode & 0o777);
     server.stop().await;
 }
