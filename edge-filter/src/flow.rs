@@ -4,7 +4,8 @@
 use std::fmt;
 
 use cas_core::assertion::{sign_assertion, IdentityClaims};
-use cas_core::service::{ticket_params, ServiceUrl};
+use cas_core::language::Language;
+use cas_core::service::{strip_ticket_params, ticket_params, ServiceUrl};
 use cas_core::validation::ValidationResponse;
 use cas_core::xml_parse::parse_validation_response;
 
@@ -16,11 +17,9 @@ use crate::headers::{anonymous_headers, origin_headers, scrub};
 use crate::login;
 use crate::loop_guard;
 use crate::options::Origin;
-use crate::rules::Action;
-use cas_core::language::Language;
-
 use crate::pages::Page;
 use crate::reply::Reply;
+use crate::rules::Action;
 use crate::session::{self, Session};
 use crate::urls::{origin_url, service_url, validation_url, RequestTarget};
 
@@ -203,7 +202,8 @@ fn origin_request(
     let assertion = sign_assertion(&config.assertion_key, &claims);
 
     OriginRequest {
-        url: target_url(config, request.target),
+        // A ticket that comes with a valid session stays unused: the origin never sees it.
+        url: strip_ticket_params(&target_url(config, request.target)),
         headers: origin_headers(
             request.headers,
             &session.user,
@@ -711,6 +711,18 @@ mod tests {
             Decision::Forward(origin) => origin,
             other => panic!("expected forwarding, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn session_request_drops_ticket_parameters() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW);
+        let headers = [("Cookie", cookie.as_str())];
+
+        let target = request("/t", Some("ticketing=1&ticket=ST-unused"), &headers);
+        let origin = forward_of(decide(&config, target, NOW));
+
+        assert_eq!(origin.url, "http://127.0.0.1:8080/t?ticketing=1");
     }
 
     #[test]

@@ -28,9 +28,14 @@ const VALUE_ESCAPES: &AsciiSet = &USER_ESCAPES.add(b',');
 
 /// Returns whether `name` is one of the filter's headers, which only the filter may set.
 pub fn is_filter_header(name: &str) -> bool {
-    let prefix = FILTER_HEADER_PREFIX.len();
-    name.len() >= prefix
-        && name.as_bytes()[..prefix].eq_ignore_ascii_case(FILTER_HEADER_PREFIX.as_bytes())
+    let Some(start) = name.as_bytes().get(..FILTER_HEADER_PREFIX.len()) else {
+        return false;
+    };
+
+    // CGI, PHP and WSGI origins read `X_CAS_User` as the same variable as `X-CAS-User`,
+    // so underscores count as dashes here.
+    let same = |(a, b): (&u8, &u8)| a.to_ascii_lowercase() == *b || (*a == b'_' && *b == b'-');
+    start.iter().zip(FILTER_HEADER_PREFIX.as_bytes()).all(same)
 }
 
 /// Removes every copy of every filter header, whatever its case.
@@ -129,6 +134,9 @@ mod tests {
             "X-Cas-Assertion",
             "x-CaS-anything",
             "x-cas-",
+            "X_CAS_User",
+            "x_cas-assertion",
+            "X-CAS_Attr-mail",
         ] {
             assert!(is_filter_header(name), "{name}");
         }
