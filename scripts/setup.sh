@@ -14,6 +14,10 @@ require_system_tools() {
     command -v npm >/dev/null || missing+=(nodejs npm)
     command -v cc >/dev/null || missing+=(build-essential)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
+    command -v openssl >/dev/null || missing+=(openssl)
+    # The browser test drives Debian's Chromium; the CJK font renders the Chinese pages.
+    command -v chromedriver >/dev/null || missing+=(chromium chromium-driver)
+    dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || missing+=(fonts-wqy-zenhei)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}"
         apt-get update -qq && apt-get install -y -qq "${missing[@]}"

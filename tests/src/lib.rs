@@ -6,3 +6,4 @@ pub mod database;
 pub mod flows;
 pub mod process;
 pub mod stack;
+pub mod webdriver;

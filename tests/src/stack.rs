@@ -134,6 +134,11 @@ impl Stack {
         edge
     }
 
+    /// Returns the stack's working folder, which holds `ca.pem`, `server.pem` and the logs.
+    pub fn work_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Returns the text of every edge's log, to check what the filter logged.
     pub fn edge_logs(&self) -> String {
         let texts: Vec<String> = self
