@@ -23,6 +23,10 @@ use crate::users::Authentication;
 /// Largest accepted login form body, in bytes.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
+/// Longest wait for the whole form body. Without it, clients that declare a body and
+/// send it a byte at a time could hold every connection slot.
+pub const FORM_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A failure that ends the request with an error page.
 struct Rejection(StatusCode, fn(&Texts) -> &'static str);
 
@@ -231,7 +235,15 @@ async fn read_form(parts: &Parts, body: Incoming) -> Result<Params, Rejection> {
         }));
     }
 
-    let bytes = match Limited::new(body, MAX_FORM_BYTES).collect().await {
+    let reading = tokio::time::timeout(
+        FORM_READ_TIMEOUT,
+        Limited::new(body, MAX_FORM_BYTES).collect(),
+    );
+    let Ok(read) = reading.await else {
+        tracing::info!("login form body not received within the read timeout");
+        return Err(Rejection(StatusCode::REQUEST_TIMEOUT, |t| t.bad_request));
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             return Err(Rejection(StatusCode::PAYLOAD_TOO_LARGE, |t| {

@@ -167,6 +167,16 @@ impl TestServer {
         panic!("server did not start");
     }
 
+    /// Returns the port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// Returns the CA certificate that signed the server's certificate.
+    pub fn ca_cert(&self) -> std::path::PathBuf {
+        self._certs.path().join("ca.pem")
+    }
+
     /// Returns an absolute URL on this server.
     pub fn url(&self, path_and_query: &str) -> String {
         format!("https://127.0.0.1:{}{path_and_query}", self.address.port())
