@@ -140,7 +140,7 @@ mod tests {
         let body = &ticket.as_str()[TicketGrantingTicket::PREFIX.len()..];
 
         assert_eq!(body.len(), TICKET_RANDOM_BYTES * 2);
-        assert!(TICKET_RANDOM_BYTES * 8 >= 128);
+        const { assert!(TICKET_RANDOM_BYTES * 8 >= 128) };
     }
 
     #[test]

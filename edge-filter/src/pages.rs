@@ -1,6 +1,7 @@
 //! The short HTML pages the filter serves itself, in Simplified Chinese or English
 //! according to `Accept-Language`.
 
+use cas_core::html::escape_html;
 use cas_core::language::Language;
 
 use crate::reply::Reply;
@@ -139,22 +140,6 @@ fn page_headers(lang: Language) -> Vec<(String, String)> {
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value.to_owned()))
     .collect()
-}
-
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]

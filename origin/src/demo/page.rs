@@ -1,5 +1,6 @@
 //! HTML pages of the demo origin, in Simplified Chinese or English.
 
+use cas_core::html::escape_html;
 use cas_core::language::Language;
 use cas_core::validation::Attributes;
 
@@ -115,22 +116,6 @@ fn document(lang: Language, title: &str, body: &str) -> String {
          <body><h1>{title}</h1>{body}</body></html>\n",
         lang.tag()
     )
-}
-
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]
