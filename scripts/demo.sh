@@ -53,7 +53,8 @@ start edge-filter env NODE_EXTRA_CA_CERTS="$ROOT/certs/ca.pem" \
 
 wait_for cas-server "https://127.0.0.1:8443/cas/login" --cacert certs/ca.pem
 wait_for demo-origin "http://127.0.0.1:8080/healthz"
-wait_for edge-filter "http://127.0.0.1:8787/" --max-redirs 0
+# Ask as a browser does: without text/html the filter answers API clients with 401.
+wait_for edge-filter "http://127.0.0.1:8787/" --max-redirs 0 -H "Accept: text/html"
 
 cat <<TEXT
 
