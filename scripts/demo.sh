@@ -40,7 +40,7 @@ wait_for() {
         sleep 0.5
     done
     tail -n 30 "$RUN_DIR/$name.log" >&2
-    die "$name did not answer at $url within 60 s"
+    die "$name did not respond at $url within 60 s; see .run/$name.log"
 }
 
 assertion_key=$(sed -n 's/^ASSERTION_KEY=//p' .dev.vars)
@@ -53,7 +53,7 @@ start edge-filter env NODE_EXTRA_CA_CERTS="$ROOT/certs/ca.pem" \
 
 wait_for cas-server "https://127.0.0.1:8443/cas/login" --cacert certs/ca.pem
 wait_for demo-origin "http://127.0.0.1:8080/healthz"
-# Ask as a browser does: without text/html the filter answers API clients with 401.
+# Request HTML as a browser does, because the filter returns 401 to API clients.
 wait_for edge-filter "http://127.0.0.1:8787/" --max-redirs 0 -H "Accept: text/html"
 
 cat <<TEXT

@@ -28,7 +28,7 @@ pub struct IdentityClaims {
     pub attributes: Attributes,
 }
 
-/// Why a token is not a well-signed assertion.
+/// Reason a token is not a well-signed assertion.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AssertionError {
     #[error("assertion is not three base64url parts")]

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::service::ServiceUrl;
 
-/// How a registered service matches service URLs. Every rule sees the URL without its fragment.
+/// How a registered service matches service URLs. Every rule compares the URL without its fragment.
 #[derive(Debug, Clone)]
 pub enum ServicePattern {
     /// The whole URL, byte for byte.
@@ -18,7 +18,7 @@ pub enum ServicePattern {
     Regex(Regex),
 }
 
-/// Why a service definition is invalid.
+/// Reason a service definition is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("service {id}: invalid regular expression: {source}")]
@@ -85,7 +85,7 @@ impl RegisteredService {
         })
     }
 
-    /// Whether this service admits `service`.
+    /// Returns whether this service admits `service`.
     pub fn matches(&self, service: &ServiceUrl) -> bool {
         let url = service.without_fragment();
         match &self.pattern {
@@ -124,7 +124,7 @@ impl ServiceRegistry {
         Ok(Self { services })
     }
 
-    /// The first registered service that admits `service`.
+    /// Finds the first registered service that admits `service`.
     pub fn find(&self, service: &ServiceUrl) -> Option<&RegisteredService> {
         self.services.iter().find(|s| s.matches(service))
     }
@@ -134,7 +134,7 @@ impl ServiceRegistry {
         self.services.len()
     }
 
-    /// Whether no service is registered.
+    /// Returns whether no service is registered.
     pub fn is_empty(&self) -> bool {
         self.services.is_empty()
     }

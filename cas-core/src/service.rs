@@ -7,10 +7,10 @@
 
 use std::fmt;
 
-/// Longest service URL accepted, in bytes.
+/// Maximum length of an accepted service URL, in bytes.
 pub const MAX_SERVICE_LEN: usize = 2048;
 
-/// Why a string is not an acceptable service URL.
+/// Reason a string is not an acceptable service URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceParseError {
     #[error("service URL is empty")]
@@ -63,22 +63,22 @@ impl ServiceUrl {
         })
     }
 
-    /// The URL as received, fragment included.
+    /// Returns the URL as received, fragment included.
     pub fn as_str(&self) -> &str {
         &self.raw
     }
 
-    /// The URL without its fragment: the form every comparison uses.
+    /// Returns the URL without its fragment, the form every comparison uses.
     pub fn without_fragment(&self) -> &str {
         split_fragment(&self.raw).0
     }
 
-    /// Whether `other` names the same service under the comparison rule.
+    /// Returns whether `other` names the same service under the comparison rule.
     pub fn same_service(&self, other: &ServiceUrl) -> bool {
         self.without_fragment() == other.without_fragment()
     }
 
-    /// The redirect target: this URL with `ticket=…` added to its query, before any fragment.
+    /// Returns the redirect target: this URL with `ticket=…` added to its query, before any fragment.
     pub fn with_ticket(&self, ticket: &str) -> String {
         let (base, fragment) = split_fragment(&self.raw);
         let separator = match base.find('?') {
@@ -108,7 +108,7 @@ impl fmt::Display for ServiceUrl {
     }
 }
 
-/// Whether a browser would resolve the path to another one than it reads: a backslash
+/// Returns whether a browser would resolve the path to another one than it reads: a backslash
 /// (browsers take it as `/` in http URLs) or a `.` or `..` segment, raw or percent-encoded.
 /// Registry rules compare the raw string, so `https://a/app1/../evil` must not pass as
 /// being under `https://a/app1/`.
@@ -152,7 +152,7 @@ pub fn strip_ticket_params(url: &str) -> String {
     format!("{path}?{}", kept.join("&"))
 }
 
-/// The values of every `ticket` parameter in a raw query string, decoded once.
+/// Returns the values of every `ticket` parameter in a raw query string, decoded once.
 pub fn ticket_params(query: &str) -> Vec<String> {
     form_urlencoded::parse(query.as_bytes())
         .filter(|(name, _)| name == "ticket")

@@ -13,7 +13,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// Shortest secret accepted as a key, in bytes.
 pub const MIN_KEY_BYTES: usize = 32;
 
-/// Why a secret cannot be used as a key.
+/// Reason a secret cannot be used as a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("the key is shorter than {MIN_KEY_BYTES} bytes; generate one with `openssl rand -base64 48`")]
@@ -34,14 +34,14 @@ impl SigningKey {
         Ok(Self(secret.as_bytes().to_vec()))
     }
 
-    /// The HMAC-SHA256 tag of `data`.
+    /// Computes the HMAC-SHA256 tag of `data`.
     pub fn tag(&self, data: &[u8]) -> Vec<u8> {
         let mut mac = self.mac();
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
 
-    /// Whether `tag` is the tag of `data`, compared in constant time.
+    /// Checks in constant time whether `tag` is the tag of `data`.
     pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
         let mut mac = self.mac();
         mac.update(data);
@@ -70,17 +70,17 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// A ring with one signing key and an optional older key for verification only.
+    /// Creates a ring with one signing key and an optional older key for verification only.
     pub fn new(current: SigningKey, previous: Option<SigningKey>) -> Self {
         Self { current, previous }
     }
 
-    /// The key that signs new tokens.
+    /// Returns the key that signs new tokens.
     pub fn current(&self) -> &SigningKey {
         &self.current
     }
 
-    /// Whether any key of the ring produced `tag` over `data`.
+    /// Checks whether any key of the ring produced `tag` over `data`.
     pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
         let current = self.current.verify(data, tag);
         let previous = self
@@ -98,7 +98,7 @@ pub fn sign_token(key: &SigningKey, payload: &[u8]) -> String {
     format!("{encoded}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 
-/// The payload of a token that a key of `keys` signed, or `None` for anything else.
+/// Returns the payload of a token that a key of `keys` signed, or `None` for anything else.
 pub fn open_token(keys: &KeyRing, token: &str) -> Option<Vec<u8>> {
     let (encoded, tag) = token.split_once('.')?;
     let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;

@@ -3,16 +3,16 @@
 
 use std::fmt;
 
-/// Random bytes in every generated ticket: 160 bits, above the 128 the protocol asks for.
+/// Random bytes in every generated ticket: 160 bits, above the 128 the protocol requires.
 pub const TICKET_RANDOM_BYTES: usize = 20;
 
 /// Shortest ticket accepted from outside input, prefix included.
 pub const MIN_TICKET_LEN: usize = 32;
 
-/// Longest ticket accepted from outside input, as the CAS 3.0 specification requires.
+/// Maximum length of a ticket accepted from outside input, as the CAS 3.0 specification requires.
 pub const MAX_TICKET_LEN: usize = 256;
 
-/// Why a string is not a ticket of the expected kind.
+/// Reason a string is not a ticket of the expected kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TicketParseError {
     #[error("ticket does not start with the expected prefix")]
@@ -44,7 +44,7 @@ macro_rules! ticket_type {
                 Ok(Self(text.to_owned()))
             }
 
-            /// The ticket as sent on the wire. Never log it: it is a bearer secret.
+            /// Returns the ticket as sent on the wire. Never log it, because it is a bearer secret.
             pub fn as_str(&self) -> &str {
                 &self.0
             }

@@ -37,7 +37,7 @@ impl ErrorCode {
         ErrorCode::InternalError,
     ];
 
-    /// The code as written in the `code` attribute.
+    /// Returns the code as written in the `code` attribute.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
@@ -88,7 +88,7 @@ pub enum ValidationResponse {
 }
 
 impl ValidationResponse {
-    /// A failure with `code` and `message`.
+    /// Creates a failure with `code` and `message`.
     pub fn failure(code: ErrorCode, message: impl Into<String>) -> Self {
         ValidationResponse::Failure(AuthenticationFailure {
             code,

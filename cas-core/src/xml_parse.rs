@@ -19,7 +19,7 @@ pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// Deepest element nesting accepted.
 pub const MAX_DEPTH: usize = 8;
 
-/// Why a body is not a CAS validation response.
+/// Reason a body is not a CAS validation response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResponseParseError {
     #[error("response body exceeds {MAX_RESPONSE_BYTES} bytes")]

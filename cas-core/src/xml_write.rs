@@ -111,7 +111,7 @@ pub fn xml_safe_text(text: &str) -> String {
         .collect()
 }
 
-/// Whether XML 1.0 can carry `c` in text.
+/// Returns whether XML 1.0 can carry `c` in text.
 pub(crate) fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }

@@ -202,7 +202,7 @@ fn origin_request(
     let assertion = sign_assertion(&config.assertion_key, &claims);
 
     OriginRequest {
-        // A ticket that comes with a valid session stays unused: the origin never sees it.
+        // A ticket that comes with a valid session stays unused, and the origin never receives it.
         url: strip_ticket_params(&target_url(config, request.target)),
         headers: origin_headers(
             request.headers,

@@ -32,7 +32,7 @@ impl Page {
             .collect()
     }
 
-    /// The Set-Cookie header that sets `name`.
+    /// Returns the Set-Cookie header that sets `name`.
     pub fn set_cookie(&self, name: &str) -> Option<String> {
         self.set_cookies()
             .into_iter()
@@ -48,7 +48,7 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// A browser that trusts `ca_pem` for HTTPS.
+    /// Creates a browser that trusts `ca_pem` for HTTPS.
     pub fn new(ca_pem: &[u8]) -> Self {
         let ca =
             Certificate::from_pem(ca_pem).unwrap_or_else(|e| panic!("bad CA certificate: {e}"));
@@ -80,7 +80,7 @@ impl Browser {
         self.send(Method::POST, url, &header, Some(body)).await
     }
 
-    /// The cookie `name` stored for the host of `url`.
+    /// Returns the cookie `name` stored for the host of `url`.
     pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
         self.jar.get(&host_key(url))?.get(name).cloned()
     }
@@ -172,7 +172,7 @@ fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// The `value` of the form input named `name` in `html`.
+/// Returns the `value` of the form input named `name` in `html`.
 pub fn form_input(html: &str, name: &str) -> Option<String> {
     let input = regex::Regex::new(&format!(r#"<input[^>]*name="{name}"[^>]*>"#)).ok()?;
     let value = regex::Regex::new(r#"value="([^"]*)""#).ok()?;

@@ -39,7 +39,7 @@ impl ManagedProcess {
         }
     }
 
-    /// The last lines of the process log, for failure messages.
+    /// Returns the last lines of the process log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -71,7 +71,7 @@ impl Drop for ManagedProcess {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// Returns a loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener =
         TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("cannot bind a port: {e}"));
@@ -81,7 +81,7 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no local address: {e}"))
 }
 
-/// The repository root.
+/// Returns the repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -134,7 +134,7 @@ impl Stack {
         edge
     }
 
-    /// Returns the stack's working folder, which holds `ca.pem`, `server.pem` and the logs.
+    /// Returns the stack's working folder, which contains `ca.pem`, `server.pem` and the logs.
     pub fn work_dir(&self) -> &Path {
         self._dir.path()
     }

@@ -23,7 +23,7 @@ use crate::users::Authentication;
 /// Largest accepted login form body, in bytes.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
-/// Longest wait for the whole form body. Without it, clients that declare a body and
+/// Maximum wait for the whole form body. Without it, clients that declare a body and
 /// send it a byte at a time could hold every connection slot.
 pub const FORM_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -152,7 +152,7 @@ fn bytes_value(bytes: Option<Option<Vec<u8>>>) -> ColumnValue {
     }
 }
 
-/// Makes the store readable by its owner only, because it holds password hashes (or
+/// Makes the store readable by its owner only, because it contains password hashes (or
 /// plain passwords with `password_encoding = "plain"`). A failure is logged, not fatal.
 fn restrict_to_owner(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
