@@ -1,9 +1,12 @@
 //! The service registry: which service URLs may receive tickets and redirects.
 
+use std::collections::BTreeSet;
+
 use regex::Regex;
 use serde::Deserialize;
 
 use crate::service::ServiceUrl;
+use crate::validation::Attributes;
 
 /// How a registered service matches service URLs. Every rule compares the URL without its fragment.
 #[derive(Debug, Clone)]
@@ -29,9 +32,14 @@ pub enum RegistryError {
     UnknownKind { id: String, kind: String },
     #[error("service id {id} appears twice")]
     DuplicateId { id: String },
+    #[error("service {id}: proxy callback {url:?} is not an https URL without a fragment")]
+    BadProxyCallback { id: String, url: String },
+    #[error("service {id}: logout_url {url:?} is not an http(s) URL")]
+    BadLogoutUrl { id: String, url: String },
 }
 
-/// A service definition as written in the configuration file.
+/// A service definition as written in the configuration file. Only `id`, `name`,
+/// `match` and `pattern` are required.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceDefinition {
@@ -41,14 +49,88 @@ pub struct ServiceDefinition {
     #[serde(rename = "match")]
     pub kind: String,
     pub pattern: String,
+    /// HTTPS URL prefixes this service may pass as `pgtUrl`, each ending at a boundary
+    /// as in a `prefix` match. Empty: the service may not obtain proxy-granting tickets.
+    #[serde(default)]
+    pub proxy_callbacks: Vec<String>,
+    /// Whether another service may send this service proxy tickets.
+    #[serde(default)]
+    pub accept_proxy_tickets: bool,
+    /// User attributes released to this service by name; `"*"` releases all of them.
+    /// The attributes about the authentication itself are always released.
+    #[serde(default)]
+    pub attributes: Vec<String>,
+    /// Whether the server sends this service a back-channel logout request when an SSO
+    /// session that gave it a ticket ends.
+    #[serde(default = "default_true")]
+    pub single_logout: bool,
+    /// Where the logout request goes; by default the service URL the ticket was issued
+    /// for.
+    #[serde(default)]
+    pub logout_url: Option<String>,
 }
 
-/// A service the registry admits.
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ServiceDefinition {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            name: String::new(),
+            kind: String::new(),
+            pattern: String::new(),
+            proxy_callbacks: Vec::new(),
+            accept_proxy_tickets: false,
+            attributes: Vec::new(),
+            single_logout: true,
+            logout_url: None,
+        }
+    }
+}
+
+/// Which user attributes a service receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttributeRelease {
+    /// Every attribute the user store returns.
+    All,
+    /// The named attributes only; empty releases none.
+    Only(BTreeSet<String>),
+}
+
+impl AttributeRelease {
+    fn from_names(names: &[String]) -> Self {
+        if names.iter().any(|name| name == "*") {
+            return AttributeRelease::All;
+        }
+        AttributeRelease::Only(names.iter().cloned().collect())
+    }
+
+    /// Returns the attributes of `all` that this policy releases.
+    pub fn filter(&self, all: &Attributes) -> Attributes {
+        match self {
+            AttributeRelease::All => all.clone(),
+            AttributeRelease::Only(names) => all
+                .iter()
+                .filter(|(name, _)| names.contains(name.as_str()))
+                .map(|(name, values)| (name.clone(), values.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A service the registry admits, with its proxy, attribute and logout policies.
 #[derive(Debug, Clone)]
 pub struct RegisteredService {
     pub id: String,
     pub name: String,
     pub pattern: ServicePattern,
+    pub proxy_callbacks: Vec<String>,
+    pub accept_proxy_tickets: bool,
+    pub attributes: AttributeRelease,
+    pub single_logout: bool,
+    pub logout_url: Option<ServiceUrl>,
 }
 
 impl RegisteredService {
@@ -59,29 +141,15 @@ impl RegisteredService {
             return Err(RegistryError::EmptyPattern { id });
         }
 
-        let pattern = match definition.kind.as_str() {
-            "exact" => ServicePattern::Exact(definition.pattern.clone()),
-            "prefix" => ServicePattern::Prefix(definition.pattern.clone()),
-            "regex" => {
-                let anchored = format!("^(?:{})$", definition.pattern);
-                let regex = Regex::new(&anchored).map_err(|source| RegistryError::BadRegex {
-                    id: id.clone(),
-                    source,
-                })?;
-                ServicePattern::Regex(regex)
-            }
-            other => {
-                return Err(RegistryError::UnknownKind {
-                    id,
-                    kind: other.to_owned(),
-                })
-            }
-        };
-
         Ok(Self {
             id: definition.id.clone(),
             name: definition.name.clone(),
-            pattern,
+            pattern: compile_pattern(definition)?,
+            proxy_callbacks: checked_callbacks(definition)?,
+            accept_proxy_tickets: definition.accept_proxy_tickets,
+            attributes: AttributeRelease::from_names(&definition.attributes),
+            single_logout: definition.single_logout,
+            logout_url: checked_logout_url(definition)?,
         })
     }
 
@@ -94,6 +162,77 @@ impl RegisteredService {
             ServicePattern::Regex(regex) => regex.is_match(url),
         }
     }
+
+    /// Returns whether this service may obtain proxy-granting tickets at all.
+    pub fn may_proxy(&self) -> bool {
+        !self.proxy_callbacks.is_empty()
+    }
+
+    /// Returns whether `callback` is an HTTPS URL under one of this service's proxy
+    /// callback prefixes.
+    pub fn allows_callback(&self, callback: &ServiceUrl) -> bool {
+        callback.as_str().starts_with("https://")
+            && !callback.as_str().contains('#')
+            && self
+                .proxy_callbacks
+                .iter()
+                .any(|prefix| prefix_matches(prefix, callback.as_str()))
+    }
+
+    /// Returns where a logout request for a ticket issued to `service` goes, or `None`
+    /// when this service takes no single logout.
+    pub fn logout_target(&self, service: &ServiceUrl) -> Option<ServiceUrl> {
+        if !self.single_logout {
+            return None;
+        }
+        Some(self.logout_url.clone().unwrap_or_else(|| service.clone()))
+    }
+}
+
+fn compile_pattern(definition: &ServiceDefinition) -> Result<ServicePattern, RegistryError> {
+    match definition.kind.as_str() {
+        "exact" => Ok(ServicePattern::Exact(definition.pattern.clone())),
+        "prefix" => Ok(ServicePattern::Prefix(definition.pattern.clone())),
+        "regex" => {
+            let anchored = format!("^(?:{})$", definition.pattern);
+            Regex::new(&anchored)
+                .map(ServicePattern::Regex)
+                .map_err(|source| RegistryError::BadRegex {
+                    id: definition.id.clone(),
+                    source,
+                })
+        }
+        other => Err(RegistryError::UnknownKind {
+            id: definition.id.clone(),
+            kind: other.to_owned(),
+        }),
+    }
+}
+
+fn checked_callbacks(definition: &ServiceDefinition) -> Result<Vec<String>, RegistryError> {
+    for url in &definition.proxy_callbacks {
+        let valid =
+            url.starts_with("https://") && !url.contains('#') && ServiceUrl::parse(url).is_ok();
+        if !valid {
+            return Err(RegistryError::BadProxyCallback {
+                id: definition.id.clone(),
+                url: url.clone(),
+            });
+        }
+    }
+    Ok(definition.proxy_callbacks.clone())
+}
+
+fn checked_logout_url(definition: &ServiceDefinition) -> Result<Option<ServiceUrl>, RegistryError> {
+    let Some(url) = &definition.logout_url else {
+        return Ok(None);
+    };
+    ServiceUrl::parse(url)
+        .map(Some)
+        .map_err(|_| RegistryError::BadLogoutUrl {
+            id: definition.id.clone(),
+            url: url.clone(),
+        })
 }
 
 fn prefix_matches(prefix: &str, url: &str) -> bool {
@@ -150,6 +289,7 @@ mod tests {
             name: id.into(),
             kind: kind.into(),
             pattern: pattern.into(),
+            ..Default::default()
         }
     }
 
@@ -235,5 +375,119 @@ mod tests {
             definition("a", "exact", "y"),
         ]);
         assert!(matches!(twice, Err(RegistryError::DuplicateId { .. })));
+    }
+
+    fn service(definition: ServiceDefinition) -> RegisteredService {
+        RegisteredService::from_definition(&definition).expect("valid definition")
+    }
+
+    fn url(text: &str) -> ServiceUrl {
+        ServiceUrl::parse(text).expect("valid URL")
+    }
+
+    #[test]
+    fn callbacks_need_https_and_a_listed_prefix() {
+        let app = service(ServiceDefinition {
+            proxy_callbacks: vec!["https://app.example.org/proxy".into()],
+            ..definition("a", "prefix", "https://app.example.org/")
+        });
+
+        assert!(app.may_proxy());
+        assert!(app.allows_callback(&url("https://app.example.org/proxy")));
+        assert!(app.allows_callback(&url("https://app.example.org/proxy/cb?x=1")));
+        assert!(!app.allows_callback(&url("https://app.example.org/proxyevil")));
+        assert!(!app.allows_callback(&url("https://app.example.org.evil.example/proxy")));
+        assert!(!app.allows_callback(&url("http://app.example.org/proxy")));
+    }
+
+    #[test]
+    fn services_without_callbacks_may_not_proxy() {
+        let app = service(definition("a", "prefix", "https://app.example.org/"));
+
+        assert!(!app.may_proxy());
+        assert!(!app.allows_callback(&url("https://app.example.org/")));
+    }
+
+    #[test]
+    fn bad_callbacks_and_logout_urls_are_rejected() {
+        for callback in [
+            "http://app.example.org/cb",
+            "https://app.example.org/cb#x",
+            "nonsense",
+        ] {
+            let result = RegisteredService::from_definition(&ServiceDefinition {
+                proxy_callbacks: vec![callback.into()],
+                ..definition("a", "prefix", "https://app.example.org/")
+            });
+            assert!(
+                matches!(result, Err(RegistryError::BadProxyCallback { .. })),
+                "{callback}"
+            );
+        }
+
+        let result = RegisteredService::from_definition(&ServiceDefinition {
+            logout_url: Some("javascript:alert(1)".into()),
+            ..definition("a", "prefix", "https://app.example.org/")
+        });
+        assert!(matches!(result, Err(RegistryError::BadLogoutUrl { .. })));
+    }
+
+    #[test]
+    fn attribute_release_filters_by_name() {
+        let mut all = Attributes::new();
+        all.insert("mail".into(), vec!["a@example.org".into()]);
+        all.insert("memberOf".into(), vec!["staff".into(), "dev".into()]);
+
+        let none = service(definition("a", "prefix", "https://a.example/"));
+        let some = service(ServiceDefinition {
+            attributes: vec!["memberOf".into(), "absent".into()],
+            ..definition("b", "prefix", "https://b.example/")
+        });
+        let every = service(ServiceDefinition {
+            attributes: vec!["*".into()],
+            ..definition("c", "prefix", "https://c.example/")
+        });
+
+        assert!(none.attributes.filter(&all).is_empty());
+        assert_eq!(
+            some.attributes.filter(&all).keys().collect::<Vec<_>>(),
+            ["memberOf"]
+        );
+        assert_eq!(every.attributes.filter(&all), all);
+    }
+
+    #[test]
+    fn logout_goes_to_the_service_unless_configured() {
+        let plain = service(definition("a", "prefix", "https://a.example/"));
+        let elsewhere = service(ServiceDefinition {
+            logout_url: Some("https://a.example/slo".into()),
+            ..definition("b", "prefix", "https://a.example/")
+        });
+        let silent = service(ServiceDefinition {
+            single_logout: false,
+            ..definition("c", "prefix", "https://a.example/")
+        });
+        let issued = url("https://a.example/page?x=1");
+
+        assert_eq!(plain.logout_target(&issued), Some(issued.clone()));
+        assert_eq!(
+            elsewhere.logout_target(&issued),
+            Some(url("https://a.example/slo"))
+        );
+        assert_eq!(silent.logout_target(&issued), None);
+    }
+
+    #[test]
+    fn omitted_fields_take_their_defaults() {
+        let parsed: ServiceDefinition =
+            from_json(r#"{"id":"a","name":"A","match":"exact","pattern":"https://a.example/"}"#);
+
+        assert!(parsed.single_logout);
+        assert!(!parsed.accept_proxy_tickets);
+        assert!(parsed.proxy_callbacks.is_empty());
+    }
+
+    fn from_json(json: &str) -> ServiceDefinition {
+        serde_json::from_str(json).expect("valid definition")
     }
 }

@@ -126,6 +126,7 @@ fn default_services() -> Vec<ServiceDefinition> {
             name: "Edge demo".into(),
             kind: "prefix".into(),
             pattern: (*prefix).into(),
+            ..Default::default()
         })
         .collect()
 }

@@ -192,6 +192,7 @@ mod tests {
             name: "App".into(),
             kind: "prefix".into(),
             pattern: "https://app.example/".into(),
+            ..Default::default()
         };
         ServiceRegistry::from_definitions(&[definition]).expect("valid")
     }

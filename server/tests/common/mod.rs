@@ -106,6 +106,7 @@ pub fn test_services() -> Vec<ServiceDefinition> {
         name: format!("Service {id}"),
         kind: kind.into(),
         pattern: pattern.into(),
+        ..Default::default()
     };
     vec![
         definition("app", "prefix", "https://app.example.test/"),
