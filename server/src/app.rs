@@ -4,15 +4,18 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::SharedMetrics;
+use crate::outbound::Outbound;
 use crate::tickets::TicketStore;
 use crate::users::UserDirectory;
 
-/// Settings, the user directory, the ticket store and the metrics.
+/// Settings, the user directory, the ticket store, the metrics and the outbound client.
 pub struct App {
     pub config: Config,
     pub users: UserDirectory,
     pub tickets: Arc<dyn TicketStore>,
     pub metrics: SharedMetrics,
+    /// Client for proxy callbacks and single logout requests.
+    pub outbound: Outbound,
 }
 
 impl App {

@@ -135,6 +135,15 @@ pub struct RunArgs {
     /// Format of log lines on stderr: text or json (one object per line) [default: text].
     #[arg(long, env = "CAS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+
+    /// PEM file of certificates trusted for proxy callbacks and logout requests, beside
+    /// the system's roots [default: none].
+    #[arg(long, env = "CAS_OUTBOUND_CA_FILE", value_name = "FILE")]
+    pub outbound_ca_file: Option<PathBuf>,
+
+    /// Time limit of each proxy callback and logout request, in seconds [default: 5].
+    #[arg(long, env = "CAS_OUTBOUND_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub outbound_timeout_seconds: Option<u64>,
 }
 
 impl RunArgs {
@@ -159,6 +168,8 @@ impl RunArgs {
             redis_pool_size: self.redis_pool_size,
             metrics_path: self.metrics_path.clone(),
             log_format: self.log_format.clone(),
+            outbound_ca_file: self.outbound_ca_file.clone(),
+            outbound_timeout_seconds: self.outbound_timeout_seconds,
             services: None,
         }
     }

@@ -37,6 +37,8 @@ pub struct ConfigLayer {
     pub redis_pool_size: Option<u64>,
     pub metrics_path: Option<String>,
     pub log_format: Option<String>,
+    pub outbound_ca_file: Option<PathBuf>,
+    pub outbound_timeout_seconds: Option<u64>,
     pub services: Option<Vec<ServiceDefinition>>,
 }
 
@@ -62,6 +64,8 @@ impl ConfigLayer {
             redis_pool_size: Some(4),
             metrics_path: Some(String::new()),
             log_format: Some("text".into()),
+            outbound_ca_file: None,
+            outbound_timeout_seconds: Some(5),
             services: Some(default_services()),
         }
     }
@@ -108,6 +112,10 @@ impl ConfigLayer {
             redis_pool_size: higher.redis_pool_size.or(self.redis_pool_size),
             metrics_path: higher.metrics_path.or(self.metrics_path),
             log_format: higher.log_format.or(self.log_format),
+            outbound_ca_file: higher.outbound_ca_file.or(self.outbound_ca_file),
+            outbound_timeout_seconds: higher
+                .outbound_timeout_seconds
+                .or(self.outbound_timeout_seconds),
             services: higher.services.or(self.services),
         }
     }
@@ -180,6 +188,10 @@ pub struct Config {
     /// Path of the Prometheus metrics endpoint, `{base_path}/metrics` unless set.
     pub metrics_path: String,
     pub log_format: LogFormat,
+    /// Extra trusted roots for proxy callbacks and logout requests, beside the system's.
+    pub outbound_ca_file: Option<PathBuf>,
+    /// Time limit of each proxy callback and logout request.
+    pub outbound_timeout: Duration,
     pub services: Vec<ServiceDefinition>,
     pub registry: ServiceRegistry,
 }
@@ -243,6 +255,8 @@ impl fmt::Debug for Config {
             .field("ticket_store", &self.ticket_store)
             .field("metrics_path", &self.metrics_path)
             .field("log_format", &self.log_format)
+            .field("outbound_ca_file", &self.outbound_ca_file)
+            .field("outbound_timeout", &self.outbound_timeout)
             .field("services", &self.services.len())
             .finish_non_exhaustive()
     }
@@ -303,6 +317,11 @@ impl Config {
             })?,
             metrics_path,
             log_format: parse_log_format(layer.log_format)?,
+            outbound_ca_file: layer.outbound_ca_file,
+            outbound_timeout: parse_ttl(
+                "outbound_timeout_seconds",
+                layer.outbound_timeout_seconds,
+            )?,
             services,
             registry,
         })

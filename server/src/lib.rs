@@ -8,6 +8,7 @@ pub mod dev_certs;
 pub mod http;
 pub mod i18n;
 pub mod metrics;
+pub mod outbound;
 pub mod server;
 pub mod sso;
 pub mod tickets;
@@ -25,6 +26,7 @@ pub use config::Config;
 use app::App;
 use config::TicketStoreSettings;
 use metrics::Metrics;
+use outbound::Outbound;
 use tickets::memory::MemoryTicketStore;
 use tickets::metered::MeteredTicketStore;
 use tickets::redis::RedisTicketStore;
@@ -41,6 +43,8 @@ pub enum ServeError {
     Database(#[from] users::sql::DatabaseError),
     #[error("cannot open the ticket store; check the setting redis_url: {0}")]
     TicketStore(#[from] StoreError),
+    #[error(transparent)]
+    Outbound(#[from] outbound::OutboundError),
 }
 
 /// Loads the TLS identity, connects the user directory, then serves HTTPS on `listener`
@@ -57,6 +61,7 @@ pub async fn serve(
         );
     }
 
+    let outbound = Outbound::new(config.outbound_ca_file.as_deref(), config.outbound_timeout)?;
     let users = UserDirectory::connect(&config).await?;
     let metrics = Arc::new(Metrics::new());
     let store = open_ticket_store(&config.ticket_store).await?;
@@ -67,6 +72,7 @@ pub async fn serve(
         users,
         tickets: Arc::new(MeteredTicketStore::new(store, Arc::clone(&metrics))),
         metrics,
+        outbound,
     });
     server::run(listener, Arc::clone(&app), TlsAcceptor::from(tls), shutdown).await;
 
