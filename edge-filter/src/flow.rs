@@ -16,7 +16,7 @@ use crate::cookies::{
 use crate::headers::{anonymous_headers, origin_headers, scrub};
 use crate::login;
 use crate::loop_guard;
-use crate::options::Origin;
+use crate::options::{Origin, SloMode};
 use crate::pages::Page;
 use crate::reply::Reply;
 use crate::rules::Action;
@@ -151,6 +151,22 @@ pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> 
 /// Returns the first session cookie that a session key signed and that is current at
 /// `now`. Tampered, expired, idle and foreign cookies count as no session. The caller
 /// checks revocation, because that needs storage.
+/// Returns the session whose revocation must be looked up before [`decide`]. Returns
+/// `None` without single logout, on excluded paths, or without a valid session cookie.
+pub fn session_to_check(
+    config: &FilterConfig,
+    request: &IncomingRequest<'_>,
+    now: u64,
+) -> Option<Session> {
+    if config.slo == SloMode::Off {
+        return None;
+    }
+    if config.rules.policy(request.target.path).action == Action::Exclude {
+        return None;
+    }
+    current_session(config, request, now)
+}
+
 pub fn current_session(
     config: &FilterConfig,
     request: &IncomingRequest<'_>,
@@ -690,6 +706,27 @@ mod tests {
         let mut config = demo_config();
         config.rules = crate::rules::PathRules::parse(rules).expect("valid rules");
         config
+    }
+
+    #[test]
+    fn revocation_lookup_only_where_session_counts() {
+        let mut config = with_rules(r#"[{"pattern": "/public/", "action": "exclude"}]"#);
+        let cookie = session_cookie(&config, "alice", NOW);
+        let headers = [("Cookie", cookie.as_str())];
+
+        let protected = session_to_check(&config, &request("/a", None, &headers), NOW);
+        let excluded = session_to_check(&config, &request("/public/x", None, &headers), NOW);
+        let anonymous = session_to_check(&config, &request("/a", None, &[]), NOW);
+        config.slo = SloMode::Off;
+        let without_slo = session_to_check(&config, &request("/a", None, &headers), NOW);
+
+        assert_eq!(
+            protected.map(|session| session.user),
+            Some("alice".to_owned())
+        );
+        assert!(excluded.is_none());
+        assert!(anonymous.is_none());
+        assert!(without_slo.is_none());
     }
 
     fn session_cookie_with(config: &FilterConfig, session: &Session) -> String {

@@ -26,6 +26,9 @@ pub enum Page {
     OriginUnavailable,
     /// 503: a single logout could not be stored, so CAS should retry it.
     RevocationFailed,
+    /// 503: the list of revoked sessions could not be read, so the session cookie is
+    /// not trusted.
+    SessionCheckFailed,
 }
 
 impl Page {
@@ -37,7 +40,7 @@ impl Page {
             Page::RedirectLoop => 429,
             Page::Misconfigured { .. } => 500,
             Page::CasUnavailable | Page::OriginUnavailable => 502,
-            Page::RevocationFailed => 503,
+            Page::RevocationFailed | Page::SessionCheckFailed => 503,
         }
     }
 
@@ -84,6 +87,11 @@ impl Page {
             (Page::RevocationFailed, Language::English) => {
                 ("Logout failed", "The logout could not be recorded. Try again later.")
             }
+            (Page::SessionCheckFailed, Language::SimplifiedChinese) => ("无法确认登录状态", "暂时无法确认您的登录会话是否仍然有效，请稍后重试。"),
+            (Page::SessionCheckFailed, Language::English) => (
+                "Session check failed",
+                "Your sign-in session could not be checked. Try again later.",
+            ),
             (Page::Misconfigured { .. }, Language::SimplifiedChinese) => ("配置错误", "网站的登录过滤器配置有误，以下设置缺失或无效："),
             (Page::Misconfigured { .. }, Language::English) => (
                 "Configuration error",
@@ -123,7 +131,8 @@ impl Page {
             | Page::RedirectLoop
             | Page::CasUnavailable
             | Page::OriginUnavailable
-            | Page::RevocationFailed => String::new(),
+            | Page::RevocationFailed
+            | Page::SessionCheckFailed => String::new(),
         }
     }
 }

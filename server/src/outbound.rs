@@ -1,6 +1,6 @@
 //! The HTTP client for calls the server makes on its own: proxy callbacks and single
-//! logout requests. HTTPS certificates are verified by rustls against the system roots
-//! plus an optional PEM file; redirects are never followed.
+//! logout requests. Rustls verifies HTTPS certificates against the system roots plus an
+//! optional PEM file. The client does not follow redirects.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
-/// Why an outbound call gave no HTTP status.
+/// Failure of an outbound call that gave no HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
     #[error("cannot read the trust roots {path} (setting outbound_ca_file): {reason}")]
@@ -116,7 +116,7 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 
 fn trust_roots(extra: Option<&Path>) -> Result<RootCertStore, OutboundError> {
     let mut roots = RootCertStore::empty();
-    // Unreadable system certificates are skipped; the file named in the settings is not.
+    // Unreadable system certificates are skipped, but an unreadable configured file is an error.
     let system = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(system.certs);
 
@@ -154,7 +154,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_http_urls_with_a_host_are_sent() {
+    fn only_http_urls_with_host() {
         assert!(parse_uri("https://127.0.0.1:9/cb?x=1").is_ok());
         assert!(parse_uri("http://localhost/").is_ok());
         assert!(matches!(
@@ -166,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_roots_file_names_the_setting() {
+    fn missing_roots_file_names_setting() {
         let result = Outbound::new(
             Some(Path::new("/nonexistent/ca.pem")),
             Duration::from_secs(1),
@@ -177,7 +177,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refused_connection_is_an_error_not_a_panic() {
+    async fn refused_connection_is_an_error() {
         let outbound = Outbound::new(None, Duration::from_secs(2)).expect("client");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();

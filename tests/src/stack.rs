@@ -35,6 +35,8 @@ pub struct EdgeOptions {
     pub secrets: Vec<(&'static str, String)>,
     /// Folder served through the `ASSETS` binding with `run_worker_first = true`.
     pub assets: Option<PathBuf>,
+    /// Leaves out the `CAS_REVOCATIONS` KV namespace.
+    pub without_revocations_kv: bool,
 }
 
 /// A running stack; dropping it stops every process and drops the database.
@@ -121,8 +123,7 @@ impl Stack {
 
         let vars = self.edge_vars(&edge, &options);
         let secrets = self.edge_secrets(&options);
-        let config =
-            write_wrangler_config(&self.root, &dir, &vars, &secrets, options.assets.as_deref());
+        let config = write_wrangler_config(&self.root, &dir, &vars, &secrets, &options);
 
         let command =
             wrangler_command(&self.root, &dir, &config, port, inspector, self._dir.path());
@@ -313,13 +314,15 @@ fn write_wrangler_config(
     dir: &Path,
     vars: &BTreeMap<&'static str, String>,
     secrets: &BTreeMap<&'static str, String>,
-    assets: Option<&Path>,
+    options: &EdgeOptions,
 ) -> PathBuf {
     let vars: Vec<String> = vars
         .iter()
         .map(|(name, value)| format!("{name} = {}", toml_string(value)))
         .collect();
-    let assets = assets
+    let assets = options
+        .assets
+        .as_ref()
         .map(|folder| {
             format!(
                 "[assets]\ndirectory = {}\nbinding = \"ASSETS\"\nrun_worker_first = true\n",
@@ -333,10 +336,7 @@ main = {main}
 compatibility_date = "{date}"
 
 {assets}
-[[kv_namespaces]]
-binding = "CAS_REVOCATIONS"
-id = "cas-revocations-e2e"
-
+{kv}
 [vars]
 {vars}
 "#,
@@ -348,6 +348,11 @@ id = "cas-revocations-e2e"
         ),
         date = compatibility_date(root),
         vars = vars.join("\n"),
+        kv = if options.without_revocations_kv {
+            ""
+        } else {
+            "[[kv_namespaces]]\nbinding = \"CAS_REVOCATIONS\"\nid = \"cas-revocations-e2e\"\n"
+        },
     );
 
     let secrets: Vec<String> = secrets

@@ -174,3 +174,44 @@ async fn bad_setting_names_itself() {
     );
     stack.assert_running();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_revocation_store_is_named() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let edge = stack
+        .start_edge(EdgeOptions {
+            without_revocations_kv: true,
+            ..Default::default()
+        })
+        .await;
+    let mut browser = stack.browser();
+
+    let page = browser.get(&format!("{edge}/"), &[]).await;
+
+    assert_eq!(page.status.as_u16(), 500, "{}", page.body);
+    assert!(
+        page.body.contains("<code>CAS_REVOCATIONS</code>"),
+        "{}",
+        page.body
+    );
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_store_optional_without_slo() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let edge = stack
+        .start_edge(EdgeOptions {
+            vars: vec![("SLO_PATH", "off".to_owned())],
+            without_revocations_kv: true,
+            ..Default::default()
+        })
+        .await;
+    let mut browser = stack.browser();
+
+    let page = open_signed_in(&mut browser, &stack.cas, &format!("{edge}/page")).await;
+
+    assert_eq!(page.status.as_u16(), 200, "{}", page.body);
+    assert!(page.body.contains("id=\"user\">alice"), "{}", page.body);
+    stack.assert_running();
+}

@@ -13,8 +13,8 @@ use worker::{
 };
 
 use crate::config::{FilterConfig, SettingSource};
-use crate::flow::{current_session, decide, finish_validation, Decision, IncomingRequest};
-use crate::options::Origin;
+use crate::flow::{decide, finish_validation, session_to_check, Decision, IncomingRequest};
+use crate::options::{Origin, SloMode};
 use crate::pages::Page;
 use crate::reply::Reply;
 use crate::urls::RequestTarget;
@@ -69,9 +69,11 @@ async fn fetch(mut request: Request, env: Env, _context: Context) -> Result<Resp
         headers: request.headers().entries().collect(),
         revoked: Vec::new(),
     };
-    if let Some(session) = current_session(&config, &incoming, now_seconds()) {
-        if revocations::is_revoked(&env, &session.sid).await {
-            incoming.revoked.push(session.sid);
+    if let Some(session) = session_to_check(&config, &incoming, now_seconds()) {
+        match revocations::is_revoked(&env, &session.sid).await {
+            Ok(true) => incoming.revoked.push(session.sid),
+            Ok(false) => {}
+            Err(()) => return into_response(Page::SessionCheckFailed.render(lang)),
         }
     }
 
@@ -109,6 +111,10 @@ fn check_config(env: &Env) -> std::result::Result<FilterConfig, Vec<&'static str
     if config.origin == Origin::Assets && env.assets(ASSETS_BINDING).is_err() {
         console_error!("STATIC_ASSETS is true but the {ASSETS_BINDING} binding is missing; add [assets] with binding = \"{ASSETS_BINDING}\"");
         return Err(vec![ASSETS_BINDING]);
+    }
+    if config.slo != SloMode::Off && env.kv(REVOCATIONS_BINDING).is_err() {
+        console_error!("single logout is on but the {REVOCATIONS_BINDING} KV binding is missing; add [[kv_namespaces]] with binding = \"{REVOCATIONS_BINDING}\" or set SLO_PATH = \"off\"");
+        return Err(vec![REVOCATIONS_BINDING]);
     }
     Ok(config)
 }

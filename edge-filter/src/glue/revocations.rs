@@ -54,19 +54,22 @@ pub async fn single_logout(
     Some(revoke(&xml, config, env, lang).await)
 }
 
-/// Returns whether a session id was revoked. A failed KV read counts as not revoked and is
-/// logged: failing closed would sign every user out whenever KV is unavailable.
-pub async fn is_revoked(env: &Env, sid: &str) -> bool {
-    let Ok(store) = env.kv(REVOCATIONS_BINDING) else {
-        return false;
-    };
-    match store.get(sid).text().await {
-        Ok(found) => found.is_some(),
-        Err(error) => {
+/// Returns whether a session id was revoked. A failed KV read is an error, so the filter
+/// fails closed and does not trust a cookie it cannot check.
+pub async fn is_revoked(env: &Env, sid: &str) -> std::result::Result<bool, ()> {
+    let store = env.kv(REVOCATIONS_BINDING).map_err(|error| {
+        console_error!(
+            "revocation lookup for session {sid} failed: no {REVOCATIONS_BINDING} binding: {error}"
+        );
+    })?;
+    store
+        .get(sid)
+        .text()
+        .await
+        .map(|found| found.is_some())
+        .map_err(|error| {
             console_error!("revocation lookup for session {sid} failed: {error}");
-            false
-        }
-    }
+        })
 }
 
 async fn revoke(xml: &str, config: &FilterConfig, env: &Env, lang: Language) -> Result<Response> {
