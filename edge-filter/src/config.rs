@@ -95,6 +95,8 @@ pub struct FilterConfig {
     pub slo: SloMode,
     /// `CAS_TIMEOUT_MS`.
     pub cas_timeout_ms: u64,
+    /// `REVOCATION_CACHE_SECONDS`.
+    pub revocation_cache_seconds: u64,
 }
 
 impl FilterConfig {
@@ -133,6 +135,8 @@ impl FilterConfig {
         let realm = collect(&mut problems, options::realm(source));
         let slo = collect(&mut problems, options::slo_mode(source));
         let cas_timeout_ms = collect(&mut problems, options::cas_timeout_ms(source));
+        let revocation_cache_seconds =
+            collect(&mut problems, options::revocation_cache_seconds(source));
 
         let keys_differ = collect(&mut problems, keys_differ(source));
         let assembled = (|| {
@@ -152,6 +156,7 @@ impl FilterConfig {
                 realm: realm?,
                 slo: slo?,
                 cas_timeout_ms: cas_timeout_ms?,
+                revocation_cache_seconds: revocation_cache_seconds?,
             })
         })();
 
@@ -410,6 +415,10 @@ pub(crate) mod tests {
         assert_eq!(config.realm, "CAS");
         assert_eq!(config.slo, SloMode::AnyPost);
         assert_eq!(config.cas_timeout_ms, options::DEFAULT_CAS_TIMEOUT_MS);
+        assert_eq!(
+            config.revocation_cache_seconds,
+            options::DEFAULT_REVOCATION_CACHE_SECONDS
+        );
     }
 
     #[test]
@@ -463,6 +472,7 @@ pub(crate) mod tests {
             ("AUTH_REALM", "a\"b"),
             ("SLO_PATH", "slo"),
             ("CAS_TIMEOUT_MS", "5"),
+            ("REVOCATION_CACHE_SECONDS", "61"),
             ("STATIC_ASSETS", "yes"),
             ("ORIGIN_URL", ""),
         ] {

@@ -19,6 +19,7 @@ pub mod loop_guard;
 pub mod options;
 pub mod pages;
 pub mod reply;
+pub mod revocation_cache;
 pub mod rules;
 pub mod session;
 pub mod slo;

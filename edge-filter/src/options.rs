@@ -21,6 +21,9 @@ pub const DEFAULT_IDLE_SECONDS: u64 = 1800;
 /// Default time the filter waits for CAS to answer a validation, in milliseconds.
 pub const DEFAULT_CAS_TIMEOUT_MS: u64 = 10_000;
 
+/// Default of `REVOCATION_CACHE_SECONDS`.
+pub const DEFAULT_REVOCATION_CACHE_SECONDS: u64 = 10;
+
 /// Where authenticated requests go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -185,6 +188,22 @@ pub fn cas_timeout_ms(source: &dyn SettingSource) -> Result<u64, SettingError> {
         _ => Err(problem(
             SETTING,
             "must be a whole number of milliseconds from 100 to 60000",
+        )),
+    }
+}
+
+/// Reads `REVOCATION_CACHE_SECONDS`: how long an isolate trusts a "not revoked" answer
+/// from KV, 0 to read KV on every request.
+pub fn revocation_cache_seconds(source: &dyn SettingSource) -> Result<u64, SettingError> {
+    const SETTING: &str = "REVOCATION_CACHE_SECONDS";
+    let Some(text) = optional_var(source, SETTING) else {
+        return Ok(DEFAULT_REVOCATION_CACHE_SECONDS);
+    };
+    match text.parse::<u64>() {
+        Ok(seconds) if seconds <= 60 => Ok(seconds),
+        _ => Err(problem(
+            SETTING,
+            "must be a whole number of seconds from 0 to 60",
         )),
     }
 }

@@ -408,8 +408,10 @@ fn wrangler_command(
             "--inspector-port",
             &inspector.to_string(),
         ])
+        // Every edge of a stack keeps its KV data in one folder, so edges share
+        // revocations as Workers in several locations share one KV namespace.
         .arg("--persist-to")
-        .arg(dir.join("wrangler-state"))
+        .arg(stack_dir.join("wrangler-state"))
         .env("PATH", path)
         .env("NODE_EXTRA_CA_CERTS", stack_dir.join("ca.pem"))
         .env("WRANGLER_SEND_METRICS", "false")

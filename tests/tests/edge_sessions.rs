@@ -94,6 +94,56 @@ async fn single_logout_revokes_session() {
     stack.assert_running();
 }
 
+/// Two edges share one KV namespace, as Workers in many locations do. A logout request
+/// that reaches one edge ends the session on the other once that edge's kept answer
+/// expires.
+#[tokio::test(flavor = "multi_thread")]
+async fn single_logout_reaches_every_edge() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let first = stack.edge.clone();
+    let second = stack
+        .start_edge(EdgeOptions {
+            vars: vec![("REVOCATION_CACHE_SECONDS", "2".to_owned())],
+            ..Default::default()
+        })
+        .await;
+    let mut browser = stack.browser();
+    let (ticket, cookie) = session_for(&mut browser, &stack.cas, &format!("{first}/a")).await;
+    let mut browser = stack.browser();
+    let on_second = format!("{second}/b");
+
+    let before = browser.get(&on_second, &[("Cookie", &cookie)]).await;
+    assert_eq!(before.status.as_u16(), 200, "{}", before.body);
+
+    let revoked = stack
+        .browser()
+        .post_form(
+            &format!("{first}/"),
+            &[("logoutRequest", &logout_request(&ticket))],
+        )
+        .await;
+    assert_eq!(revoked.status.as_u16(), 200, "{}", revoked.body);
+    let on_first = browser
+        .get(&format!("{first}/a"), &[("Cookie", &cookie)])
+        .await;
+    assert_eq!(on_first.status.as_u16(), 302, "{}", on_first.body);
+
+    let mut status = 200;
+    for _ in 0..50 {
+        status = browser
+            .get(&on_second, &[("Cookie", &cookie)])
+            .await
+            .status
+            .as_u16();
+        if status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 302, "the second edge kept the revoked session");
+    stack.assert_running();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dedicated_slo_path_rejects_huge_bodies() {
     let mut stack = Stack::start(StackOptions::default()).await;

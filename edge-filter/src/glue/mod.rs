@@ -70,7 +70,7 @@ async fn fetch(mut request: Request, env: Env, _context: Context) -> Result<Resp
         revoked: Vec::new(),
     };
     if let Some(session) = session_to_check(&config, &incoming, now_seconds()) {
-        match revocations::is_revoked(&env, &session.sid).await {
+        match revocations::is_revoked(&env, &config, &session.sid, now_seconds()).await {
             Ok(true) => incoming.revoked.push(session.sid),
             Ok(false) => {}
             Err(()) => return into_response(Page::SessionCheckFailed.render(lang)),

@@ -1,10 +1,12 @@
 //! Single logout in Workers: the back-channel POST from CAS and the revoked session ids
 //! in Workers KV.
 //!
-//! NOTE: every request with a valid session cookie costs one KV read. KV reads are served
-//! from a cache near the edge and are fast when hot. But Cloudflare documents that a
+//! NOTE: a request with a valid session cookie costs one KV read unless the isolate read
+//! the same session id within `REVOCATION_CACHE_SECONDS`. Cloudflare documents that a KV
 //! write can take 60 seconds or more to be visible in other locations, so a revoked
-//! cookie may still work there for that long.
+//! cookie may still work there for that long, plus the cache time.
+
+use std::cell::RefCell;
 
 use cas_core::language::Language;
 use futures_util::StreamExt;
@@ -15,7 +17,13 @@ use crate::config::FilterConfig;
 use crate::options::SloMode;
 use crate::pages::Page;
 use crate::reply::Reply;
+use crate::revocation_cache::RevocationCache;
 use crate::slo::{logout_field, revoked_session, MAX_BODY_BYTES};
+
+thread_local! {
+    /// Recent "not revoked" results of this isolate.
+    static CACHE: RefCell<RevocationCache> = RefCell::new(RevocationCache::default());
+}
 
 /// Workers KV rejects an expiration TTL below 60 seconds.
 const MIN_KV_TTL_SECONDS: u64 = 60;
@@ -56,20 +64,30 @@ pub async fn single_logout(
 
 /// Returns whether a session id was revoked. A failed KV read is an error, so the filter
 /// fails closed and does not trust a cookie it cannot check.
-pub async fn is_revoked(env: &Env, sid: &str) -> std::result::Result<bool, ()> {
+pub async fn is_revoked(
+    env: &Env,
+    config: &FilterConfig,
+    sid: &str,
+    now: u64,
+) -> std::result::Result<bool, ()> {
+    if CACHE.with(|cache| cache.borrow().known_not_revoked(sid, now)) {
+        return Ok(false);
+    }
+
     let store = env.kv(REVOCATIONS_BINDING).map_err(|error| {
         console_error!(
             "revocation lookup for session {sid} failed: no {REVOCATIONS_BINDING} binding: {error}"
         );
     })?;
-    store
-        .get(sid)
-        .text()
-        .await
-        .map(|found| found.is_some())
-        .map_err(|error| {
-            console_error!("revocation lookup for session {sid} failed: {error}");
-        })
+    let found = store.get(sid).text().await.map_err(|error| {
+        console_error!("revocation lookup for session {sid} failed: {error}");
+    })?;
+
+    if found.is_none() {
+        let seconds = config.revocation_cache_seconds;
+        CACHE.with(|cache| cache.borrow_mut().remember_not_revoked(sid, now, seconds));
+    }
+    Ok(found.is_some())
 }
 
 async fn revoke(xml: &str, config: &FilterConfig, env: &Env, lang: Language) -> Result<Response> {
@@ -99,6 +117,7 @@ async fn revoke(xml: &str, config: &FilterConfig, env: &Env, lang: Language) -> 
         return into_response(Page::RevocationFailed.render(lang));
     }
 
+    CACHE.with(|cache| cache.borrow_mut().forget(&sid));
     console_log!("single logout revoked session {sid}");
     into_response(plain(200, "revoked\n"))
 }
