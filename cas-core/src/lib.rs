@@ -2,6 +2,7 @@
 //! randomness and time come from the caller.
 
 pub mod assertion;
+pub mod form;
 pub mod html;
 pub mod language;
 pub mod registry;
