@@ -11,7 +11,7 @@ use quick_xml::NsReader;
 use crate::validation::{
     AuthenticationFailure, AuthenticationSuccess, ErrorCode, ValidationResponse,
 };
-use crate::xml_write::{is_xml_char, CAS_NAMESPACE};
+use crate::xml_write::{is_xml_char, is_xml_name, CAS_NAMESPACE};
 
 /// Largest response body accepted, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -45,6 +45,12 @@ pub fn parse_validation_response(body: &str) -> Result<ValidationResponse, Respo
     if body.len() > MAX_RESPONSE_BYTES {
         return Err(ResponseParseError::TooLarge);
     }
+    if let Some(c) = body.chars().find(|c| !is_xml_char(*c)) {
+        return Err(ResponseParseError::Malformed(format!(
+            "U+{:04X} is not allowed in XML",
+            u32::from(c)
+        )));
+    }
 
     let mut parser = Parser::default();
     let mut reader = NsReader::from_str(body);
@@ -62,7 +68,8 @@ pub fn parse_validation_response(body: &str) -> Result<ValidationResponse, Respo
             Event::CData(data) => parser.text(&data.decode().map_err(malformed)?),
             Event::GeneralRef(reference) => parser.text(&resolve_reference(&reference)?),
             Event::DocType(_) => return Err(ResponseParseError::DocumentType),
-            Event::Eof => break,
+            Event::Eof if parser.path.is_empty() => break,
+            Event::Eof => return Err(malformed("the document ends inside an element")),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
     }
@@ -116,6 +123,9 @@ impl Parser {
         let local = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
         if self.path.len() >= MAX_DEPTH {
             return Err(ResponseParseError::TooDeep);
+        }
+        if !is_xml_name(&local) {
+            return Err(malformed(format!("{local:?} is not an XML name")));
         }
 
         self.check_expected(&local, in_cas)?;
@@ -378,6 +388,27 @@ mod tests {
         let xml = write_validation_response(&ValidationResponse::Success(expected.clone()), true);
 
         assert_eq!(success_of(&xml).attributes, expected.attributes);
+    }
+
+    #[test]
+    fn rejects_truncated_documents() {
+        let body = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess><cas:user>alice</cas:user>"#;
+
+        assert!(matches!(parse(body), Err(ResponseParseError::Malformed(_))));
+    }
+
+    #[test]
+    fn rejects_invalid_element_names() {
+        let body = r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas"><cas:authenticationSuccess><cas:user>alice</cas:user><cas:attributes><cas:a&b></cas:a&b></cas:attributes></cas:authenticationSuccess></cas:serviceResponse>"#;
+
+        assert!(matches!(parse(body), Err(ResponseParseError::Malformed(_))));
+    }
+
+    #[test]
+    fn rejects_raw_forbidden_characters() {
+        let body = "<cas:serviceResponse xmlns:cas=\"http://www.yale.edu/tp/cas\"><cas:authenticationFailure code=\"INVALID_TICKET\">a\u{0}b</cas:authenticationFailure></cas:serviceResponse>";
+
+        assert!(matches!(parse(body), Err(ResponseParseError::Malformed(_))));
     }
 
     #[test]

@@ -116,6 +116,12 @@ pub(crate) fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
+/// Returns whether `name` is an XML element name without a colon.
+pub(crate) fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(is_name_start) && chars.all(is_name_char)
+}
+
 /// Encodes `name` as an XML element name without a colon: invalid characters become `_xHHHH_`.
 pub fn encode_xml_name(name: &str) -> String {
     let mut encoded = String::with_capacity(name.len());
