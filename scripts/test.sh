@@ -10,3 +10,6 @@ bash scripts/setup.sh
 
 step "running every test"
 cargo test --workspace --no-fail-fast
+
+# About a minute per parser of outside input; a failure keeps its input for the replay test.
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}" bash scripts/fuzz.sh
