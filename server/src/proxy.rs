@@ -63,7 +63,7 @@ pub fn check_callback(
 /// - The callback cannot be reached (refused connection, DNS failure), its certificate
 ///   does not verify against the trusted roots (setting `outbound_ca_file` adds to the
 ///   system's), or the TLS handshake fails: warning with the cause.
-/// - No answer within `outbound_timeout_seconds`: warning.
+/// - No response within `outbound_timeout_seconds`: warning.
 /// - The SSO session ended while the callback ran: warning. A ticket store failure:
 ///   error.
 ///
@@ -550,6 +550,71 @@ mod tests {
             after_logout.map_err(|e| e.code),
             Err(ErrorCode::InvalidTicket)
         );
+    }
+
+    /// Log lines written while a test runs, for checks on what the logs contain.
+    #[derive(Clone, Default)]
+    struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for CapturedLogs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let mut buffer = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            buffer.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl CapturedLogs {
+        fn text(&self) -> String {
+            let buffer = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            String::from_utf8_lossy(&buffer).into_owned()
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_callback_logs_cause_without_tickets() {
+        let logs = CapturedLogs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let store = MemoryTicketStore::new();
+        let (session, _) = start_session(&store, "alice", TTL).await.expect("session");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        drop(listener);
+        let callback = url(&format!("https://127.0.0.1:{port}/cb"));
+        let outbound = Outbound::new(None, Duration::from_secs(2)).expect("client");
+        let grant = ProxyingGrant {
+            user: "alice".into(),
+            session,
+            authenticated_at: SystemTime::UNIX_EPOCH,
+            proxies: vec![callback.as_str().to_owned()],
+        };
+
+        let iou = deliver_proxy_granting_ticket(&store, &outbound, &callback, grant).await;
+
+        let text = logs.text();
+        assert!(iou.is_none());
+        assert!(text.contains("WARN"), "{text}");
+        assert!(text.contains("proxy callback failed"), "{text}");
+        assert!(text.to_lowercase().contains("connect"), "the cause: {text}");
+        assert!(!text.contains("PGT-"), "{text}");
+        assert!(!text.contains("PGTIOU-"), "{text}");
+        assert!(!text.contains("pgtId"), "{text}");
     }
 
     #[tokio::test]

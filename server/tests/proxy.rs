@@ -12,8 +12,10 @@ use bytes::Bytes;
 use cas_core::registry::ServiceDefinition;
 use cas_core::validation::{AuthenticationSuccess, ErrorCode, ValidationResponse};
 use cas_core::xml_parse::parse_validation_response;
+use cas_server::config::TicketStoreSettings;
 use cas_server::tls::load_server_config;
 use cas_server::users::password::PasswordEncoding;
+use common::redis_server::{PrivateRedis, RedisPrefix};
 use common::*;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -260,7 +262,13 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// Starts the fixture with the memory ticket store.
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts the fixture with `ticket_store`, or the memory store for `None`.
+    async fn start_with(ticket_store: Option<TicketStoreSettings>) -> Self {
         let database = TestDatabase::create(&[
             CLASSIC_SCHEMA,
             "insert into app_user values ('alice', 'alice-password')",
@@ -283,6 +291,9 @@ impl Fixture {
             config.password_encoding = PasswordEncoding::Plain;
             config.outbound_ca_file = config.tls_cert.parent().map(|dir| dir.join("ca.pem"));
             config.outbound_timeout = Duration::from_secs(2);
+            if let Some(ticket_store) = ticket_store {
+                config.ticket_store = ticket_store;
+            }
             *config = config
                 .clone()
                 .with_services(proxy_services(&ports))
@@ -587,7 +598,8 @@ async fn p3_proxy_validate_returns_attributes() {
         ["false"]
     );
     let date = &attributes["authenticationDate"][0];
-    assert!(date.ends_with('Z') && date.contains('T'), "{date}");
+    assert!(date.ends_with('Z'), "{date}");
+    assert!(date.contains('T'), "{date}");
     fixture.stop().await;
 }
 
@@ -1317,5 +1329,94 @@ async fn hostile_parameters_are_never_echoed() {
     let backend = success(parse_validation_response(&body).expect("XML"));
     assert_eq!(backend.proxies, [listed]);
     assert!(body.contains("z=&amp;amp;"), "{body}");
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn full_chain_on_the_redis_store() {
+    let prefix = RedisPrefix::new();
+    let fixture = Fixture::start_with(Some(prefix.settings())).await;
+    let (pgt, cookie) = fixture.portal_pgt().await;
+    let proxy_ticket = fixture.proxy_ticket(&pgt, BACKEND).await;
+    let query = [("ticket", proxy_ticket.as_str()), ("service", BACKEND)];
+
+    let first = fixture.validated("p3/proxyValidate", &query).await;
+    let second = fixture.validated("p3/proxyValidate", &query).await;
+
+    let backend = success(first);
+    assert_eq!(backend.user, "alice");
+    assert_eq!(backend.proxies, [fixture.callback.url("/cb")]);
+    assert_eq!(failure_code(&second), Some(ErrorCode::InvalidTicket));
+    assert!(
+        prefix.keys().iter().any(|key| key.contains(&pgt)),
+        "the PGT lives in Redis: {:?}",
+        prefix.keys()
+    );
+
+    let logout = fixture
+        .server
+        .client
+        .get(fixture.server.url("/cas/logout"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::OK);
+    let after = fixture
+        .proxy(&[("pgt", &pgt), ("targetService", BACKEND)])
+        .await;
+    assert_eq!(
+        proxy_failure_code(&after).as_deref(),
+        Some("INVALID_TICKET"),
+        "{after}"
+    );
+    assert!(
+        prefix.keys().iter().all(|key| !key.contains(&pgt)),
+        "{:?}",
+        prefix.keys()
+    );
+    fixture.stop().await;
+}
+
+#[tokio::test]
+async fn store_outage_gives_internal_error() {
+    let mut redis = PrivateRedis::start();
+    let prefix = RedisPrefix::on(&redis.url());
+    let fixture = Fixture::start_with(Some(prefix.settings())).await;
+    let (pgt, _) = fixture.portal_pgt().await;
+    let proxy_ticket = fixture.proxy_ticket(&pgt, BACKEND).await;
+
+    redis.stop();
+    let proxy = fixture
+        .proxy(&[("pgt", &pgt), ("targetService", BACKEND)])
+        .await;
+    let proxy_json = fixture
+        .json(
+            "proxy",
+            &[
+                ("pgt", &pgt),
+                ("targetService", BACKEND),
+                ("format", "JSON"),
+            ],
+        )
+        .await;
+    let validation = fixture
+        .validated(
+            "proxyValidate",
+            &[("ticket", &proxy_ticket), ("service", BACKEND)],
+        )
+        .await;
+
+    assert_eq!(
+        proxy_failure_code(&proxy).as_deref(),
+        Some("INTERNAL_ERROR"),
+        "{proxy}"
+    );
+    assert!(!proxy.contains(&pgt), "{proxy}");
+    assert_eq!(
+        proxy_json["serviceResponse"]["proxyFailure"]["code"],
+        "INTERNAL_ERROR"
+    );
+    assert_eq!(failure_code(&validation), Some(ErrorCode::InternalError));
     fixture.stop().await;
 }
