@@ -1112,6 +1112,17 @@ async fn json_format_on_validation_endpoints() {
             Some(1)
         );
     }
+
+    let incomplete = fixture
+        .json(
+            "p3/proxyValidate",
+            &[("service", PORTAL), ("format", "JSON")],
+        )
+        .await;
+    assert_eq!(
+        incomplete["serviceResponse"]["authenticationFailure"]["code"], "INVALID_REQUEST",
+        "{incomplete}"
+    );
     fixture.stop().await;
 }
 
@@ -1155,6 +1166,14 @@ async fn json_format_on_proxy() {
         )
         .await;
     assert_eq!(success(validated).user, "alice");
+
+    let incomplete = fixture
+        .json("proxy", &[("pgt", &pgt), ("format", "JSON")])
+        .await;
+    assert_eq!(
+        incomplete["serviceResponse"]["proxyFailure"]["code"], "INVALID_REQUEST",
+        "{incomplete}"
+    );
     fixture.stop().await;
 }
 
