@@ -4,8 +4,10 @@
 pub mod assertion;
 pub mod form;
 pub mod html;
+pub mod json_write;
 pub mod language;
 pub mod registry;
+pub mod response_format;
 pub mod service;
 pub mod signing;
 pub mod ticket;

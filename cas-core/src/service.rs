@@ -81,13 +81,26 @@ impl ServiceUrl {
     /// Returns the redirect target: this URL with `ticket=…` added to its query, before any fragment.
     pub fn with_ticket(&self, ticket: &str) -> String {
         let (base, fragment) = split_fragment(&self.raw);
-        let separator = match base.find('?') {
-            None => "?",
-            Some(_) if base.ends_with('?') || base.ends_with('&') => "",
-            Some(_) => "&",
-        };
+        let separator = query_separator(base);
 
         let mut target = format!("{base}{separator}ticket={ticket}");
+        if let Some(fragment) = fragment {
+            target.push('#');
+            target.push_str(fragment);
+        }
+        target
+    }
+
+    /// Returns this URL with `params` added to its query, form-urlencoded and in order,
+    /// before any fragment. The URL's own query parameters stay as they are.
+    pub fn with_query_params(&self, params: &[(&str, &str)]) -> String {
+        let (base, fragment) = split_fragment(&self.raw);
+        let separator = query_separator(base);
+        let added = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+
+        let mut target = format!("{base}{separator}{added}");
         if let Some(fragment) = fragment {
             target.push('#');
             target.push_str(fragment);
@@ -124,6 +137,15 @@ fn has_ambiguous_path(url: &str) -> bool {
         let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
         decoded == "." || decoded == ".."
     })
+}
+
+/// Returns what goes between `base` (a URL without fragment) and an added parameter.
+fn query_separator(base: &str) -> &'static str {
+    match base.find('?') {
+        None => "?",
+        Some(_) if base.ends_with('?') || base.ends_with('&') => "",
+        Some(_) => "&",
+    }
 }
 
 fn split_fragment(url: &str) -> (&str, Option<&str>) {
@@ -288,6 +310,24 @@ mod tests {
         let target = service("https://a/p?x=1#frag").with_ticket("ST-1");
 
         assert_eq!(target, "https://a/p?x=1&ticket=ST-1#frag");
+    }
+
+    #[test]
+    fn query_params_keep_the_existing_query() {
+        let params = [("pgtId", "PGT-1"), ("pgtIou", "PGTIOU-2")];
+
+        assert_eq!(
+            service("https://a/cb").with_query_params(&params),
+            "https://a/cb?pgtId=PGT-1&pgtIou=PGTIOU-2"
+        );
+        assert_eq!(
+            service("https://a/cb?app=x&y=%2F").with_query_params(&params),
+            "https://a/cb?app=x&y=%2F&pgtId=PGT-1&pgtIou=PGTIOU-2"
+        );
+        assert_eq!(
+            service("https://a/cb?x=1#f").with_query_params(&[("k", "a b&c")]),
+            "https://a/cb?x=1&k=a+b%26c#f"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The outcome of a ticket validation, independent of its wire format.
+//! The outcomes of a ticket validation and of a proxy ticket request, independent of
+//! their wire format.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,11 +24,13 @@ pub enum ErrorCode {
     InvalidService,
     /// The server failed while handling the request.
     InternalError,
+    /// The target service of a `/proxy` request may not receive proxy tickets.
+    UnauthorizedService,
 }
 
 impl ErrorCode {
     /// All codes, for exhaustive tests and parsing.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidTicketSpec,
         ErrorCode::UnauthorizedServiceProxy,
@@ -35,6 +38,7 @@ impl ErrorCode {
         ErrorCode::InvalidTicket,
         ErrorCode::InvalidService,
         ErrorCode::InternalError,
+        ErrorCode::UnauthorizedService,
     ];
 
     /// Returns the code as written in the `code` attribute.
@@ -47,6 +51,7 @@ impl ErrorCode {
             ErrorCode::InvalidTicket => "INVALID_TICKET",
             ErrorCode::InvalidService => "INVALID_SERVICE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::UnauthorizedService => "UNAUTHORIZED_SERVICE",
         }
     }
 
@@ -91,6 +96,26 @@ impl ValidationResponse {
     /// Creates a failure with `code` and `message`.
     pub fn failure(code: ErrorCode, message: impl Into<String>) -> Self {
         ValidationResponse::Failure(AuthenticationFailure {
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+/// The body of a `/proxy` response: a proxy ticket or a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyResponse {
+    /// The proxy ticket issued for the target service.
+    Success {
+        proxy_ticket: String,
+    },
+    Failure(AuthenticationFailure),
+}
+
+impl ProxyResponse {
+    /// Creates a failure with `code` and `message`.
+    pub fn failure(code: ErrorCode, message: impl Into<String>) -> Self {
+        ProxyResponse::Failure(AuthenticationFailure {
             code,
             message: message.into(),
         })

@@ -1,4 +1,4 @@
-//! Writes CAS 3.0 `cas:serviceResponse` XML documents.
+//! Writes CAS 3.0 `cas:serviceResponse` XML documents for validation and `/proxy`.
 //!
 //! Every value goes through quick-xml's escaping. Characters that XML 1.0 forbids
 //! (controls other than tab, newline and carriage return) become U+FFFD. An attribute
@@ -11,7 +11,7 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
 use crate::validation::{
-    Attributes, AuthenticationFailure, AuthenticationSuccess, ValidationResponse,
+    Attributes, AuthenticationFailure, AuthenticationSuccess, ProxyResponse, ValidationResponse,
 };
 
 /// The CAS XML namespace.
@@ -19,28 +19,45 @@ pub const CAS_NAMESPACE: &str = "http://www.yale.edu/tp/cas";
 
 /// Serialises a validation response; `with_attributes` is false for CAS 2.0 endpoints.
 pub fn write_validation_response(response: &ValidationResponse, with_attributes: bool) -> String {
+    write_document(|writer| match response {
+        ValidationResponse::Success(success) => write_success(writer, success, with_attributes),
+        ValidationResponse::Failure(failure) => {
+            write_failure(writer, "cas:authenticationFailure", failure)
+        }
+    })
+}
+
+/// Serialises a `/proxy` response: `cas:proxySuccess` or `cas:proxyFailure`.
+pub fn write_proxy_response(response: &ProxyResponse) -> String {
+    write_document(|writer| match response {
+        ProxyResponse::Success { proxy_ticket } => {
+            writer
+                .create_element("cas:proxySuccess")
+                .write_inner_content(|writer| {
+                    write_text_element(writer, "cas:proxyTicket", proxy_ticket)
+                })?;
+            Ok(())
+        }
+        ProxyResponse::Failure(failure) => write_failure(writer, "cas:proxyFailure", failure),
+    })
+}
+
+/// Writes the XML declaration and the `cas:serviceResponse` root around `content`.
+fn write_document(content: impl FnOnce(&mut Writer<Vec<u8>>) -> io::Result<()>) -> String {
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
-    let written = write_document(&mut writer, response, with_attributes);
+    let written = writer
+        .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+        .and_then(|()| {
+            writer
+                .create_element("cas:serviceResponse")
+                .with_attribute(("xmlns:cas", CAS_NAMESPACE))
+                .write_inner_content(content)
+                .map(|_| ())
+        });
 
     // Writing into a Vec cannot fail; a failure here would be a quick-xml bug.
     debug_assert!(written.is_ok());
     String::from_utf8(writer.into_inner()).unwrap_or_default()
-}
-
-fn write_document(
-    writer: &mut Writer<Vec<u8>>,
-    response: &ValidationResponse,
-    with_attributes: bool,
-) -> io::Result<()> {
-    writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    writer
-        .create_element("cas:serviceResponse")
-        .with_attribute(("xmlns:cas", CAS_NAMESPACE))
-        .write_inner_content(|writer| match response {
-            ValidationResponse::Success(success) => write_success(writer, success, with_attributes),
-            ValidationResponse::Failure(failure) => write_failure(writer, failure),
-        })?;
-    Ok(())
 }
 
 fn write_success(
@@ -89,9 +106,13 @@ fn write_attributes(writer: &mut Writer<Vec<u8>>, attributes: &Attributes) -> io
     Ok(())
 }
 
-fn write_failure(writer: &mut Writer<Vec<u8>>, failure: &AuthenticationFailure) -> io::Result<()> {
+fn write_failure(
+    writer: &mut Writer<Vec<u8>>,
+    element: &str,
+    failure: &AuthenticationFailure,
+) -> io::Result<()> {
     writer
-        .create_element("cas:authenticationFailure")
+        .create_element(element)
         .with_attribute(("code", failure.code.as_str()))
         .write_text_content(BytesText::new(&xml_safe_text(&failure.message)))?;
     Ok(())
@@ -222,6 +243,42 @@ mod tests {
         let xml = write_validation_response(&ValidationResponse::Success(value), false);
 
         assert!(!xml.contains("cas:attributes"));
+    }
+
+    #[test]
+    fn proxy_success_carries_ticket() {
+        let response = ProxyResponse::Success {
+            proxy_ticket: "PT-0123456789abcdef0123456789abcdef".into(),
+        };
+        let xml = write_proxy_response(&response);
+
+        assert!(xml.contains(r#"<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">"#));
+        assert!(xml.contains(
+            "<cas:proxySuccess>\n    <cas:proxyTicket>PT-0123456789abcdef0123456789abcdef</cas:proxyTicket>"
+        ));
+    }
+
+    #[test]
+    fn proxy_failure_carries_code_escaped() {
+        let response = ProxyResponse::failure(ErrorCode::UnauthorizedService, "<b>&");
+        let xml = write_proxy_response(&response);
+
+        assert!(xml.contains(
+            r#"<cas:proxyFailure code="UNAUTHORIZED_SERVICE">&lt;b&gt;&amp;</cas:proxyFailure>"#
+        ));
+        assert!(!xml.contains("authenticationFailure"));
+    }
+
+    #[test]
+    fn proxies_keep_their_order() {
+        let mut value = success("alice");
+        value.proxies = vec!["https://b.example/cb".into(), "https://a.example/cb".into()];
+        let xml = write_validation_response(&ValidationResponse::Success(value), false);
+
+        let second = xml.find("https://b.example/cb").expect("most recent proxy");
+        let first = xml.find("https://a.example/cb").expect("first proxy");
+        assert!(second < first);
+        assert!(xml.contains("<cas:proxies>"));
     }
 
     #[test]

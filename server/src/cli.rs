@@ -95,6 +95,11 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_SERVICE_TICKET_TTL_SECONDS", value_name = "SECONDS")]
     pub service_ticket_ttl_seconds: Option<u64>,
 
+    /// Lifetime of a proxy ticket between /proxy and its validation, in seconds
+    /// [default: 300].
+    #[arg(long, env = "CAS_PROXY_TICKET_TTL_SECONDS", value_name = "SECONDS")]
+    pub proxy_ticket_ttl_seconds: Option<u64>,
+
     /// Lifetime of an SSO session from its login, in seconds [default: 7200].
     #[arg(long, env = "CAS_SSO_SESSION_TTL_SECONDS", value_name = "SECONDS")]
     pub sso_session_ttl_seconds: Option<u64>,
@@ -160,6 +165,7 @@ impl RunArgs {
             username_query: self.username_query.clone(),
             password_encoding: self.password_encoding.clone(),
             service_ticket_ttl_seconds: self.service_ticket_ttl_seconds,
+            proxy_ticket_ttl_seconds: self.proxy_ticket_ttl_seconds,
             sso_session_ttl_seconds: self.sso_session_ttl_seconds,
             ticket_store: self.ticket_store.clone(),
             memory_max_tickets: self.memory_max_tickets,

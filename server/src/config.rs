@@ -29,6 +29,7 @@ pub struct ConfigLayer {
     pub username_query: Option<String>,
     pub password_encoding: Option<String>,
     pub service_ticket_ttl_seconds: Option<u64>,
+    pub proxy_ticket_ttl_seconds: Option<u64>,
     pub sso_session_ttl_seconds: Option<u64>,
     pub ticket_store: Option<String>,
     pub memory_max_tickets: Option<u64>,
@@ -56,6 +57,7 @@ impl ConfigLayer {
             username_query: Some("select username from app_user where username=?".into()),
             password_encoding: Some("argon2id".into()),
             service_ticket_ttl_seconds: Some(300),
+            proxy_ticket_ttl_seconds: Some(300),
             sso_session_ttl_seconds: Some(7200),
             ticket_store: Some("memory".into()),
             memory_max_tickets: Some(1_000_000),
@@ -102,6 +104,9 @@ impl ConfigLayer {
             service_ticket_ttl_seconds: higher
                 .service_ticket_ttl_seconds
                 .or(self.service_ticket_ttl_seconds),
+            proxy_ticket_ttl_seconds: higher
+                .proxy_ticket_ttl_seconds
+                .or(self.proxy_ticket_ttl_seconds),
             sso_session_ttl_seconds: higher
                 .sso_session_ttl_seconds
                 .or(self.sso_session_ttl_seconds),
@@ -183,6 +188,8 @@ pub struct Config {
     pub username_query: String,
     pub password_encoding: PasswordEncoding,
     pub service_ticket_ttl: Duration,
+    /// Lifetime of a proxy ticket between `/proxy` and its validation.
+    pub proxy_ticket_ttl: Duration,
     pub sso_session_ttl: Duration,
     pub ticket_store: TicketStoreSettings,
     /// Path of the Prometheus metrics endpoint, `{base_path}/metrics` unless set.
@@ -251,6 +258,7 @@ impl fmt::Debug for Config {
             .field("sqlite_path", &self.sqlite_path)
             .field("password_encoding", &self.password_encoding)
             .field("service_ticket_ttl", &self.service_ticket_ttl)
+            .field("proxy_ticket_ttl", &self.proxy_ticket_ttl)
             .field("sso_session_ttl", &self.sso_session_ttl)
             .field("ticket_store", &self.ticket_store)
             .field("metrics_path", &self.metrics_path)
@@ -306,6 +314,10 @@ impl Config {
             service_ticket_ttl: parse_ttl(
                 "service_ticket_ttl_seconds",
                 layer.service_ticket_ttl_seconds,
+            )?,
+            proxy_ticket_ttl: parse_ttl(
+                "proxy_ticket_ttl_seconds",
+                layer.proxy_ticket_ttl_seconds,
             )?,
             sso_session_ttl: parse_ttl("sso_session_ttl_seconds", layer.sso_session_ttl_seconds)?,
             ticket_store: parse_ticket_store(StoreLayer {
@@ -562,6 +574,7 @@ mod tests {
         assert_eq!(config.database_url, None);
         assert_eq!(config.password_encoding, PasswordEncoding::Argon2id);
         assert_eq!(config.service_ticket_ttl, Duration::from_secs(300));
+        assert_eq!(config.proxy_ticket_ttl, Duration::from_secs(300));
         assert_eq!(config.registry.len(), 2);
     }
 
@@ -610,7 +623,7 @@ mod tests {
 
     #[test]
     fn invalid_values_name_key() {
-        let cases: [(ConfigLayer, &str); 6] = [
+        let cases: [(ConfigLayer, &str); 7] = [
             (
                 ConfigLayer {
                     listen: Some("localhost".into()),
@@ -638,6 +651,13 @@ mod tests {
                     ..Default::default()
                 },
                 "service_ticket_ttl_seconds",
+            ),
+            (
+                ConfigLayer {
+                    proxy_ticket_ttl_seconds: Some(0),
+                    ..Default::default()
+                },
+                "proxy_ticket_ttl_seconds",
             ),
             (
                 ConfigLayer {
@@ -691,6 +711,10 @@ mod tests {
         assert!(
             layer.service_ticket_ttl_seconds.is_some(),
             "service_ticket_ttl_seconds"
+        );
+        assert!(
+            layer.proxy_ticket_ttl_seconds.is_some(),
+            "proxy_ticket_ttl_seconds"
         );
         assert!(
             layer.sso_session_ttl_seconds.is_some(),

@@ -123,6 +123,8 @@ impl Metrics {
             ("login_ticket", live.login_tickets),
             ("session", live.sessions),
             ("service_ticket", live.service_tickets),
+            ("proxy_granting_ticket", live.proxy_granting_tickets),
+            ("proxy_ticket", live.proxy_tickets),
             ("counter", live.counters),
         ];
         for (kind, count) in kinds {

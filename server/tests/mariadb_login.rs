@@ -324,11 +324,7 @@ async fn validate_v3_and_v2() {
     let v3 = server
         .validate(
             "p3/serviceValidate",
-            &[
-                ("service", APP),
-                ("ticket", &ticket),
-                ("pgtUrl", "https://x/"),
-            ],
+            &[("service", APP), ("ticket", &ticket)],
         )
         .await;
 
@@ -422,16 +418,18 @@ async fn bad_ticket_kinds_are_invalid() {
     let proxy_ticket = format!("PT-{}", "a".repeat(40));
     let unknown = format!("ST-{}", "b".repeat(40));
 
-    for ticket in [
-        proxy_ticket.as_str(),
-        unknown.as_str(),
-        "ST-<x/>",
-        "garbage",
+    // A proxy ticket fails the serviceValidate specification, which admits service
+    // tickets only.
+    for (ticket, code) in [
+        (proxy_ticket.as_str(), "INVALID_TICKET_SPEC"),
+        (unknown.as_str(), "INVALID_TICKET"),
+        ("ST-<x/>", "INVALID_TICKET"),
+        ("garbage", "INVALID_TICKET"),
     ] {
         let xml = server
             .validate("serviceValidate", &[("service", APP), ("ticket", ticket)])
             .await;
-        assert!(xml.contains("code=\"INVALID_TICKET\""), "{ticket}: {xml}");
+        assert!(xml.contains(&format!("code=\"{code}\"")), "{ticket}: {xml}");
         assert!(!xml.contains("<x/>"), "{xml}");
     }
     server.stop().await;

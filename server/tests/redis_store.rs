@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cas_core::service::ServiceUrl;
-use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
+use cas_core::ticket::{
+    LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
+};
 use cas_server::tickets::redis::RedisTicketStore;
-use cas_server::tickets::{ServiceGrant, SsoSession, TicketStore};
+use cas_server::tickets::{ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession, TicketStore};
 use common::redis_server::{PrivateRedis, RedisPrefix, SHARED_REDIS_URL};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -37,6 +39,28 @@ fn grant(session: &TicketGrantingTicket, service: &str) -> ServiceGrant {
         session: session.clone(),
         authenticated_at: session_value().authenticated_at,
         from_new_login: true,
+    }
+}
+
+fn proxying(session: &TicketGrantingTicket) -> ProxyingGrant {
+    ProxyingGrant {
+        user: "alice".into(),
+        session: session.clone(),
+        authenticated_at: session_value().authenticated_at,
+        proxies: vec![
+            "https://b.example/cb".into(),
+            "https://a.example/cb?x=1".into(),
+        ],
+    }
+}
+
+fn proxy_grant(session: &TicketGrantingTicket) -> ProxyTicketGrant {
+    ProxyTicketGrant {
+        service: ServiceUrl::parse("https://backend.example/api").expect("valid"),
+        user: "alice".into(),
+        session: session.clone(),
+        authenticated_at: session_value().authenticated_at,
+        proxies: vec!["https://a.example/cb".into()],
     }
 }
 
@@ -97,11 +121,27 @@ async fn every_key_has_ttl() {
         .incr_counter("login:alice", MINUTE)
         .await
         .expect("incr");
+    let stored = store
+        .put_proxy_granting_ticket(
+            &ProxyGrantingTicket::from_random(random_bytes()),
+            proxying(&session),
+        )
+        .await
+        .expect("put proxy-granting ticket");
+    store
+        .put_proxy_ticket(
+            &ProxyTicket::from_random(random_bytes()),
+            proxy_grant(&session),
+            MINUTE,
+        )
+        .await
+        .expect("put proxy ticket");
 
     let keys = prefix.keys();
     let mut connection = prefix.connection();
 
-    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert!(stored);
+    assert_eq!(keys.len(), 8, "{keys:?}");
     for key in keys {
         let ttl: i64 = redis::cmd("PTTL")
             .arg(&key)
@@ -346,4 +386,151 @@ async fn tls_url_against_plain_server_fails_cleanly() {
         result.is_err(),
         "a TLS handshake with a plain server must fail"
     );
+}
+
+#[tokio::test]
+async fn proxy_granting_ticket_lives_until_logout() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    let other = started_session(&store).await;
+    let mine = ProxyGrantingTicket::from_random(random_bytes());
+    let theirs = ProxyGrantingTicket::from_random(random_bytes());
+
+    let stored = store
+        .put_proxy_granting_ticket(&mine, proxying(&session))
+        .await
+        .expect("put");
+    store
+        .put_proxy_granting_ticket(&theirs, proxying(&other))
+        .await
+        .expect("put");
+    let first = store.get_proxy_granting_ticket(&mine).await.expect("get");
+    let second = store.get_proxy_granting_ticket(&mine).await.expect("get");
+    store.remove_session(&session).await.expect("remove");
+
+    assert!(stored);
+    assert_eq!(first, Some(proxying(&session)));
+    assert_eq!(second, Some(proxying(&session)), "many uses");
+    assert_eq!(
+        store.get_proxy_granting_ticket(&mine).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.get_proxy_granting_ticket(&theirs).await.expect("get"),
+        Some(proxying(&other))
+    );
+    let left = prefix.keys();
+    assert!(
+        left.iter()
+            .all(|key| !key.contains(session.as_str()) && !key.contains(mine.as_str())),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn proxy_granting_ticket_shares_session_ttl() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    let ticket = ProxyGrantingTicket::from_random(random_bytes());
+    store
+        .put_proxy_granting_ticket(&ticket, proxying(&session))
+        .await
+        .expect("put");
+    let mut connection = prefix.connection();
+    let mut pttl = |key: String| -> i64 {
+        redis::cmd("PTTL")
+            .arg(key)
+            .query(&mut connection)
+            .expect("PTTL")
+    };
+
+    let session_ttl = pttl(store.keys().session(&session));
+    let ticket_ttl = pttl(store.keys().proxy_granting_ticket(&ticket));
+    let set_ttl = pttl(store.keys().session_proxy_granting(&session));
+
+    assert!(ticket_ttl > 0, "{ticket_ttl}");
+    assert!(ticket_ttl <= session_ttl, "{ticket_ttl} vs {session_ttl}");
+    assert!(
+        session_ttl - ticket_ttl < 1000,
+        "{ticket_ttl} vs {session_ttl}"
+    );
+    assert!(
+        (session_ttl - set_ttl).abs() < 1000,
+        "{set_ttl} vs {session_ttl}"
+    );
+}
+
+#[tokio::test]
+async fn proxy_granting_ticket_needs_a_live_session() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let ended = TicketGrantingTicket::from_random(random_bytes());
+    let ticket = ProxyGrantingTicket::from_random(random_bytes());
+
+    let stored = store
+        .put_proxy_granting_ticket(&ticket, proxying(&ended))
+        .await
+        .expect("put");
+
+    assert!(!stored);
+    assert_eq!(
+        store.get_proxy_granting_ticket(&ticket).await.expect("get"),
+        None
+    );
+    assert!(prefix.keys().is_empty(), "{:?}", prefix.keys());
+}
+
+#[tokio::test]
+async fn proxy_ticket_is_single_use_and_expires() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    let used = ProxyTicket::from_random(random_bytes());
+    let late = ProxyTicket::from_random(random_bytes());
+    store
+        .put_proxy_ticket(&used, proxy_grant(&session), MINUTE)
+        .await
+        .expect("put");
+    store
+        .put_proxy_ticket(&late, proxy_grant(&session), Duration::from_millis(50))
+        .await
+        .expect("put");
+
+    let taken = store.take_proxy_ticket(&used).await.expect("take");
+    let again = store.take_proxy_ticket(&used).await.expect("take");
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let expired = store.take_proxy_ticket(&late).await.expect("take");
+
+    assert_eq!(taken, Some(proxy_grant(&session)));
+    assert_eq!(again, None);
+    assert_eq!(expired, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_proxy_ticket_takes_succeed_once() {
+    let prefix = RedisPrefix::new();
+    let store = Arc::new(open(&prefix));
+    let session = started_session(&store).await;
+    let ticket = ProxyTicket::from_random(random_bytes());
+    store
+        .put_proxy_ticket(&ticket, proxy_grant(&session), MINUTE)
+        .await
+        .expect("put");
+
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let ticket = ticket.clone();
+            tokio::spawn(async move { store.take_proxy_ticket(&ticket).await.expect("take") })
+        })
+        .collect();
+
+    let mut grants = Vec::new();
+    for task in tasks {
+        grants.extend(task.await.expect("join"));
+    }
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0], proxy_grant(&session));
 }

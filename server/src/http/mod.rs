@@ -1,11 +1,14 @@
 //! The HTTP layer: routing, handlers, pages and the helpers they share.
 
 pub mod cookie;
+pub mod format;
 pub mod health;
 pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod params;
+pub mod proxy;
 pub mod response;
 pub mod router;
 pub mod validate;
+pub mod validate_v1;

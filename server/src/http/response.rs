@@ -46,6 +46,27 @@ pub fn xml(document: String) -> Response<Body> {
     response
 }
 
+/// Builds a CAS JSON response (`format=JSON`). Like the XML, failures are inside the
+/// document and the status is always 200.
+pub fn json(document: String) -> Response<Body> {
+    let mut response = with_common_headers(StatusCode::OK, Bytes::from(document));
+    let content_type = HeaderValue::from_static("application/json");
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+/// Builds a 200 plain-text response, such as the CAS 1.0 `/validate` response.
+pub fn text(body: String) -> Response<Body> {
+    let mut response = with_common_headers(StatusCode::OK, Bytes::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
 /// Builds a redirect to `location`, an absolute URL that has passed [`cas_core::service::ServiceUrl::parse`].
 pub fn redirect(status: StatusCode, location: &str) -> Response<Body> {
     let mut response = with_common_headers(status, Bytes::new());
@@ -125,6 +146,8 @@ mod tests {
         for response in [
             html(StatusCode::OK, String::new()),
             xml(String::new()),
+            json(String::new()),
+            text(String::new()),
             redirect(StatusCode::FOUND, "https://a/"),
         ] {
             assert_eq!(

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::pages;
 use super::response::Body;
 use super::validate::Protocol;
-use super::{health, login, logout, validate};
+use super::{health, login, logout, proxy, validate, validate_v1};
 use crate::app::App;
 use crate::i18n::{choose_language, Language};
 
@@ -63,10 +63,16 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         ("login", false) => method_not_allowed(language, "GET, HEAD, POST"),
         ("serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V2).await,
         ("p3/serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V3).await,
+        ("proxyValidate", true) => validate::proxy_validate(app, &parts, Protocol::V2).await,
+        ("p3/proxyValidate", true) => validate::proxy_validate(app, &parts, Protocol::V3).await,
+        ("validate", true) => validate_v1::validate(app, &parts).await,
+        ("proxy", true) => proxy::get(app, &parts).await,
         ("logout", true) => logout::get(app, &parts, language).await,
-        ("serviceValidate" | "p3/serviceValidate" | "logout" | "health" | "ready", false) => {
-            method_not_allowed(language, "GET, HEAD")
-        }
+        (
+            "serviceValidate" | "p3/serviceValidate" | "proxyValidate" | "p3/proxyValidate"
+            | "validate" | "proxy" | "logout" | "health" | "ready",
+            false,
+        ) => method_not_allowed(language, "GET, HEAD"),
         _ => not_found(language),
     }
 }

@@ -10,10 +10,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use cas_core::service::ServiceUrl;
-use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket, TICKET_RANDOM_BYTES};
+use cas_core::ticket::{
+    LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
+    TICKET_RANDOM_BYTES,
+};
 use tokio::time::Instant;
 
-use super::{IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, TicketStore};
+use super::{
+    IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession,
+    StoreError, TicketStore,
+};
 
 /// Number of shards. A power of two well above the core count keeps lock contention low.
 const SHARDS: usize = 32;
@@ -37,6 +43,8 @@ struct StoredSession {
     expires_at: Millis,
     /// Service tickets issued by the session with their services, for single logout.
     index: Vec<(TicketId, Arc<str>)>,
+    /// Proxy-granting tickets issued from the session, removed with it.
+    proxy_granting: Vec<TicketId>,
 }
 
 struct StoredGrant {
@@ -52,6 +60,26 @@ struct StoredGrant {
     indexed: bool,
 }
 
+struct StoredProxying {
+    user: Arc<str>,
+    session: TicketId,
+    /// Milliseconds since the Unix epoch.
+    authenticated_at: Millis,
+    /// The session's expiry, which the ticket never outlives.
+    expires_at: Millis,
+    proxies: Vec<String>,
+}
+
+struct StoredProxyTicket {
+    service: Box<str>,
+    user: Arc<str>,
+    session: TicketId,
+    /// Milliseconds since the Unix epoch.
+    authenticated_at: Millis,
+    expires_at: Millis,
+    proxies: Vec<String>,
+}
+
 struct Counter {
     count: u64,
     expires_at: Millis,
@@ -62,15 +90,18 @@ struct Shard {
     login_tickets: HashMap<TicketId, Millis>,
     sessions: HashMap<TicketId, StoredSession>,
     service_tickets: HashMap<TicketId, StoredGrant>,
+    proxy_granting_tickets: HashMap<TicketId, StoredProxying>,
+    proxy_tickets: HashMap<TicketId, StoredProxyTicket>,
     counters: HashMap<Box<str>, Counter>,
 }
 
 /// Tickets in [`SHARDS`] shards, each a set of hash maps behind its own mutex. A lock is
 /// never held across an await, and never two at once.
 ///
-/// At most `max_entries` entries are stored: login tickets, sessions, counters and
-/// service tickets. A service ticket counts from its issue until its session ends,
-/// because the session's index keeps it for single logout after validation.
+/// At most `max_entries` entries are stored: login tickets, sessions, counters, service
+/// tickets, proxy-granting tickets and proxy tickets. A service ticket counts from its
+/// issue until its session ends, because the session's index keeps it for single logout
+/// after validation.
 ///
 /// A live service ticket costs 256 to 325 resident bytes, fewer when its session issued
 /// several (measured by `cas-bench memory`; see docs/benchmarks.md).
@@ -155,6 +186,28 @@ impl MemoryTicketStore {
         }
     }
 
+    /// Removes the proxy-granting tickets of an ended session and returns how many were
+    /// still stored.
+    fn remove_proxy_granting(&self, ids: &[TicketId]) -> usize {
+        ids.iter()
+            .filter(|id| self.shard(id).proxy_granting_tickets.remove(*id).is_some())
+            .count()
+    }
+
+    /// Adds a proxy-granting ticket to its session and returns the session's expiry, or
+    /// `None` when the session is gone.
+    fn index_proxy_granting(&self, session: &TicketId, id: TicketId) -> Option<Millis> {
+        let now = self.now();
+        let mut shard = self.shard(session);
+        let stored = shard
+            .sessions
+            .get_mut(session)
+            .filter(|s| now < s.expires_at)?;
+
+        stored.proxy_granting.push(id);
+        Some(stored.expires_at)
+    }
+
     /// Adds a ticket to its session's index and returns the session's user with the
     /// service text to store, or `None` when the session is gone.
     fn index_ticket(
@@ -190,6 +243,13 @@ impl MemoryTicketStore {
             .retain(|_, expires_at| now < *expires_at);
         shard.counters.retain(|_, c| now < c.expires_at);
         released += before - shard.login_tickets.len() - shard.counters.len();
+
+        let before = shard.proxy_granting_tickets.len() + shard.proxy_tickets.len();
+        shard
+            .proxy_granting_tickets
+            .retain(|_, t| now < t.expires_at);
+        shard.proxy_tickets.retain(|_, t| now < t.expires_at);
+        released += before - shard.proxy_granting_tickets.len() - shard.proxy_tickets.len();
 
         shard.service_tickets.retain(|_, g| {
             let live = now < g.expires_at;
@@ -263,11 +323,13 @@ impl TicketStore for MemoryTicketStore {
             authenticated_at: unix_millis(session.authenticated_at),
             expires_at: self.expiry(ttl),
             index: Vec::new(),
+            proxy_granting: Vec::new(),
         };
         let replaced = self.shard(&id).sessions.insert(id, stored);
         if let Some(old) = replaced {
             self.remove_indexed(&old.index);
-            self.release(1 + old.index.len());
+            let proxying = self.remove_proxy_granting(&old.proxy_granting);
+            self.release(1 + old.index.len() + proxying);
         }
         Ok(())
     }
@@ -301,7 +363,8 @@ impl TicketStore for MemoryTicketStore {
         };
 
         self.remove_indexed(&stored.index);
-        self.release(1 + stored.index.len());
+        let proxying = self.remove_proxy_granting(&stored.proxy_granting);
+        self.release(1 + stored.index.len() + proxying);
 
         let live = self.now() < stored.expires_at;
         Ok(live.then(|| SsoSession {
@@ -362,6 +425,106 @@ impl TicketStore for MemoryTicketStore {
             return Ok(None);
         }
         Ok(grant_from(stored))
+    }
+
+    async fn put_proxy_granting_ticket(
+        &self,
+        ticket: &ProxyGrantingTicket,
+        grant: ProxyingGrant,
+    ) -> Result<bool, StoreError> {
+        let Some(id) = ticket_id(ticket.as_str(), ProxyGrantingTicket::PREFIX) else {
+            return Ok(false);
+        };
+        let Some(session) = ticket_id(grant.session.as_str(), TicketGrantingTicket::PREFIX) else {
+            return Ok(false);
+        };
+        self.reserve()?;
+
+        let Some(expires_at) = self.index_proxy_granting(&session, id) else {
+            self.release(1);
+            return Ok(false);
+        };
+        let stored = StoredProxying {
+            user: grant.user.into(),
+            session,
+            authenticated_at: unix_millis(grant.authenticated_at),
+            expires_at,
+            proxies: grant.proxies,
+        };
+        let replaced = self.shard(&id).proxy_granting_tickets.insert(id, stored);
+        if replaced.is_some() {
+            self.release(1);
+        }
+        Ok(true)
+    }
+
+    async fn get_proxy_granting_ticket(
+        &self,
+        ticket: &ProxyGrantingTicket,
+    ) -> Result<Option<ProxyingGrant>, StoreError> {
+        let Some(id) = ticket_id(ticket.as_str(), ProxyGrantingTicket::PREFIX) else {
+            return Ok(None);
+        };
+
+        let now = self.now();
+        let shard = self.shard(&id);
+        let stored = shard
+            .proxy_granting_tickets
+            .get(&id)
+            .filter(|t| now < t.expires_at);
+        Ok(stored.map(|t| ProxyingGrant {
+            user: t.user.to_string(),
+            session: TicketGrantingTicket::from_random(t.session),
+            authenticated_at: from_unix_millis(t.authenticated_at),
+            proxies: t.proxies.clone(),
+        }))
+    }
+
+    async fn put_proxy_ticket(
+        &self,
+        ticket: &ProxyTicket,
+        grant: ProxyTicketGrant,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let Some(id) = ticket_id(ticket.as_str(), ProxyTicket::PREFIX) else {
+            return Ok(());
+        };
+        let Some(session) = ticket_id(grant.session.as_str(), TicketGrantingTicket::PREFIX) else {
+            return Ok(());
+        };
+        self.reserve()?;
+
+        let stored = StoredProxyTicket {
+            service: grant.service.as_str().into(),
+            user: grant.user.into(),
+            session,
+            authenticated_at: unix_millis(grant.authenticated_at),
+            expires_at: self.expiry(ttl),
+            proxies: grant.proxies,
+        };
+        let replaced = self.shard(&id).proxy_tickets.insert(id, stored);
+        if replaced.is_some() {
+            self.release(1);
+        }
+        Ok(())
+    }
+
+    async fn take_proxy_ticket(
+        &self,
+        ticket: &ProxyTicket,
+    ) -> Result<Option<ProxyTicketGrant>, StoreError> {
+        let Some(id) = ticket_id(ticket.as_str(), ProxyTicket::PREFIX) else {
+            return Ok(None);
+        };
+        let Some(stored) = self.shard(&id).proxy_tickets.remove(&id) else {
+            return Ok(None);
+        };
+
+        self.release(1);
+        if self.now() >= stored.expires_at {
+            return Ok(None);
+        }
+        Ok(proxy_grant_from(stored))
     }
 
     async fn session_tickets(
@@ -426,6 +589,7 @@ impl TicketStore for MemoryTicketStore {
             for session in sessions {
                 self.remove_indexed(&session.index);
                 removed += 1 + session.index.len();
+                removed += self.remove_proxy_granting(&session.proxy_granting);
             }
         }
         self.release(removed);
@@ -439,6 +603,8 @@ impl TicketStore for MemoryTicketStore {
             live.login_tickets += shard.login_tickets.len();
             live.sessions += shard.sessions.len();
             live.service_tickets += shard.service_tickets.len();
+            live.proxy_granting_tickets += shard.proxy_granting_tickets.len();
+            live.proxy_tickets += shard.proxy_tickets.len();
             live.counters += shard.counters.len();
         }
         Some(live)
@@ -474,6 +640,16 @@ fn grant_from(stored: StoredGrant) -> Option<ServiceGrant> {
         session: TicketGrantingTicket::from_random(stored.session),
         authenticated_at: from_unix_millis(stored.authenticated_at),
         from_new_login: stored.from_new_login,
+    })
+}
+
+fn proxy_grant_from(stored: StoredProxyTicket) -> Option<ProxyTicketGrant> {
+    Some(ProxyTicketGrant {
+        service: ServiceUrl::parse(&stored.service).ok()?,
+        user: stored.user.to_string(),
+        session: TicketGrantingTicket::from_random(stored.session),
+        authenticated_at: from_unix_millis(stored.authenticated_at),
+        proxies: stored.proxies,
     })
 }
 
@@ -607,6 +783,120 @@ mod tests {
             .await
             .expect("take")
             .is_some());
+    }
+
+    fn proxying(session: TicketGrantingTicket) -> ProxyingGrant {
+        ProxyingGrant {
+            user: "alice".into(),
+            session,
+            authenticated_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            proxies: vec!["https://b.example/cb".into(), "https://a.example/cb".into()],
+        }
+    }
+
+    fn proxy_grant(session: TicketGrantingTicket) -> ProxyTicketGrant {
+        ProxyTicketGrant {
+            service: ServiceUrl::parse("https://backend.example/").expect("valid"),
+            user: "alice".into(),
+            session,
+            authenticated_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            proxies: vec!["https://a.example/cb".into()],
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn proxy_granting_ticket_has_many_uses_until_logout() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(20);
+        let ticket = ProxyGrantingTicket::from_random([20; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+
+        let stored = store
+            .put_proxy_granting_ticket(&ticket, proxying(session.clone()))
+            .await
+            .expect("put");
+        let first = store.get_proxy_granting_ticket(&ticket).await.expect("get");
+        let second = store.get_proxy_granting_ticket(&ticket).await.expect("get");
+        store.remove_session(&session).await.expect("remove");
+        let after_logout = store.get_proxy_granting_ticket(&ticket).await.expect("get");
+
+        assert!(stored);
+        assert_eq!(first, Some(proxying(session.clone())));
+        assert_eq!(second, Some(proxying(session)));
+        assert_eq!(after_logout, None);
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn proxy_granting_ticket_needs_a_live_session() {
+        let store = MemoryTicketStore::new();
+        let ticket = ProxyGrantingTicket::from_random([21; 20]);
+
+        let stored = store
+            .put_proxy_granting_ticket(&ticket, proxying(session_ticket(21)))
+            .await
+            .expect("put");
+
+        assert!(!stored);
+        assert!(store
+            .get_proxy_granting_ticket(&ticket)
+            .await
+            .expect("get")
+            .is_none());
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn proxy_granting_ticket_expires_with_its_session() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(22);
+        let ticket = ProxyGrantingTicket::from_random([22; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_proxy_granting_ticket(&ticket, proxying(session))
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE).await;
+
+        assert!(store
+            .get_proxy_granting_ticket(&ticket)
+            .await
+            .expect("get")
+            .is_none());
+        assert_eq!(store.remove_expired().await.expect("sweep"), 2);
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn proxy_ticket_is_taken_once_and_expires() {
+        let store = MemoryTicketStore::new();
+        let used = ProxyTicket::from_random([23; 20]);
+        let late = ProxyTicket::from_random([24; 20]);
+        store
+            .put_proxy_ticket(&used, proxy_grant(session_ticket(23)), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_proxy_ticket(&late, proxy_grant(session_ticket(23)), MINUTE)
+            .await
+            .expect("put");
+
+        let taken = store.take_proxy_ticket(&used).await.expect("take");
+        let again = store.take_proxy_ticket(&used).await.expect("take");
+        tokio::time::advance(MINUTE).await;
+        let expired = store.take_proxy_ticket(&late).await.expect("take");
+
+        assert_eq!(taken, Some(proxy_grant(session_ticket(23))));
+        assert_eq!(again, None);
+        assert_eq!(expired, None);
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test(start_paused = true)]

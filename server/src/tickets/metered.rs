@@ -4,9 +4,14 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
+use cas_core::ticket::{
+    LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
+};
 
-use super::{IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, TicketStore};
+use super::{
+    IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession,
+    StoreError, TicketStore,
+};
 use crate::metrics::SharedMetrics;
 
 /// Times each call to the inner store under the operation's name.
@@ -92,6 +97,50 @@ impl TicketStore for MeteredTicketStore {
             self.inner.take_service_ticket(ticket),
         )
         .await
+    }
+
+    async fn put_proxy_granting_ticket(
+        &self,
+        ticket: &ProxyGrantingTicket,
+        grant: ProxyingGrant,
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "put_proxy_granting_ticket",
+            self.inner.put_proxy_granting_ticket(ticket, grant),
+        )
+        .await
+    }
+
+    async fn get_proxy_granting_ticket(
+        &self,
+        ticket: &ProxyGrantingTicket,
+    ) -> Result<Option<ProxyingGrant>, StoreError> {
+        self.timed(
+            "get_proxy_granting_ticket",
+            self.inner.get_proxy_granting_ticket(ticket),
+        )
+        .await
+    }
+
+    async fn put_proxy_ticket(
+        &self,
+        ticket: &ProxyTicket,
+        grant: ProxyTicketGrant,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.timed(
+            "put_proxy_ticket",
+            self.inner.put_proxy_ticket(ticket, grant, ttl),
+        )
+        .await
+    }
+
+    async fn take_proxy_ticket(
+        &self,
+        ticket: &ProxyTicket,
+    ) -> Result<Option<ProxyTicketGrant>, StoreError> {
+        self.timed("take_proxy_ticket", self.inner.take_proxy_ticket(ticket))
+            .await
     }
 
     async fn session_tickets(

@@ -1,6 +1,7 @@
 //! Server-side ticket state: SSO sessions (TGT) with their index of issued service
-//! tickets, service tickets (ST), login tickets (LT) and throttling counters, behind one
-//! store trait with an in-memory and a Redis implementation.
+//! tickets, service tickets (ST), proxy-granting tickets (PGT), proxy tickets (PT), login
+//! tickets (LT) and throttling counters, behind one store trait with an in-memory and a
+//! Redis implementation.
 
 pub mod memory;
 pub mod metered;
@@ -11,7 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use cas_core::service::ServiceUrl;
-use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket, TICKET_RANDOM_BYTES};
+use cas_core::ticket::{
+    LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
+    TICKET_RANDOM_BYTES,
+};
 
 /// An SSO session, named by its ticket-granting ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,31 @@ pub struct ServiceGrant {
     pub authenticated_at: SystemTime,
     /// Whether the ticket came from a password login, not from an existing session.
     pub from_new_login: bool,
+}
+
+/// The grant of a proxy-granting ticket: proxy tickets for the user of a live SSO
+/// session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyingGrant {
+    pub user: String,
+    /// The session the proxied authentication belongs to; the ticket dies with it.
+    pub session: TicketGrantingTicket,
+    pub authenticated_at: SystemTime,
+    /// Proxy callback URLs the authentication passed through, most recent first. The
+    /// first is the callback that received this ticket.
+    pub proxies: Vec<String>,
+}
+
+/// The identity a proxy ticket grants when it is validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyTicketGrant {
+    /// The `targetService` of `/proxy`, the only service that may validate the ticket.
+    pub service: ServiceUrl,
+    pub user: String,
+    pub session: TicketGrantingTicket,
+    pub authenticated_at: SystemTime,
+    /// The chain of the proxy-granting ticket that issued it, most recent first.
+    pub proxies: Vec<String>,
 }
 
 /// One entry of a session's index: a service ticket the session issued and its service.
@@ -75,7 +104,8 @@ pub trait TicketStore: Send + Sync {
         ticket: &TicketGrantingTicket,
     ) -> Result<Option<SsoSession>, StoreError>;
 
-    /// Removes the session, its index and every service ticket it issued.
+    /// Removes the session, its index, every service ticket and every proxy-granting
+    /// ticket it issued.
     async fn remove_session(
         &self,
         ticket: &TicketGrantingTicket,
@@ -94,6 +124,35 @@ pub trait TicketStore: Send + Sync {
         &self,
         ticket: &ServiceTicket,
     ) -> Result<Option<ServiceGrant>, StoreError>;
+
+    /// Stores a proxy-granting ticket until `grant.session` ends, and indexes it there so
+    /// that removing the session removes it. Returns false and stores nothing when that
+    /// session has already ended.
+    async fn put_proxy_granting_ticket(
+        &self,
+        ticket: &ProxyGrantingTicket,
+        grant: ProxyingGrant,
+    ) -> Result<bool, StoreError>;
+
+    /// Returns a proxy-granting ticket without consuming it, because it has many uses.
+    /// A ticket stored while its session was being removed can outlive the session up
+    /// to that session's expiry, so callers check the session too.
+    async fn get_proxy_granting_ticket(
+        &self,
+        ticket: &ProxyGrantingTicket,
+    ) -> Result<Option<ProxyingGrant>, StoreError>;
+
+    async fn put_proxy_ticket(
+        &self,
+        ticket: &ProxyTicket,
+        grant: ProxyTicketGrant,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    async fn take_proxy_ticket(
+        &self,
+        ticket: &ProxyTicket,
+    ) -> Result<Option<ProxyTicketGrant>, StoreError>;
 
     /// Returns the index of a live session: every service ticket it issued, validated
     /// or not, with its service. Empty when the session is unknown.
@@ -129,6 +188,8 @@ pub struct LiveEntries {
     pub login_tickets: usize,
     pub sessions: usize,
     pub service_tickets: usize,
+    pub proxy_granting_tickets: usize,
+    pub proxy_tickets: usize,
     pub counters: usize,
 }
 

@@ -1,5 +1,5 @@
-//! Redis ticket store, shared by every server node. Each key has a TTL, service and
-//! login tickets are taken with GETDEL (one atomic round trip, so a ticket validates
+//! Redis ticket store, shared by every server node. Each key has a TTL, service, proxy
+//! and login tickets are taken with GETDEL (one atomic round trip, so a ticket validates
 //! once across nodes), and no command touches keys in two cluster slots.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,13 +7,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use cas_core::service::ServiceUrl;
-use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
+use cas_core::ticket::{
+    LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Pipeline, Script};
 use serde::{Deserialize, Serialize};
 
 use super::redis_keys::RedisKeys;
-use super::{IssuedTicket, ServiceGrant, SsoSession, StoreError, TicketStore};
+use super::{
+    IssuedTicket, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession, StoreError,
+    TicketStore,
+};
 
 /// Time a command gets before it fails, so a hung Redis turns into a 503 quickly.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,6 +34,17 @@ if ttl <= 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
+";
+
+/// Adds a proxy-granting ticket to its session's set only while the session lives, gives
+/// the set the session's remaining lifetime and returns that lifetime in milliseconds,
+/// or 0 when the session is gone. Both keys share the session's hash tag.
+const PROXY_GRANTING_INDEX_SCRIPT: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ttl)
+return ttl
 ";
 
 /// A session as stored in Redis. Short field names keep every session small.
@@ -56,6 +72,34 @@ struct GrantRecord {
     from_new_login: bool,
 }
 
+/// A proxy-granting ticket's grant as stored in Redis.
+#[derive(Serialize, Deserialize)]
+struct ProxyingRecord {
+    #[serde(rename = "u")]
+    user: String,
+    #[serde(rename = "t")]
+    session: String,
+    #[serde(rename = "a")]
+    authenticated_at: u64,
+    #[serde(rename = "p")]
+    proxies: Vec<String>,
+}
+
+/// A proxy ticket's grant as stored in Redis.
+#[derive(Serialize, Deserialize)]
+struct ProxyTicketRecord {
+    #[serde(rename = "s")]
+    service: String,
+    #[serde(rename = "u")]
+    user: String,
+    #[serde(rename = "t")]
+    session: String,
+    #[serde(rename = "a")]
+    authenticated_at: u64,
+    #[serde(rename = "p")]
+    proxies: Vec<String>,
+}
+
 /// Tickets in Redis, reached through a few multiplexed connections that reconnect on
 /// their own after Redis comes back.
 pub struct RedisTicketStore {
@@ -63,6 +107,7 @@ pub struct RedisTicketStore {
     next: AtomicUsize,
     keys: RedisKeys,
     index_script: Script,
+    proxy_granting_index_script: Script,
 }
 
 impl RedisTicketStore {
@@ -88,6 +133,7 @@ impl RedisTicketStore {
             next: AtomicUsize::new(0),
             keys: RedisKeys::new(prefix),
             index_script: Script::new(INDEX_SCRIPT),
+            proxy_granting_index_script: Script::new(PROXY_GRANTING_INDEX_SCRIPT),
         })
     }
 
@@ -138,15 +184,38 @@ impl RedisTicketStore {
         Ok(added == 1)
     }
 
-    /// Deletes the keys of a session's service tickets, one DEL each because they live
-    /// in different cluster slots.
-    async fn delete_tickets(&self, tickets: &[String]) -> Result<(), StoreError> {
-        if tickets.is_empty() {
+    /// Adds a proxy-granting ticket to its session's set and returns the session's
+    /// remaining lifetime, or `None` when the session is gone.
+    async fn index_proxy_granting(
+        &self,
+        session: &TicketGrantingTicket,
+        ticket: &ProxyGrantingTicket,
+    ) -> Result<Option<Duration>, StoreError> {
+        let mut connection = self.connection();
+        let mut invocation = self.proxy_granting_index_script.prepare_invoke();
+        invocation
+            .key(self.keys.session(session))
+            .key(self.keys.session_proxy_granting(session))
+            .arg(ticket.as_str());
+
+        let reply = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            invocation.invoke_async::<i64>(&mut connection),
+        );
+        let remaining = reply.await.map_err(|_| timed_out())?.map_err(unavailable)?;
+        let remaining = u64::try_from(remaining).ok().filter(|&ms| ms > 0);
+        Ok(remaining.map(Duration::from_millis))
+    }
+
+    /// Deletes the keys of a session's tickets, one DEL each because they live in
+    /// different cluster slots.
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
             return Ok(());
         }
         let mut pipeline = redis::pipe();
-        for ticket in tickets {
-            pipeline.del(self.keys.service_ticket_text(ticket)).ignore();
+        for key in keys {
+            pipeline.del(key).ignore();
         }
         self.query_pipeline::<()>(&pipeline).await
     }
@@ -198,9 +267,10 @@ impl TicketStore for RedisTicketStore {
         &self,
         ticket: &TicketGrantingTicket,
     ) -> Result<Option<SsoSession>, StoreError> {
-        // The session and its index share a slot, so MULTI can read and delete both.
+        // The session and its indexes share a slot, so MULTI can read and delete them all.
         let session_key = self.keys.session(ticket);
         let index_key = self.keys.session_index(ticket);
+        let proxying_key = self.keys.session_proxy_granting(ticket);
         let mut pipeline = redis::pipe();
         pipeline
             .atomic()
@@ -208,12 +278,25 @@ impl TicketStore for RedisTicketStore {
             .arg(&session_key)
             .cmd("HKEYS")
             .arg(&index_key)
+            .cmd("SMEMBERS")
+            .arg(&proxying_key)
             .del(&index_key)
+            .ignore()
+            .del(&proxying_key)
             .ignore();
-        let (value, tickets): (Option<String>, Vec<String>) =
+        let (value, tickets, proxying): (Option<String>, Vec<String>, Vec<String>) =
             self.query_pipeline(&pipeline).await?;
 
-        self.delete_tickets(&tickets).await?;
+        let mut keys: Vec<String> = tickets
+            .iter()
+            .map(|ticket| self.keys.service_ticket_text(ticket))
+            .collect();
+        keys.extend(
+            proxying
+                .iter()
+                .map(|ticket| self.keys.proxy_granting_ticket_text(ticket)),
+        );
+        self.delete_keys(&keys).await?;
         value.map(|text| decode_session(&text)).transpose()
     }
 
@@ -250,6 +333,68 @@ impl TicketStore for RedisTicketStore {
         let key = self.keys.service_ticket(ticket);
         let value: Option<String> = self.query(&redis::cmd("GETDEL").arg(key).clone()).await?;
         value.map(|text| decode_grant(&text)).transpose()
+    }
+
+    async fn put_proxy_granting_ticket(
+        &self,
+        ticket: &ProxyGrantingTicket,
+        grant: ProxyingGrant,
+    ) -> Result<bool, StoreError> {
+        // The ticket lives in its own slot, so it is written after the session's set in a
+        // second command, with the session's remaining lifetime as its TTL. A logout
+        // between the two leaves the ticket until that TTL ends, which is why callers
+        // also check the session when they use the ticket.
+        let Some(remaining) = self.index_proxy_granting(&grant.session, ticket).await? else {
+            return Ok(false);
+        };
+
+        let record = ProxyingRecord {
+            user: grant.user,
+            session: grant.session.as_str().to_owned(),
+            authenticated_at: unix_millis(grant.authenticated_at),
+            proxies: grant.proxies,
+        };
+        let value = encode(&record)?;
+        let key = self.keys.proxy_granting_ticket(ticket);
+        self.query::<()>(&set_with_ttl(&key, &value, remaining))
+            .await?;
+        Ok(true)
+    }
+
+    async fn get_proxy_granting_ticket(
+        &self,
+        ticket: &ProxyGrantingTicket,
+    ) -> Result<Option<ProxyingGrant>, StoreError> {
+        let key = self.keys.proxy_granting_ticket(ticket);
+        let value: Option<String> = self.query(&redis::cmd("GET").arg(key).clone()).await?;
+        value.map(|text| decode_proxying(&text)).transpose()
+    }
+
+    async fn put_proxy_ticket(
+        &self,
+        ticket: &ProxyTicket,
+        grant: ProxyTicketGrant,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let record = ProxyTicketRecord {
+            service: grant.service.as_str().to_owned(),
+            user: grant.user,
+            session: grant.session.as_str().to_owned(),
+            authenticated_at: unix_millis(grant.authenticated_at),
+            proxies: grant.proxies,
+        };
+        let value = encode(&record)?;
+        let key = self.keys.proxy_ticket(ticket);
+        self.query(&set_with_ttl(&key, &value, ttl)).await
+    }
+
+    async fn take_proxy_ticket(
+        &self,
+        ticket: &ProxyTicket,
+    ) -> Result<Option<ProxyTicketGrant>, StoreError> {
+        let key = self.keys.proxy_ticket(ticket);
+        let value: Option<String> = self.query(&redis::cmd("GETDEL").arg(key).clone()).await?;
+        value.map(|text| decode_proxy_ticket(&text)).transpose()
     }
 
     async fn session_tickets(
@@ -351,6 +496,27 @@ fn decode_grant(text: &str) -> Result<ServiceGrant, StoreError> {
         session: TicketGrantingTicket::parse(&record.session).map_err(corrupt)?,
         authenticated_at: from_unix_millis(record.authenticated_at),
         from_new_login: record.from_new_login,
+    })
+}
+
+fn decode_proxying(text: &str) -> Result<ProxyingGrant, StoreError> {
+    let record: ProxyingRecord = serde_json::from_str(text).map_err(corrupt)?;
+    Ok(ProxyingGrant {
+        user: record.user,
+        session: TicketGrantingTicket::parse(&record.session).map_err(corrupt)?,
+        authenticated_at: from_unix_millis(record.authenticated_at),
+        proxies: record.proxies,
+    })
+}
+
+fn decode_proxy_ticket(text: &str) -> Result<ProxyTicketGrant, StoreError> {
+    let record: ProxyTicketRecord = serde_json::from_str(text).map_err(corrupt)?;
+    Ok(ProxyTicketGrant {
+        service: ServiceUrl::parse(&record.service).map_err(corrupt)?,
+        user: record.user,
+        session: TicketGrantingTicket::parse(&record.session).map_err(corrupt)?,
+        authenticated_at: from_unix_millis(record.authenticated_at),
+        proxies: record.proxies,
     })
 }
 

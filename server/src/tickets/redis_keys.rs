@@ -1,8 +1,11 @@
 //! Key layout of the Redis ticket store. Every key starts with the configured prefix
-//! and carries its ticket in a hash tag (`{…}`), so a session and its index of service
-//! tickets fall in the same Redis Cluster slot and can change together in one step.
+//! and carries its ticket in a hash tag (`{…}`), so a session and its indexes of service
+//! and proxy-granting tickets fall in the same Redis Cluster slot and can change
+//! together in one step.
 
-use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
+use cas_core::ticket::{
+    LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
+};
 
 /// Number of hash slots in a Redis Cluster.
 const CLUSTER_SLOTS: u16 = 16384;
@@ -37,6 +40,25 @@ impl RedisKeys {
     /// The hash of service ticket → service for one session, in the session's slot.
     pub fn session_index(&self, ticket: &TicketGrantingTicket) -> String {
         format!("{}tgt:{{{}}}:st", self.prefix, ticket.as_str())
+    }
+
+    /// Returns the key of the set of proxy-granting tickets issued from one session, in
+    /// the session's slot.
+    pub fn session_proxy_granting(&self, ticket: &TicketGrantingTicket) -> String {
+        format!("{}tgt:{{{}}}:pgt", self.prefix, ticket.as_str())
+    }
+
+    pub fn proxy_granting_ticket(&self, ticket: &ProxyGrantingTicket) -> String {
+        self.proxy_granting_ticket_text(ticket.as_str())
+    }
+
+    /// Returns the key of a proxy-granting ticket read back from a session's set.
+    pub fn proxy_granting_ticket_text(&self, ticket: &str) -> String {
+        format!("{}pgt:{{{ticket}}}", self.prefix)
+    }
+
+    pub fn proxy_ticket(&self, ticket: &ProxyTicket) -> String {
+        format!("{}pt:{{{}}}", self.prefix, ticket.as_str())
     }
 
     pub fn service_ticket(&self, ticket: &ServiceTicket) -> String {
@@ -112,8 +134,12 @@ mod tests {
         let session_key = keys.session(&session);
         let index_key = keys.session_index(&session);
 
+        let proxying_key = keys.session_proxy_granting(&session);
+
         assert_ne!(session_key, index_key);
+        assert_ne!(proxying_key, index_key);
         assert_eq!(cluster_slot(&session_key), cluster_slot(&index_key));
+        assert_eq!(cluster_slot(&session_key), cluster_slot(&proxying_key));
         assert!(session_key.starts_with("cas:tgt:{TGT-"));
     }
 

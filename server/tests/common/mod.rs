@@ -178,6 +178,17 @@ impl TestServer {
         self._certs.path().join("ca.pem")
     }
 
+    /// Returns the server's certificate, signed by [`Self::ca_cert`] for `localhost` and
+    /// `127.0.0.1`, which test servers of their own can reuse.
+    pub fn server_cert(&self) -> std::path::PathBuf {
+        self._certs.path().join("server.pem")
+    }
+
+    /// Returns the private key of [`Self::server_cert`].
+    pub fn server_key(&self) -> std::path::PathBuf {
+        self._certs.path().join("server-key.pem")
+    }
+
     /// Returns an absolute URL on this server.
     pub fn url(&self, path_and_query: &str) -> String {
         format!("https://127.0.0.1:{}{path_and_query}", self.address.port())
