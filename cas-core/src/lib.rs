@@ -5,6 +5,7 @@ pub mod assertion;
 pub mod html;
 pub mod language;
 pub mod registry;
+pub mod saml;
 pub mod service;
 pub mod signing;
 pub mod ticket;
