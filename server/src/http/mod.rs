@@ -8,4 +8,5 @@ pub mod pages;
 pub mod params;
 pub mod response;
 pub mod router;
+pub mod saml_validate;
 pub mod validate;

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::pages;
 use super::response::Body;
 use super::validate::Protocol;
-use super::{health, login, logout, validate};
+use super::{health, login, logout, saml_validate, validate};
 use crate::app::App;
 use crate::i18n::{choose_language, Language};
 
@@ -64,6 +64,10 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         ("serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V2).await,
         ("p3/serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V3).await,
         ("logout", true) => logout::get(app, &parts, language).await,
+        ("samlValidate", false) if parts.method == Method::POST => {
+            saml_validate::post(app, &parts, body).await
+        }
+        ("samlValidate", _) => method_not_allowed(language, "POST"),
         ("serviceValidate" | "p3/serviceValidate" | "logout" | "health" | "ready", false) => {
             method_not_allowed(language, "GET, HEAD")
         }

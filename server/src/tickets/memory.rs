@@ -13,7 +13,9 @@ use cas_core::service::ServiceUrl;
 use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket, TICKET_RANDOM_BYTES};
 use tokio::time::Instant;
 
-use super::{IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, TicketStore};
+use super::{
+    EndedSession, IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, TicketStore,
+};
 
 /// Number of shards. A power of two well above the core count keeps lock contention low.
 const SHARDS: usize = 32;
@@ -25,6 +27,10 @@ const SMALL_INDEX: usize = 8;
 /// between a handful of services.
 const RECENT_SERVICES: usize = 8;
 
+/// Expired sessions kept for single logout until a sweep takes them; beyond this the
+/// oldest are dropped, so a store whose sweeps never take them stays bounded.
+const MAX_PENDING_ENDED_SESSIONS: usize = 100_000;
+
 /// The random bytes of a ticket this server issued, which is all a map key needs.
 type TicketId = [u8; TICKET_RANDOM_BYTES];
 
@@ -34,7 +40,11 @@ type Millis = u64;
 struct StoredSession {
     user: Arc<str>,
     authenticated_at: Millis,
+    /// When the session ends unless it is used before: the earlier of the idle deadline
+    /// and `hard_expires_at`.
     expires_at: Millis,
+    hard_expires_at: Millis,
+    idle: Millis,
     /// Service tickets issued by the session with their services, for single logout.
     index: Vec<(TicketId, Arc<str>)>,
 }
@@ -80,6 +90,8 @@ pub struct MemoryTicketStore {
     max_entries: usize,
     epoch: Instant,
     hasher: RandomState,
+    /// Sessions removed by expiry whose single logout has not been sent yet.
+    ended: Mutex<Vec<EndedSession>>,
 }
 
 impl Default for MemoryTicketStore {
@@ -104,6 +116,7 @@ impl MemoryTicketStore {
             max_entries: max,
             epoch: Instant::now(),
             hasher: RandomState::new(),
+            ended: Mutex::default(),
         }
     }
 
@@ -170,6 +183,11 @@ impl MemoryTicketStore {
             .get_mut(session)
             .filter(|s| now < s.expires_at)?;
 
+        let idle_deadline = now.saturating_add(stored.idle);
+        stored.expires_at = stored
+            .expires_at
+            .max(idle_deadline.min(stored.hard_expires_at));
+
         let service = shared_service(&stored.index, service);
         // Most sessions issue a few tickets, so a small index grows one entry at a time
         // instead of doubling. A large one doubles, which keeps pushes cheap.
@@ -180,7 +198,24 @@ impl MemoryTicketStore {
         Some((Arc::clone(&stored.user), service))
     }
 
-    fn sweep_shard(&self, index: usize, now: Millis) -> (usize, Vec<StoredSession>) {
+    /// Keeps expired sessions for [`TicketStore::take_expired_sessions`].
+    fn keep_ended(&self, sessions: Vec<(TicketId, StoredSession)>) {
+        if sessions.is_empty() {
+            return;
+        }
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        ended.extend(sessions.into_iter().map(|(id, s)| ended_session(id, &s)));
+        let excess = ended.len().saturating_sub(MAX_PENDING_ENDED_SESSIONS);
+        if excess > 0 {
+            ended.drain(..excess);
+            tracing::warn!(
+                dropped = excess,
+                "expired sessions dropped before their single logout was sent"
+            );
+        }
+    }
+
+    fn sweep_shard(&self, index: usize, now: Millis) -> (usize, Vec<(TicketId, StoredSession)>) {
         let mut shard = self.lock(index);
         let mut released = 0;
 
@@ -205,7 +240,7 @@ impl MemoryTicketStore {
             .collect();
         let sessions = expired
             .iter()
-            .filter_map(|id| shard.sessions.remove(id))
+            .filter_map(|id| shard.sessions.remove(id).map(|s| (*id, s)))
             .collect();
         (released, sessions)
     }
@@ -253,6 +288,16 @@ impl TicketStore for MemoryTicketStore {
         session: SsoSession,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        self.put_session_with_idle(ticket, session, ttl, ttl).await
+    }
+
+    async fn put_session_with_idle(
+        &self,
+        ticket: &TicketGrantingTicket,
+        session: SsoSession,
+        ttl: Duration,
+        idle: Duration,
+    ) -> Result<(), StoreError> {
         let Some(id) = ticket_id(ticket.as_str(), TicketGrantingTicket::PREFIX) else {
             return Ok(());
         };
@@ -261,7 +306,9 @@ impl TicketStore for MemoryTicketStore {
         let stored = StoredSession {
             user: session.user.into(),
             authenticated_at: unix_millis(session.authenticated_at),
-            expires_at: self.expiry(ttl),
+            expires_at: self.expiry(ttl.min(idle)),
+            hard_expires_at: self.expiry(ttl),
+            idle: millis(idle),
             index: Vec::new(),
         };
         let replaced = self.shard(&id).sessions.insert(id, stored);
@@ -380,6 +427,28 @@ impl TicketStore for MemoryTicketStore {
         Ok(session.index.iter().filter_map(issued_ticket).collect())
     }
 
+    async fn end_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        let Some(id) = ticket_id(ticket.as_str(), TicketGrantingTicket::PREFIX) else {
+            return Ok(None);
+        };
+        let Some(stored) = self.shard(&id).sessions.remove(&id) else {
+            return Ok(None);
+        };
+
+        self.remove_indexed(&stored.index);
+        self.release(1 + stored.index.len());
+        Ok(Some(ended_session(id, &stored)))
+    }
+
+    async fn take_expired_sessions(&self) -> Result<Vec<EndedSession>, StoreError> {
+        self.remove_expired().await?;
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(std::mem::take(&mut *ended))
+    }
+
     async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         let now = self.now();
         let mut shard = self.counter_shard(key);
@@ -423,10 +492,11 @@ impl TicketStore for MemoryTicketStore {
         for index in 0..SHARDS {
             let (released, sessions) = self.sweep_shard(index, now);
             removed += released;
-            for session in sessions {
+            for (_, session) in &sessions {
                 self.remove_indexed(&session.index);
                 removed += 1 + session.index.len();
             }
+            self.keep_ended(sessions);
         }
         self.release(removed);
         Ok(removed)
@@ -475,6 +545,14 @@ fn grant_from(stored: StoredGrant) -> Option<ServiceGrant> {
         authenticated_at: from_unix_millis(stored.authenticated_at),
         from_new_login: stored.from_new_login,
     })
+}
+
+fn ended_session(id: TicketId, stored: &StoredSession) -> EndedSession {
+    EndedSession {
+        ticket: TicketGrantingTicket::from_random(id),
+        user: stored.user.to_string(),
+        tickets: stored.index.iter().filter_map(issued_ticket).collect(),
+    }
 }
 
 fn issued_ticket((id, service): &(TicketId, Arc<str>)) -> Option<IssuedTicket> {

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
 
-use super::{IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, TicketStore};
+use super::{
+    EndedSession, IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, TicketStore,
+};
 use crate::metrics::SharedMetrics;
 
 /// Times each call to the inner store under the operation's name.
@@ -54,6 +56,20 @@ impl TicketStore for MeteredTicketStore {
             .await
     }
 
+    async fn put_session_with_idle(
+        &self,
+        ticket: &TicketGrantingTicket,
+        session: SsoSession,
+        ttl: Duration,
+        idle: Duration,
+    ) -> Result<(), StoreError> {
+        self.timed(
+            "put_session",
+            self.inner.put_session_with_idle(ticket, session, ttl, idle),
+        )
+        .await
+    }
+
     async fn get_session(
         &self,
         ticket: &TicketGrantingTicket,
@@ -99,6 +115,19 @@ impl TicketStore for MeteredTicketStore {
         ticket: &TicketGrantingTicket,
     ) -> Result<Vec<IssuedTicket>, StoreError> {
         self.timed("session_tickets", self.inner.session_tickets(ticket))
+            .await
+    }
+
+    async fn end_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        self.timed("end_session", self.inner.end_session(ticket))
+            .await
+    }
+
+    async fn take_expired_sessions(&self) -> Result<Vec<EndedSession>, StoreError> {
+        self.timed("take_expired_sessions", self.inner.take_expired_sessions())
             .await
     }
 
