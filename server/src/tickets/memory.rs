@@ -762,6 +762,127 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn idle_session_ends_early() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(12);
+        store
+            .put_session_with_idle(&session, session_value(), MINUTE * 10, MINUTE)
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE - Duration::from_secs(1)).await;
+        assert!(store.get_session(&session).await.expect("get").is_some());
+
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(store.get_session(&session).await.expect("get").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn use_extends_session_until_hard_limit() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(13);
+        store
+            .put_session_with_idle(&session, session_value(), MINUTE * 3, MINUTE)
+            .await
+            .expect("put");
+
+        for seed in 0..3u8 {
+            tokio::time::advance(Duration::from_secs(45)).await;
+            let ticket = ServiceTicket::from_random([100 + seed; 20]);
+            store
+                .put_service_ticket(&ticket, grant(session.clone()), MINUTE)
+                .await
+                .expect("put");
+            assert!(
+                store.get_session(&session).await.expect("get").is_some(),
+                "alive after use {seed}"
+            );
+        }
+
+        // The last use came 135 s after the login. Its idle deadline (195 s) lies past
+        // the hard limit (180 s), so the hard limit ends the session.
+        tokio::time::advance(Duration::from_secs(44)).await;
+        assert!(store.get_session(&session).await.expect("get").is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(store.get_session(&session).await.expect("get").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn end_session_returns_user_and_index() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(14);
+        let ticket = ServiceTicket::from_random([14; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&ticket, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+
+        let ended = store.end_session(&session).await.expect("end");
+        let again = store.end_session(&session).await.expect("end");
+
+        let ended = ended.expect("session existed");
+        assert_eq!(ended.user, "alice");
+        assert_eq!(ended.tickets.len(), 1);
+        assert_eq!(ended.tickets[0].ticket, ticket);
+        assert!(again.is_none());
+        assert!(store
+            .take_service_ticket(&ticket)
+            .await
+            .expect("take")
+            .is_none());
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_sessions_are_taken_once() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(15);
+        let ticket = ServiceTicket::from_random([15; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&ticket, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_session(&session_ticket(16), session_value(), MINUTE * 5)
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE * 2).await;
+        let first = store.take_expired_sessions().await.expect("take");
+        let second = store.take_expired_sessions().await.expect("take");
+
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].ticket, session);
+        assert_eq!(first[0].tickets[0].ticket, ticket);
+        assert!(second.is_empty());
+        assert_eq!(store.entries.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweep_keeps_expired_sessions_for_logout() {
+        let store = MemoryTicketStore::new();
+        store
+            .put_session(&session_ticket(17), session_value(), MINUTE)
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE * 2).await;
+        assert_eq!(store.remove_expired().await.expect("sweep"), 1);
+        let taken = store.take_expired_sessions().await.expect("take");
+
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].ticket, session_ticket(17));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn full_store_rejects_new_entries() {
         let store = MemoryTicketStore::with_max_entries(2);
         store
