@@ -201,6 +201,11 @@ impl Parser {
     }
 
     fn finish(self) -> Result<SamlRequest, SamlRequestError> {
+        if !self.open.is_empty() {
+            return Err(SamlRequestError::Malformed(
+                "document ends before its elements are closed".into(),
+            ));
+        }
         if !self.saw_envelope || !self.saw_request {
             return Err(SamlRequestError::NotSamlRequest);
         }
@@ -356,7 +361,15 @@ mod tests {
 
     #[test]
     fn garbage_is_rejected() {
-        for body in ["", "not xml", "<a><b></a>", "\u{0}\u{1}", "<s:Envelope"] {
+        let unclosed = MOD_AUTH_CAS.replace("</SOAP-ENV:Envelope>", "");
+        for body in [
+            "",
+            "not xml",
+            "<a><b></a>",
+            "\u{0}\u{1}",
+            "<s:Envelope",
+            unclosed.as_str(),
+        ] {
             assert!(parse(body).is_err(), "{body:?}");
         }
         assert!(matches!(
