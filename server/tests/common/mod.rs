@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod logout_receiver;
 pub mod redis_server;
 pub mod xml_tree;
 
