@@ -3,7 +3,7 @@
 //! posted as the form field `logoutRequest` to its logout URL.
 //!
 //! Requests go out in a spawned task, so no user waits for a service. Each request is
-//! retried after a failure (no answer, or a status other than 2xx) with a doubling
+//! retried after a failure (no response, or a status other than 2xx) with a doubling
 //! delay, and at most [`MAX_CONCURRENT_REQUESTS`] are in flight across the server.
 
 use std::sync::Arc;
@@ -21,14 +21,14 @@ use crate::tickets::{random_ticket_bytes, EndedSession};
 /// Logout requests in flight at once, across all ended sessions.
 const MAX_CONCURRENT_REQUESTS: usize = 16;
 
-/// Wait before the first retry; each further retry waits twice as long.
+/// Delay before the first retry. Each further retry waits twice as long.
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// One logout request to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutDelivery {
-    /// Where the request goes: the service's `logout_url`, or the URL the ticket was
-    /// issued for.
+    /// Destination URL: the service's `logout_url`, or the URL the ticket was issued
+    /// for.
     pub target: String,
     /// Id of the registered service, for logs.
     pub service_id: String,
@@ -47,7 +47,7 @@ pub struct SingleLogout {
 }
 
 impl SingleLogout {
-    /// Creates the sender; `retries` is the number of attempts after the first.
+    /// Creates the sender. `retries` is the number of attempts after the first.
     pub fn new(outbound: Outbound, retries: u32) -> Self {
         Self {
             outbound,

@@ -169,7 +169,8 @@ async fn idle_session_starts_with_idle_ttl() {
 
     let ttl = pttl(&prefix, &store.keys().session(&session));
 
-    assert!(ttl > 55_000 && ttl <= 60_000, "{ttl}");
+    assert!(ttl > 55_000, "{ttl}");
+    assert!(ttl <= 60_000, "{ttl}");
 }
 
 #[tokio::test]
@@ -199,7 +200,8 @@ async fn use_extends_session_to_idle_timeout() {
         .expect("put");
 
     let ttl = pttl(&prefix, &session_key);
-    assert!(ttl > 55_000 && ttl <= 60_000, "{ttl}");
+    assert!(ttl > 55_000, "{ttl}");
+    assert!(ttl <= 60_000, "{ttl}");
     let deadline: f64 = redis::cmd("ZSCORE")
         .arg(store.keys().session_deadlines())
         .arg(session.as_str())
@@ -232,7 +234,8 @@ async fn use_never_extends_past_hard_limit() {
         .expect("put");
 
     let ttl = pttl(&prefix, &store.keys().session(&session));
-    assert!(ttl > 25_000 && ttl <= 30_000, "{ttl}");
+    assert!(ttl > 25_000, "{ttl}");
+    assert!(ttl <= 30_000, "{ttl}");
 }
 
 #[tokio::test]
@@ -299,7 +302,7 @@ async fn live_session_is_not_taken() {
     let prefix = RedisPrefix::new();
     let store = open(&prefix);
     let session = started_session(&store).await;
-    // A deadline in the past, as a sweep sees it when a use moved the session's end
+    // A deadline in the past, as a sweep reads it when a use moved the session's end
     // after the sweep read the set.
     let _: i64 = redis::cmd("ZADD")
         .arg(store.keys().session_deadlines())

@@ -30,7 +30,7 @@ async fn server(database: &TestDatabase) -> TestServer {
     .await
 }
 
-/// The request body of the CAS protocol specification, with a RequestID.
+/// Builds the request body of the CAS protocol specification, with a RequestID.
 fn request_body(ticket: &str) -> String {
     format!(
         r#"<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">

@@ -53,7 +53,7 @@ async fn server(
     .await
 }
 
-/// Returns the ticket of a `GET /login?service=…` answered from the session in `cookie`.
+/// Returns the ticket that `GET /login?service=…` issues from the session in `cookie`.
 async fn sso_ticket(server: &TestServer, service: &str, cookie: &str) -> String {
     let response = server.login_page(Some(service), "en", Some(cookie)).await;
     assert_eq!(response.status(), StatusCode::FOUND, "no single sign-on");
@@ -152,7 +152,7 @@ async fn logout_notifies_each_service_once() {
     let to_plain = plain.next_post().await;
     assert_eq!(to_plain.path, "/a/app");
     assert_eq!(session_index(&to_plain), plain_ticket);
-    let mut to_secure = vec![secure.next_post().await, secure.next_post().await];
+    let mut to_secure = [secure.next_post().await, secure.next_post().await];
     to_secure.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!(to_secure[0].path, "/b/app");
     assert_eq!(session_index(&to_secure[0]), secure_ticket);
@@ -203,12 +203,12 @@ async fn hanging_service_does_not_delay_logout() {
         .await;
 
     logout(&server, &cookie).await;
-    let answered_at_logout = receiver.answered();
+    let responded_at_logout = receiver.responded();
     let post = receiver.next_post().await;
 
-    assert_eq!(answered_at_logout, 0);
+    assert_eq!(responded_at_logout, 0);
     assert_eq!(session_index(&post), ticket);
-    assert_eq!(receiver.answered(), 0, "receiver answered before release");
+    assert_eq!(receiver.responded(), 0, "receiver responded before release");
     receiver.release();
     server.stop().await;
 }

@@ -13,14 +13,14 @@ use quick_xml::NsReader;
 use super::{SAML1_PROTOCOL_NAMESPACE, SOAP_ENVELOPE_NAMESPACE};
 use crate::xml_write::is_xml_char;
 
-/// Largest request body accepted, in bytes. A request carries one ticket, so real
+/// Maximum request body size, in bytes. A request carries one ticket, so real
 /// clients send well under 1 KiB.
 pub const MAX_SAML_REQUEST_BYTES: usize = 16 * 1024;
 
-/// Deepest element nesting accepted.
+/// Maximum element nesting depth.
 const MAX_DEPTH: usize = 16;
 
-/// Longest artifact accepted, in bytes. Longer text cannot be a ticket of this server.
+/// Maximum artifact length, in bytes. Longer text cannot be a ticket of this server.
 const MAX_ARTIFACT_BYTES: usize = 256;
 
 /// The parts of a SAML 1.1 request that validation uses.
@@ -118,14 +118,14 @@ fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, SamlRequestErro
     Ok(resolved.to_owned())
 }
 
-/// Where an element sits on the path to the artifact.
+/// Position of an element relative to the path to the artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Place {
     Envelope,
     Body,
     Request,
     Artifact,
-    /// Any element off the path, such as a SOAP Header; its content is ignored.
+    /// Any element off the path, such as a SOAP Header. Its content is ignored.
     Other,
 }
 

@@ -45,7 +45,7 @@ pub enum SamlOutcome {
     Failure(SamlFailure),
 }
 
-/// What the assertion states about the user who used the ticket.
+/// The statements of an assertion about the user who presented the ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamlAssertion {
     pub assertion_id: String,
@@ -55,7 +55,7 @@ pub struct SamlAssertion {
     /// The service the ticket was issued for, written as the only `Audience`.
     pub audience: String,
     pub authenticated_at: SystemTime,
-    /// Released attributes; each value becomes one `AttributeValue`.
+    /// Released attributes. Each value becomes one `AttributeValue`.
     pub attributes: Attributes,
 }
 

@@ -1,5 +1,5 @@
 //! `POST /samlValidate?TARGET=<service>`: SAML 1.1 validation of a service ticket. The
-//! body is a SOAP envelope whose `samlp:AssertionArtifact` is the ticket; the response
+//! body is a SOAP envelope whose `samlp:AssertionArtifact` is the ticket. The response
 //! is a `samlp:Response` in a SOAP envelope, with an assertion about the user on
 //! success. The ticket is consumed exactly as by `/serviceValidate`.
 //!

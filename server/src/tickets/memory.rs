@@ -27,8 +27,8 @@ const SMALL_INDEX: usize = 8;
 /// between a handful of services.
 const RECENT_SERVICES: usize = 8;
 
-/// Expired sessions kept for single logout until a sweep takes them; beyond this the
-/// oldest are dropped, so a store whose sweeps never take them stays bounded.
+/// Maximum number of expired sessions kept for single logout until a sweep takes them.
+/// Beyond it the oldest are dropped, so a store whose sweeps never take them stays bounded.
 const MAX_PENDING_ENDED_SESSIONS: usize = 100_000;
 
 /// The random bytes of a ticket this server issued, which is all a map key needs.

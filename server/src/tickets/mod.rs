@@ -130,7 +130,7 @@ pub trait TicketStore: Send + Sync {
     /// it afterwards. `None` when nothing of the session is left.
     ///
     /// The default reads the index before removing the session, so a ticket issued
-    /// between the two steps is missed; the stores of this crate override it.
+    /// between the two steps is missed. The stores of this crate override it.
     async fn end_session(
         &self,
         ticket: &TicketGrantingTicket,

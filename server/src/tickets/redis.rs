@@ -57,7 +57,7 @@ redis.call('DEL', KEYS[2])
 return {0, entries}
 ";
 
-/// Index field that holds the session's user, for a logout request sent after the
+/// Index field that contains the session's user, for a logout request sent after the
 /// session's own key has expired. No service ticket has this name.
 const INDEX_USER_FIELD: &str = "@user";
 

@@ -48,8 +48,8 @@ impl RedisKeys {
         format!("{}st:{{{ticket}}}", self.prefix)
     }
 
-    /// The sorted set of session deadlines: member a session's ticket, score the Unix
-    /// time in milliseconds at which it ends unless it is used. Sweeps read it to find
+    /// Returns the key of the sorted set of session deadlines: member a session's ticket,
+    /// score the Unix time in milliseconds at which it ends unless it is used. Sweeps read it to find
     /// expired sessions. It is one key in one slot, touched by one command at a time.
     pub fn session_deadlines(&self) -> String {
         format!("{}session-deadlines", self.prefix)

@@ -1,5 +1,5 @@
 //! A local HTTP or HTTPS endpoint that records the single logout requests a test server
-//! posts to it, and answers them as the test asks: accept, fail first, or hang.
+//! posts to it, and responds as the test requests: accept, fail first, or hang.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -19,17 +19,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-/// Longest wait for an expected request before the test fails.
+/// Maximum wait for an expected request before the test fails.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// How the receiver answers.
+/// The receiver's response policy.
 #[derive(Debug, Clone, Copy)]
 pub enum Behaviour {
     /// 200 to every request.
     Accept,
     /// 500 to the first `n` requests, then 200.
     FailFirst(usize),
-    /// Records the request, then answers 200 only after [`LogoutReceiver::release`].
+    /// Records the request, then responds 200 only after [`LogoutReceiver::release`].
     Hang,
 }
 
@@ -48,7 +48,7 @@ pub struct LogoutReceiver {
     pub port: u16,
     scheme: &'static str,
     posts: mpsc::UnboundedReceiver<ReceivedPost>,
-    answered: Arc<AtomicUsize>,
+    responded: Arc<AtomicUsize>,
     release: watch::Sender<bool>,
     task: JoinHandle<()>,
     /// The CA that signed an HTTPS receiver's certificate, for `outbound_ca_file`.
@@ -81,12 +81,12 @@ impl LogoutReceiver {
         let port = listener.local_addr().expect("address").port();
         let (post_sender, posts) = mpsc::unbounded_channel();
         let (release, released) = watch::channel(false);
-        let answered = Arc::new(AtomicUsize::new(0));
+        let responded = Arc::new(AtomicUsize::new(0));
         let state = Arc::new(State {
             behaviour,
             posts: post_sender,
             received: AtomicUsize::new(0),
-            answered: Arc::clone(&answered),
+            responded: Arc::clone(&responded),
             released,
         });
 
@@ -96,7 +96,7 @@ impl LogoutReceiver {
             port,
             scheme,
             posts,
-            answered,
+            responded,
             release,
             task,
             ca_cert: None,
@@ -122,12 +122,12 @@ impl LogoutReceiver {
         self.posts.try_recv().ok()
     }
 
-    /// Returns how many requests got their answer so far.
-    pub fn answered(&self) -> usize {
-        self.answered.load(Ordering::SeqCst)
+    /// Returns how many requests got their response so far.
+    pub fn responded(&self) -> usize {
+        self.responded.load(Ordering::SeqCst)
     }
 
-    /// Lets a hanging receiver answer.
+    /// Lets a hanging receiver respond.
     pub fn release(&self) {
         let _ = self.release.send(true);
     }
@@ -143,7 +143,7 @@ struct State {
     behaviour: Behaviour,
     posts: mpsc::UnboundedSender<ReceivedPost>,
     received: AtomicUsize,
-    answered: Arc<AtomicUsize>,
+    responded: Arc<AtomicUsize>,
     released: watch::Receiver<bool>,
 }
 
@@ -157,7 +157,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(answer(&state, request).await) }
+                async move { Ok::<_, Infallible>(respond(&state, request).await) }
             });
             let builder = hyper::server::conn::http1::Builder::new();
             match tls {
@@ -179,7 +179,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, state: Arc
     }
 }
 
-async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -216,7 +216,7 @@ async fn answer(state: &State, request: Request<Incoming>) -> Response<Full<Byte
             StatusCode::OK
         }
     };
-    state.answered.fetch_add(1, Ordering::SeqCst);
+    state.responded.fetch_add(1, Ordering::SeqCst);
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = status;
     response
