@@ -1,6 +1,7 @@
 //! Writes the SAML 1.1 response of `/samlValidate`: a `samlp:Response` in a SOAP 1.1
-//! envelope, laid out as Apereo CAS writes it so that its clients (the Java CAS client,
-//! Apache mod_auth_cas) read it.
+//! envelope, laid out as the sample response of the Apereo CAS 4.2 SAML protocol
+//! documentation. Apache mod_auth_cas 1.0.10 reads the status code, the
+//! `NameIdentifier` and the attributes from that layout.
 //!
 //! Every value goes through quick-xml's escaping after [`xml_safe_text`].
 
@@ -15,7 +16,7 @@ use super::{SAML1_ASSERTION_NAMESPACE, SAML1_PROTOCOL_NAMESPACE, SOAP_ENVELOPE_N
 use crate::validation::{Attributes, ErrorCode};
 use crate::xml_write::xml_safe_text;
 
-/// `AttributeNamespace` of every released attribute, as Apereo CAS writes it.
+/// `AttributeNamespace` of every released attribute, as in the Apereo CAS sample.
 pub const ATTRIBUTE_NAMESPACE: &str = "http://www.ja-sig.org/products/cas/";
 
 /// Allowed clock difference between this server and the client: the assertion is valid
@@ -196,12 +197,11 @@ fn write_assertion(
                         })?;
                     Ok(())
                 })?;
-            write_authentication_statement(writer, assertion)?;
             // SAML 1.1 requires at least one Attribute in an AttributeStatement.
             if !assertion.attributes.is_empty() {
                 write_attribute_statement(writer, assertion)?;
             }
-            Ok(())
+            write_authentication_statement(writer, assertion)
         })?;
     Ok(())
 }
