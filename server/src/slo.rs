@@ -58,6 +58,9 @@ impl SingleLogout {
 
     /// Sends a logout request for each ticket of `ended` whose service takes single
     /// logout, in a spawned task. Returns that task, or `None` when nothing is sent.
+    ///
+    /// NOTE: requests still waiting for a retry when the server shuts down are dropped
+    /// unsent, because the task ends with the runtime.
     pub fn notify(
         &self,
         registry: &ServiceRegistry,

@@ -446,8 +446,11 @@ impl TicketStore for RedisTicketStore {
             let Ok(session) = TicketGrantingTicket::parse(&member) else {
                 continue;
             };
+            // A session that issued no ticket has no index, so no user and nothing to send.
             if let Some(session) = self.collect_expired(&session, now).await? {
-                ended.push(session);
+                if !session.tickets.is_empty() {
+                    ended.push(session);
+                }
             }
         }
         Ok(ended)
