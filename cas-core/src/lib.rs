@@ -8,6 +8,7 @@ pub mod json_write;
 pub mod language;
 pub mod registry;
 pub mod response_format;
+pub mod saml;
 pub mod service;
 pub mod signing;
 pub mod ticket;

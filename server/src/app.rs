@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::metrics::SharedMetrics;
 use crate::outbound::Outbound;
+use crate::slo::SingleLogout;
 use crate::tickets::TicketStore;
 use crate::users::UserDirectory;
 
@@ -16,6 +17,8 @@ pub struct App {
     pub metrics: SharedMetrics,
     /// Client for proxy callbacks and single logout requests.
     pub outbound: Outbound,
+    /// Sender of single logout requests, which uses `outbound`.
+    pub slo: SingleLogout,
 }
 
 impl App {

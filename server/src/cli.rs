@@ -104,6 +104,25 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_SSO_SESSION_TTL_SECONDS", value_name = "SECONDS")]
     pub sso_session_ttl_seconds: Option<u64>,
 
+    /// Time after which an unused SSO session ends, in seconds; each service ticket
+    /// issued from the session restarts it, up to sso_session_ttl_seconds [default: 1800].
+    #[arg(long, env = "CAS_SSO_SESSION_IDLE_SECONDS", value_name = "SECONDS")]
+    pub sso_session_idle_seconds: Option<u64>,
+
+    /// Retries of a single logout request to a service after its first attempt fails,
+    /// from 0 to 10 [default: 2].
+    #[arg(long, env = "CAS_SLO_RETRIES", value_name = "RETRIES")]
+    pub slo_retries: Option<u64>,
+
+    /// Interval between sweeps that remove expired tickets and send single logout
+    /// requests for expired sessions, in seconds, from 1 to 300 [default: 60].
+    #[arg(
+        long,
+        env = "CAS_SESSION_SWEEP_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub session_sweep_interval_seconds: Option<u64>,
+
     /// Where tickets and SSO sessions live: memory (this process only) or redis (shared
     /// by every node with the same redis_url and redis_key_prefix) [default: memory].
     #[arg(long, env = "CAS_TICKET_STORE", value_name = "STORE")]
@@ -167,6 +186,9 @@ impl RunArgs {
             service_ticket_ttl_seconds: self.service_ticket_ttl_seconds,
             proxy_ticket_ttl_seconds: self.proxy_ticket_ttl_seconds,
             sso_session_ttl_seconds: self.sso_session_ttl_seconds,
+            sso_session_idle_seconds: self.sso_session_idle_seconds,
+            slo_retries: self.slo_retries,
+            session_sweep_interval_seconds: self.session_sweep_interval_seconds,
             ticket_store: self.ticket_store.clone(),
             memory_max_tickets: self.memory_max_tickets,
             redis_url: self.redis_url.clone(),

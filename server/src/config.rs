@@ -31,6 +31,9 @@ pub struct ConfigLayer {
     pub service_ticket_ttl_seconds: Option<u64>,
     pub proxy_ticket_ttl_seconds: Option<u64>,
     pub sso_session_ttl_seconds: Option<u64>,
+    pub sso_session_idle_seconds: Option<u64>,
+    pub slo_retries: Option<u64>,
+    pub session_sweep_interval_seconds: Option<u64>,
     pub ticket_store: Option<String>,
     pub memory_max_tickets: Option<u64>,
     pub redis_url: Option<String>,
@@ -59,6 +62,9 @@ impl ConfigLayer {
             service_ticket_ttl_seconds: Some(300),
             proxy_ticket_ttl_seconds: Some(300),
             sso_session_ttl_seconds: Some(7200),
+            sso_session_idle_seconds: Some(1800),
+            slo_retries: Some(2),
+            session_sweep_interval_seconds: Some(60),
             ticket_store: Some("memory".into()),
             memory_max_tickets: Some(1_000_000),
             redis_url: Some(String::new()),
@@ -110,6 +116,13 @@ impl ConfigLayer {
             sso_session_ttl_seconds: higher
                 .sso_session_ttl_seconds
                 .or(self.sso_session_ttl_seconds),
+            sso_session_idle_seconds: higher
+                .sso_session_idle_seconds
+                .or(self.sso_session_idle_seconds),
+            slo_retries: higher.slo_retries.or(self.slo_retries),
+            session_sweep_interval_seconds: higher
+                .session_sweep_interval_seconds
+                .or(self.session_sweep_interval_seconds),
             ticket_store: higher.ticket_store.or(self.ticket_store),
             memory_max_tickets: higher.memory_max_tickets.or(self.memory_max_tickets),
             redis_url: higher.redis_url.or(self.redis_url),
@@ -190,7 +203,14 @@ pub struct Config {
     pub service_ticket_ttl: Duration,
     /// Lifetime of a proxy ticket between `/proxy` and its validation.
     pub proxy_ticket_ttl: Duration,
+    /// Hard limit of an SSO session, counted from its password login.
     pub sso_session_ttl: Duration,
+    /// Time after its last use (a service ticket issued from it) at which a session ends.
+    pub sso_session_idle: Duration,
+    /// Retries of a single logout request after its first attempt fails.
+    pub slo_retries: u32,
+    /// Interval between sweeps of expired entries and ended sessions.
+    pub session_sweep_interval: Duration,
     pub ticket_store: TicketStoreSettings,
     /// Path of the Prometheus metrics endpoint, `{base_path}/metrics` unless set.
     pub metrics_path: String,
@@ -260,6 +280,9 @@ impl fmt::Debug for Config {
             .field("service_ticket_ttl", &self.service_ticket_ttl)
             .field("proxy_ticket_ttl", &self.proxy_ticket_ttl)
             .field("sso_session_ttl", &self.sso_session_ttl)
+            .field("sso_session_idle", &self.sso_session_idle)
+            .field("slo_retries", &self.slo_retries)
+            .field("session_sweep_interval", &self.session_sweep_interval)
             .field("ticket_store", &self.ticket_store)
             .field("metrics_path", &self.metrics_path)
             .field("log_format", &self.log_format)
@@ -320,6 +343,12 @@ impl Config {
                 layer.proxy_ticket_ttl_seconds,
             )?,
             sso_session_ttl: parse_ttl("sso_session_ttl_seconds", layer.sso_session_ttl_seconds)?,
+            sso_session_idle: parse_ttl(
+                "sso_session_idle_seconds",
+                layer.sso_session_idle_seconds,
+            )?,
+            slo_retries: parse_slo_retries(layer.slo_retries)?,
+            session_sweep_interval: parse_sweep_interval(layer.session_sweep_interval_seconds)?,
             ticket_store: parse_ticket_store(StoreLayer {
                 kind: layer.ticket_store,
                 memory_max_tickets: layer.memory_max_tickets,
@@ -423,6 +452,44 @@ fn parse_ttl(key: &'static str, value: Option<u64>) -> Result<Duration, ConfigEr
             key,
             seconds,
             format!("use a number of seconds from 1 to {MAX_TTL_SECONDS}"),
+        ));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Most retries of one single logout request.
+const MAX_SLO_RETRIES: u64 = 10;
+
+fn parse_slo_retries(value: Option<u64>) -> Result<u32, ConfigError> {
+    let retries = value.ok_or(ConfigError::Missing {
+        key: "slo_retries",
+        fix: "set a number of retries such as 2",
+    })?;
+    if retries > MAX_SLO_RETRIES {
+        return Err(invalid(
+            "slo_retries",
+            retries,
+            format!("use a number from 0 to {MAX_SLO_RETRIES}"),
+        ));
+    }
+    Ok(retries as u32)
+}
+
+/// Longest accepted sweep interval, in seconds. The Redis store keeps a session's index
+/// of tickets 15 minutes past the session's end so that a sweep can still read it.
+const MAX_SWEEP_INTERVAL_SECONDS: u64 = 300;
+
+fn parse_sweep_interval(value: Option<u64>) -> Result<Duration, ConfigError> {
+    let key = "session_sweep_interval_seconds";
+    let seconds = value.ok_or(ConfigError::Missing {
+        key,
+        fix: "set a number of seconds",
+    })?;
+    if seconds == 0 || seconds > MAX_SWEEP_INTERVAL_SECONDS {
+        return Err(invalid(
+            key,
+            seconds,
+            format!("use a number of seconds from 1 to {MAX_SWEEP_INTERVAL_SECONDS}"),
         ));
     }
     Ok(Duration::from_secs(seconds))
@@ -683,6 +750,43 @@ mod tests {
     }
 
     #[test]
+    fn session_policy_defaults_and_limits() {
+        let config = Config::from_defaults().expect("defaults");
+        assert_eq!(config.sso_session_idle, Duration::from_secs(1800));
+        assert_eq!(config.slo_retries, 2);
+        assert_eq!(config.session_sweep_interval, Duration::from_secs(60));
+
+        let cases = [
+            (
+                ConfigLayer {
+                    sso_session_idle_seconds: Some(0),
+                    ..Default::default()
+                },
+                "sso_session_idle_seconds",
+            ),
+            (
+                ConfigLayer {
+                    slo_retries: Some(11),
+                    ..Default::default()
+                },
+                "slo_retries",
+            ),
+            (
+                ConfigLayer {
+                    session_sweep_interval_seconds: Some(301),
+                    ..Default::default()
+                },
+                "session_sweep_interval_seconds",
+            ),
+        ];
+        for (layer, key) in cases {
+            let error =
+                Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err(key);
+            assert!(error.to_string().contains(key), "{error}");
+        }
+    }
+
+    #[test]
     fn database_url_is_not_echoed() {
         let layer = ConfigLayer {
             database_url: Some("postgres://u:secret@h/db".into()),
@@ -719,6 +823,15 @@ mod tests {
         assert!(
             layer.sso_session_ttl_seconds.is_some(),
             "sso_session_ttl_seconds"
+        );
+        assert!(
+            layer.sso_session_idle_seconds.is_some(),
+            "sso_session_idle_seconds"
+        );
+        assert!(layer.slo_retries.is_some(), "slo_retries");
+        assert!(
+            layer.session_sweep_interval_seconds.is_some(),
+            "session_sweep_interval_seconds"
         );
         assert!(layer.ticket_store.is_some(), "ticket_store");
         assert!(layer.memory_max_tickets.is_some(), "memory_max_tickets");

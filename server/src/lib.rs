@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod proxy;
 pub mod server;
+pub mod slo;
 pub mod sso;
 pub mod tickets;
 pub mod tls;
@@ -67,12 +68,14 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let store = open_ticket_store(&config.ticket_store).await?;
     log_start(&listener, &config);
+    let single_logout = slo::SingleLogout::new(outbound.clone(), config.slo_retries);
 
     let app = Arc::new(App {
         config,
         users,
         tickets: Arc::new(MeteredTicketStore::new(store, Arc::clone(&metrics))),
         metrics,
+        slo: single_logout,
         outbound,
     });
     server::run(listener, Arc::clone(&app), TlsAcceptor::from(tls), shutdown).await;

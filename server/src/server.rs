@@ -1,5 +1,5 @@
 //! The HTTPS accept loop: TLS handshakes, HTTP/1.1 connections, connection limits,
-//! the expired-ticket sweep and graceful shutdown.
+//! the sweep of expired tickets and sessions, and graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,8 +15,9 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
+use cas_core::ticket::digest_for_log;
+
 use crate::http::router;
-use crate::tickets::TicketStore;
 
 /// Open connections at most; further clients are dropped until one closes.
 const MAX_CONNECTIONS: usize = 1024;
@@ -29,9 +30,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Time open connections get to finish their requests after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Interval between sweeps of expired tickets.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Pause after a failed accept, so that running out of file descriptors does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -46,7 +44,7 @@ pub async fn run(
 ) {
     let graceful = GracefulShutdown::new();
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let sweeper = spawn_sweeper(Arc::clone(&app.tickets));
+    let sweeper = spawn_sweeper(Arc::clone(&app));
     tokio::pin!(shutdown);
 
     loop {
@@ -121,16 +119,30 @@ async fn serve_connection(
     }
 }
 
-fn spawn_sweeper(store: Arc<dyn TicketStore>) -> JoinHandle<()> {
+/// Sweeps every `session_sweep_interval`: sessions that expired get their single
+/// logout requests, then other expired entries are dropped.
+fn spawn_sweeper(app: Arc<App>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+        let mut interval = tokio::time::interval(app.config.session_sweep_interval);
         loop {
             interval.tick().await;
-            match store.remove_expired().await {
+            end_expired_sessions(&app).await;
+            match app.tickets.remove_expired().await {
                 Ok(0) => {}
                 Ok(removed) => tracing::debug!(removed, "expired tickets removed"),
                 Err(error) => tracing::warn!(%error, "sweeping expired tickets failed"),
             }
         }
     })
+}
+
+async fn end_expired_sessions(app: &App) {
+    let ended = match app.tickets.take_expired_sessions().await {
+        Ok(ended) => ended,
+        Err(error) => return tracing::warn!(%error, "sweeping expired sessions failed"),
+    };
+    for session in &ended {
+        tracing::info!(user = %session.user, session = %digest_for_log(session.ticket.as_str()), "SSO session ended by expiry");
+        app.slo.notify(&app.config.registry, session);
+    }
 }

@@ -59,12 +59,25 @@ pub async fn start_session(
     user: &str,
     ttl: Duration,
 ) -> Result<(TicketGrantingTicket, SsoSession), StoreError> {
+    start_session_with_idle(store, user, ttl, ttl).await
+}
+
+/// Starts an SSO session for `user` that ends `ttl` after the login at the latest, and
+/// earlier when no service ticket is issued from it for `idle`.
+pub async fn start_session_with_idle(
+    store: &dyn TicketStore,
+    user: &str,
+    ttl: Duration,
+    idle: Duration,
+) -> Result<(TicketGrantingTicket, SsoSession), StoreError> {
     let ticket = TicketGrantingTicket::from_random(random_ticket_bytes()?);
     let session = SsoSession {
         user: user.to_owned(),
         authenticated_at: SystemTime::now(),
     };
-    store.put_session(&ticket, session.clone(), ttl).await?;
+    store
+        .put_session_with_idle(&ticket, session.clone(), ttl, idle)
+        .await?;
 
     tracing::info!(user, session = %digest_for_log(ticket.as_str()), "SSO session started");
     Ok((ticket, session))

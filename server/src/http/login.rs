@@ -190,8 +190,13 @@ async fn logged_in(
 ) -> Result<Response<Body>, Rejection> {
     end_previous_session(app, parts).await?;
 
-    let (ticket, session) =
-        sso::start_session(app.store(), user, app.config.sso_session_ttl).await?;
+    let (ticket, session) = sso::start_session_with_idle(
+        app.store(),
+        user,
+        app.config.sso_session_ttl,
+        app.config.sso_session_idle,
+    )
+    .await?;
     let mut response = match service {
         Some(service) => {
             let ttl = app.config.service_ticket_ttl;
@@ -212,11 +217,14 @@ async fn logged_in(
 }
 
 /// Ends the browser's old sessions before a new login, so none lingers after the cookie
-/// that named it is overwritten.
+/// that named it is overwritten. Their services get logout requests.
 async fn end_previous_session(app: &App, parts: &Parts) -> Result<(), StoreError> {
     for value in tgc_values(&parts.headers) {
-        if let Ok(ticket) = TicketGrantingTicket::parse(value) {
-            app.store().remove_session(&ticket).await?;
+        let Ok(ticket) = TicketGrantingTicket::parse(value) else {
+            continue;
+        };
+        if let Some(ended) = app.store().end_session(&ticket).await? {
+            app.slo.notify(&app.config.registry, &ended);
         }
     }
     Ok(())

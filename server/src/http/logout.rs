@@ -1,4 +1,4 @@
-//! `GET /logout`: ends the SSO session and removes the cookie.
+//! `GET /logout`: ends the SSO session, removes the cookie and starts single logout.
 
 use http::request::Parts;
 use http::{Response, StatusCode};
@@ -45,9 +45,10 @@ async fn end_session(app: &App, value: &str) {
         return;
     };
 
-    match app.store().remove_session(&ticket).await {
-        Ok(Some(session)) => {
-            tracing::info!(user = %session.user, session = %digest_for_log(value), "SSO session ended by logout")
+    match app.store().end_session(&ticket).await {
+        Ok(Some(ended)) => {
+            tracing::info!(user = %ended.user, session = %digest_for_log(value), "SSO session ended by logout");
+            app.slo.notify(&app.config.registry, &ended);
         }
         Ok(None) => {}
         // The cookie is expired anyway; the session then ends when its lifetime runs out.

@@ -10,5 +10,6 @@ pub mod params;
 pub mod proxy;
 pub mod response;
 pub mod router;
+pub mod saml_validate;
 pub mod validate;
 pub mod validate_v1;

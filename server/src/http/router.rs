@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::pages;
 use super::response::Body;
 use super::validate::Protocol;
-use super::{health, login, logout, proxy, validate, validate_v1};
+use super::{health, login, logout, proxy, saml_validate, validate, validate_v1};
 use crate::app::App;
 use crate::i18n::{choose_language, Language};
 
@@ -68,6 +68,10 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         ("validate", true) => validate_v1::validate(app, &parts).await,
         ("proxy", true) => proxy::get(app, &parts).await,
         ("logout", true) => logout::get(app, &parts, language).await,
+        ("samlValidate", false) if parts.method == Method::POST => {
+            saml_validate::post(app, &parts, body).await
+        }
+        ("samlValidate", _) => method_not_allowed(language, "POST"),
         (
             "serviceValidate" | "p3/serviceValidate" | "proxyValidate" | "p3/proxyValidate"
             | "validate" | "proxy" | "logout" | "health" | "ready",

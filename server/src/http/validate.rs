@@ -203,7 +203,8 @@ fn success(grant: ServiceGrant, protocol: Protocol) -> AuthenticationSuccess {
 }
 
 /// Returns the attributes CAS 3.0 servers commonly release about the authentication itself.
-fn authentication_attributes(grant: &ServiceGrant) -> Attributes {
+/// `/p3/serviceValidate` and `/samlValidate` both release them.
+pub(super) fn authentication_attributes(grant: &ServiceGrant) -> Attributes {
     let mut attributes = Attributes::new();
     attributes.insert(
         "authenticationDate".into(),

@@ -17,8 +17,8 @@ use cas_core::ticket::{
 use tokio::time::Instant;
 
 use super::{
-    IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession,
-    StoreError, TicketStore,
+    EndedSession, IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant, ServiceGrant,
+    SsoSession, StoreError, TicketStore,
 };
 
 /// Number of shards. A power of two well above the core count keeps lock contention low.
@@ -31,6 +31,10 @@ const SMALL_INDEX: usize = 8;
 /// between a handful of services.
 const RECENT_SERVICES: usize = 8;
 
+/// Maximum number of expired sessions kept for single logout until a sweep takes them.
+/// Beyond it the oldest are dropped, so a store whose sweeps never take them stays bounded.
+const MAX_PENDING_ENDED_SESSIONS: usize = 100_000;
+
 /// The random bytes of a ticket this server issued, which is all a map key needs.
 type TicketId = [u8; TICKET_RANDOM_BYTES];
 
@@ -40,7 +44,11 @@ type Millis = u64;
 struct StoredSession {
     user: Arc<str>,
     authenticated_at: Millis,
+    /// When the session ends unless it is used before: the earlier of the idle deadline
+    /// and `hard_expires_at`.
     expires_at: Millis,
+    hard_expires_at: Millis,
+    idle: Millis,
     /// Service tickets issued by the session with their services, for single logout.
     index: Vec<(TicketId, Arc<str>)>,
     /// Proxy-granting tickets issued from the session, removed with it.
@@ -111,6 +119,8 @@ pub struct MemoryTicketStore {
     max_entries: usize,
     epoch: Instant,
     hasher: RandomState,
+    /// Sessions removed by expiry whose single logout has not been sent yet.
+    ended: Mutex<Vec<EndedSession>>,
 }
 
 impl Default for MemoryTicketStore {
@@ -135,6 +145,7 @@ impl MemoryTicketStore {
             max_entries: max,
             epoch: Instant::now(),
             hasher: RandomState::new(),
+            ended: Mutex::default(),
         }
     }
 
@@ -223,6 +234,11 @@ impl MemoryTicketStore {
             .get_mut(session)
             .filter(|s| now < s.expires_at)?;
 
+        let idle_deadline = now.saturating_add(stored.idle);
+        stored.expires_at = stored
+            .expires_at
+            .max(idle_deadline.min(stored.hard_expires_at));
+
         let service = shared_service(&stored.index, service);
         // Most sessions issue a few tickets, so a small index grows one entry at a time
         // instead of doubling. A large one doubles, which keeps pushes cheap.
@@ -233,7 +249,24 @@ impl MemoryTicketStore {
         Some((Arc::clone(&stored.user), service))
     }
 
-    fn sweep_shard(&self, index: usize, now: Millis) -> (usize, Vec<StoredSession>) {
+    /// Keeps expired sessions for [`TicketStore::take_expired_sessions`].
+    fn keep_ended(&self, sessions: Vec<(TicketId, StoredSession)>) {
+        if sessions.is_empty() {
+            return;
+        }
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        ended.extend(sessions.into_iter().map(|(id, s)| ended_session(id, &s)));
+        let excess = ended.len().saturating_sub(MAX_PENDING_ENDED_SESSIONS);
+        if excess > 0 {
+            ended.drain(..excess);
+            tracing::warn!(
+                dropped = excess,
+                "expired sessions dropped before their single logout was sent"
+            );
+        }
+    }
+
+    fn sweep_shard(&self, index: usize, now: Millis) -> (usize, Vec<(TicketId, StoredSession)>) {
         let mut shard = self.lock(index);
         let mut released = 0;
 
@@ -265,7 +298,7 @@ impl MemoryTicketStore {
             .collect();
         let sessions = expired
             .iter()
-            .filter_map(|id| shard.sessions.remove(id))
+            .filter_map(|id| shard.sessions.remove(id).map(|s| (*id, s)))
             .collect();
         (released, sessions)
     }
@@ -313,6 +346,16 @@ impl TicketStore for MemoryTicketStore {
         session: SsoSession,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        self.put_session_with_idle(ticket, session, ttl, ttl).await
+    }
+
+    async fn put_session_with_idle(
+        &self,
+        ticket: &TicketGrantingTicket,
+        session: SsoSession,
+        ttl: Duration,
+        idle: Duration,
+    ) -> Result<(), StoreError> {
         let Some(id) = ticket_id(ticket.as_str(), TicketGrantingTicket::PREFIX) else {
             return Ok(());
         };
@@ -321,7 +364,9 @@ impl TicketStore for MemoryTicketStore {
         let stored = StoredSession {
             user: session.user.into(),
             authenticated_at: unix_millis(session.authenticated_at),
-            expires_at: self.expiry(ttl),
+            expires_at: self.expiry(ttl.min(idle)),
+            hard_expires_at: self.expiry(ttl),
+            idle: millis(idle),
             index: Vec::new(),
             proxy_granting: Vec::new(),
         };
@@ -543,6 +588,29 @@ impl TicketStore for MemoryTicketStore {
         Ok(session.index.iter().filter_map(issued_ticket).collect())
     }
 
+    async fn end_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        let Some(id) = ticket_id(ticket.as_str(), TicketGrantingTicket::PREFIX) else {
+            return Ok(None);
+        };
+        let Some(stored) = self.shard(&id).sessions.remove(&id) else {
+            return Ok(None);
+        };
+
+        self.remove_indexed(&stored.index);
+        let proxying = self.remove_proxy_granting(&stored.proxy_granting);
+        self.release(1 + stored.index.len() + proxying);
+        Ok(Some(ended_session(id, &stored)))
+    }
+
+    async fn take_expired_sessions(&self) -> Result<Vec<EndedSession>, StoreError> {
+        self.remove_expired().await?;
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(std::mem::take(&mut *ended))
+    }
+
     async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         let now = self.now();
         let mut shard = self.counter_shard(key);
@@ -586,11 +654,12 @@ impl TicketStore for MemoryTicketStore {
         for index in 0..SHARDS {
             let (released, sessions) = self.sweep_shard(index, now);
             removed += released;
-            for session in sessions {
+            for (_, session) in &sessions {
                 self.remove_indexed(&session.index);
                 removed += 1 + session.index.len();
                 removed += self.remove_proxy_granting(&session.proxy_granting);
             }
+            self.keep_ended(sessions);
         }
         self.release(removed);
         Ok(removed)
@@ -651,6 +720,14 @@ fn proxy_grant_from(stored: StoredProxyTicket) -> Option<ProxyTicketGrant> {
         authenticated_at: from_unix_millis(stored.authenticated_at),
         proxies: stored.proxies,
     })
+}
+
+fn ended_session(id: TicketId, stored: &StoredSession) -> EndedSession {
+    EndedSession {
+        ticket: TicketGrantingTicket::from_random(id),
+        user: stored.user.to_string(),
+        tickets: stored.index.iter().filter_map(issued_ticket).collect(),
+    }
 }
 
 fn issued_ticket((id, service): &(TicketId, Arc<str>)) -> Option<IssuedTicket> {
@@ -971,6 +1048,127 @@ mod tests {
             .expect("take")
             .is_none());
         assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_session_ends_early() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(12);
+        store
+            .put_session_with_idle(&session, session_value(), MINUTE * 10, MINUTE)
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE - Duration::from_secs(1)).await;
+        assert!(store.get_session(&session).await.expect("get").is_some());
+
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(store.get_session(&session).await.expect("get").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn use_extends_session_until_hard_limit() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(13);
+        store
+            .put_session_with_idle(&session, session_value(), MINUTE * 3, MINUTE)
+            .await
+            .expect("put");
+
+        for seed in 0..3u8 {
+            tokio::time::advance(Duration::from_secs(45)).await;
+            let ticket = ServiceTicket::from_random([100 + seed; 20]);
+            store
+                .put_service_ticket(&ticket, grant(session.clone()), MINUTE)
+                .await
+                .expect("put");
+            assert!(
+                store.get_session(&session).await.expect("get").is_some(),
+                "alive after use {seed}"
+            );
+        }
+
+        // The last use came 135 s after the login. Its idle deadline (195 s) lies past
+        // the hard limit (180 s), so the hard limit ends the session.
+        tokio::time::advance(Duration::from_secs(44)).await;
+        assert!(store.get_session(&session).await.expect("get").is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(store.get_session(&session).await.expect("get").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn end_session_returns_user_and_index() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(14);
+        let ticket = ServiceTicket::from_random([14; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&ticket, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+
+        let ended = store.end_session(&session).await.expect("end");
+        let again = store.end_session(&session).await.expect("end");
+
+        let ended = ended.expect("session existed");
+        assert_eq!(ended.user, "alice");
+        assert_eq!(ended.tickets.len(), 1);
+        assert_eq!(ended.tickets[0].ticket, ticket);
+        assert!(again.is_none());
+        assert!(store
+            .take_service_ticket(&ticket)
+            .await
+            .expect("take")
+            .is_none());
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_sessions_are_taken_once() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(15);
+        let ticket = ServiceTicket::from_random([15; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&ticket, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_session(&session_ticket(16), session_value(), MINUTE * 5)
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE * 2).await;
+        let first = store.take_expired_sessions().await.expect("take");
+        let second = store.take_expired_sessions().await.expect("take");
+
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].ticket, session);
+        assert_eq!(first[0].tickets[0].ticket, ticket);
+        assert!(second.is_empty());
+        assert_eq!(store.entries.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweep_keeps_expired_sessions_for_logout() {
+        let store = MemoryTicketStore::new();
+        store
+            .put_session(&session_ticket(17), session_value(), MINUTE)
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE * 2).await;
+        assert_eq!(store.remove_expired().await.expect("sweep"), 1);
+        let taken = store.take_expired_sessions().await.expect("take");
+
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].ticket, session_ticket(17));
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,8 +9,8 @@ use cas_core::ticket::{
 };
 
 use super::{
-    IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession,
-    StoreError, TicketStore,
+    EndedSession, IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant, ServiceGrant,
+    SsoSession, StoreError, TicketStore,
 };
 use crate::metrics::SharedMetrics;
 
@@ -57,6 +57,20 @@ impl TicketStore for MeteredTicketStore {
     ) -> Result<(), StoreError> {
         self.timed("put_session", self.inner.put_session(ticket, session, ttl))
             .await
+    }
+
+    async fn put_session_with_idle(
+        &self,
+        ticket: &TicketGrantingTicket,
+        session: SsoSession,
+        ttl: Duration,
+        idle: Duration,
+    ) -> Result<(), StoreError> {
+        self.timed(
+            "put_session",
+            self.inner.put_session_with_idle(ticket, session, ttl, idle),
+        )
+        .await
     }
 
     async fn get_session(
@@ -148,6 +162,19 @@ impl TicketStore for MeteredTicketStore {
         ticket: &TicketGrantingTicket,
     ) -> Result<Vec<IssuedTicket>, StoreError> {
         self.timed("session_tickets", self.inner.session_tickets(ticket))
+            .await
+    }
+
+    async fn end_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        self.timed("end_session", self.inner.end_session(ticket))
+            .await
+    }
+
+    async fn take_expired_sessions(&self) -> Result<Vec<EndedSession>, StoreError> {
+        self.timed("take_expired_sessions", self.inner.take_expired_sessions())
             .await
     }
 

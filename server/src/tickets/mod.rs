@@ -71,6 +71,15 @@ pub struct IssuedTicket {
     pub service: ServiceUrl,
 }
 
+/// An SSO session that has ended, with what single logout needs: the user and every
+/// service ticket the session issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedSession {
+    pub ticket: TicketGrantingTicket,
+    pub user: String,
+    pub tickets: Vec<IssuedTicket>,
+}
+
 /// Errors from a ticket store. Handlers turn every one into a 503 page or an
 /// INTERNAL_ERROR validation response.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +108,17 @@ pub trait TicketStore: Send + Sync {
         ttl: Duration,
     ) -> Result<(), StoreError>;
 
+    /// Stores a session that ends `idle` after its last use and at the latest `ttl`
+    /// from now. Each service ticket stored for the session by `put_service_ticket` is a
+    /// use. [`TicketStore::put_session`] stores a session without an idle timeout.
+    async fn put_session_with_idle(
+        &self,
+        ticket: &TicketGrantingTicket,
+        session: SsoSession,
+        ttl: Duration,
+        idle: Duration,
+    ) -> Result<(), StoreError>;
+
     async fn get_session(
         &self,
         ticket: &TicketGrantingTicket,
@@ -112,7 +132,9 @@ pub trait TicketStore: Send + Sync {
     ) -> Result<Option<SsoSession>, StoreError>;
 
     /// Stores a service ticket and adds it to the index of `grant.session`. When that
-    /// session has already ended, the ticket is still stored but not indexed.
+    /// session has already ended, the ticket is still stored but not indexed. Indexing
+    /// is a use of the session: its idle deadline moves to now plus its idle timeout,
+    /// never past its hard deadline.
     async fn put_service_ticket(
         &self,
         ticket: &ServiceTicket,
@@ -160,6 +182,33 @@ pub trait TicketStore: Send + Sync {
         &self,
         ticket: &TicketGrantingTicket,
     ) -> Result<Vec<IssuedTicket>, StoreError>;
+
+    /// Removes the session, its index and its service tickets like `remove_session`, and
+    /// returns the user with the index in the same step, for single logout. A session
+    /// that has expired but was not swept yet is returned too, because no sweep will see
+    /// it afterwards. `None` when nothing of the session is left.
+    ///
+    /// The default reads the index before removing the session, so a ticket issued
+    /// between the two steps is missed. The stores of this crate override it.
+    async fn end_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        let tickets = self.session_tickets(ticket).await?;
+        let session = self.remove_session(ticket).await?;
+        Ok(session.map(|session| EndedSession {
+            ticket: ticket.clone(),
+            user: session.user,
+            tickets,
+        }))
+    }
+
+    /// Removes sessions that have expired and returns each with its index, once, also
+    /// when several nodes share the store and sweep at the same time. Sessions that
+    /// issued no ticket may be left out.
+    async fn take_expired_sessions(&self) -> Result<Vec<EndedSession>, StoreError> {
+        Ok(Vec::new())
+    }
 
     /// Adds one to the counter `key` and returns the new count. The first increment
     /// starts a fixed window of `window`; the counter disappears when it ends.

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::redis_keys::RedisKeys;
 use super::{
-    IssuedTicket, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession, StoreError,
-    TicketStore,
+    EndedSession, IssuedTicket, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession,
+    StoreError, TicketStore,
 };
 
 /// Time a command gets before it fails, so a hung Redis turns into a 503 quickly.
@@ -26,14 +26,29 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time a connection attempt gets.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Adds a service ticket to its session's index only while the session lives, and gives
-/// the index the session's remaining lifetime. Both keys share the session's hash tag.
+/// Adds a service ticket to its session's index only while the session lives. The use
+/// moves the session's end to now (ARGV[3], Unix milliseconds) plus its idle timeout,
+/// never past its hard deadline and never earlier than before. The index keeps the
+/// session's user under [`INDEX_USER_FIELD`] and lives [`INDEX_GRACE`] (ARGV[5]) past
+/// the session, so that a sweep can still read it. Returns the session's remaining
+/// lifetime in milliseconds, or 0 when the session is gone. Both keys share the
+/// session's hash tag.
 const INDEX_SCRIPT: &str = r"
+local value = redis.call('GET', KEYS[1])
+if not value then return 0 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ttl)
-return 1
+local record = cjson.decode(value)
+if record.i and record.h then
+  local extended = math.floor(math.min(record.i, record.h - tonumber(ARGV[3])))
+  if extended > ttl then
+    ttl = extended
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2], '@user', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ttl + tonumber(ARGV[5]))
+return ttl
 ";
 
 /// Adds a proxy-granting ticket to its session's set only while the session lives, gives
@@ -47,6 +62,29 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return ttl
 ";
 
+/// Reads and deletes the index of a session that has ended. When the session still
+/// lives (a use moved its deadline), returns its remaining lifetime and an empty list
+/// instead, so that the sweep puts it back with its new deadline.
+const EXPIRED_SCRIPT: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then return {ttl, {}} end
+local entries = redis.call('HGETALL', KEYS[2])
+redis.call('DEL', KEYS[2])
+return {0, entries}
+";
+
+/// Index field that contains the session's user, for a logout request sent after the
+/// session's own key has expired. No service ticket has this name.
+const INDEX_USER_FIELD: &str = "@user";
+
+/// Time a session's index outlives the session, for sweeps to read it. It exceeds the
+/// longest accepted sweep interval (setting `session_sweep_interval_seconds`, at most
+/// 300 s) with room for a slow sweep.
+const INDEX_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// Most expired sessions one sweep takes; the rest wait for the next sweep.
+const SWEEP_BATCH: usize = 1000;
+
 /// A session as stored in Redis. Short field names keep every session small.
 #[derive(Serialize, Deserialize)]
 struct SessionRecord {
@@ -55,6 +93,12 @@ struct SessionRecord {
     /// Authentication time in milliseconds since the Unix epoch.
     #[serde(rename = "a")]
     authenticated_at: u64,
+    /// Hard deadline in milliseconds since the Unix epoch; read by [`INDEX_SCRIPT`].
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    hard_deadline: Option<u64>,
+    /// Idle timeout in milliseconds; read by [`INDEX_SCRIPT`].
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    idle: Option<u64>,
 }
 
 /// A service ticket's grant as stored in Redis.
@@ -108,6 +152,7 @@ pub struct RedisTicketStore {
     keys: RedisKeys,
     index_script: Script,
     proxy_granting_index_script: Script,
+    expired_script: Script,
 }
 
 impl RedisTicketStore {
@@ -134,6 +179,7 @@ impl RedisTicketStore {
             keys: RedisKeys::new(prefix),
             index_script: Script::new(INDEX_SCRIPT),
             proxy_granting_index_script: Script::new(PROXY_GRANTING_INDEX_SCRIPT),
+            expired_script: Script::new(EXPIRED_SCRIPT),
         })
     }
 
@@ -162,26 +208,90 @@ impl RedisTicketStore {
         reply.await.map_err(|_| timed_out())?.map_err(unavailable)
     }
 
+    /// Indexes the ticket and records the session's new deadline. Returns whether the
+    /// session was still alive.
     async fn index_ticket(
         &self,
         session: &TicketGrantingTicket,
         ticket: &ServiceTicket,
         service: &str,
+        user: &str,
     ) -> Result<bool, StoreError> {
+        let now = unix_millis(SystemTime::now());
         let mut connection = self.connection();
         let mut invocation = self.index_script.prepare_invoke();
         invocation
             .key(self.keys.session(session))
             .key(self.keys.session_index(session))
             .arg(ticket.as_str())
-            .arg(service);
+            .arg(service)
+            .arg(now)
+            .arg(user)
+            .arg(ttl_millis(INDEX_GRACE));
 
         let reply = tokio::time::timeout(
             COMMAND_TIMEOUT,
             invocation.invoke_async::<i64>(&mut connection),
         );
-        let added = reply.await.map_err(|_| timed_out())?.map_err(unavailable)?;
-        Ok(added == 1)
+        let ttl = reply.await.map_err(|_| timed_out())?.map_err(unavailable)?;
+        if ttl <= 0 {
+            return Ok(false);
+        }
+
+        self.record_deadline(session, now + ttl as u64).await?;
+        Ok(true)
+    }
+
+    async fn record_deadline(
+        &self,
+        session: &TicketGrantingTicket,
+        deadline: u64,
+    ) -> Result<(), StoreError> {
+        let command = redis::cmd("ZADD")
+            .arg(self.keys.session_deadlines())
+            .arg(deadline)
+            .arg(session.as_str())
+            .clone();
+        self.query(&command).await
+    }
+
+    async fn forget_deadline(&self, session: &str) -> Result<bool, StoreError> {
+        let command = redis::cmd("ZREM")
+            .arg(self.keys.session_deadlines())
+            .arg(session)
+            .clone();
+        let removed: i64 = self.query(&command).await?;
+        Ok(removed == 1)
+    }
+
+    /// Reads and deletes the index of a session whose deadline has passed, after this
+    /// node claimed it. Returns `None` when the session still lives.
+    async fn collect_expired(
+        &self,
+        session: &TicketGrantingTicket,
+        now: u64,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        let mut connection = self.connection();
+        let mut invocation = self.expired_script.prepare_invoke();
+        invocation
+            .key(self.keys.session(session))
+            .key(self.keys.session_index(session));
+        let reply = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            invocation.invoke_async::<(i64, Vec<String>)>(&mut connection),
+        );
+        let (ttl, flat) = reply.await.map_err(|_| timed_out())?.map_err(unavailable)?;
+
+        if ttl > 0 {
+            self.record_deadline(session, now + ttl as u64).await?;
+            return Ok(None);
+        }
+        let entries: Vec<(String, String)> = flat
+            .chunks_exact(2)
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect();
+        self.delete_tickets(&ticket_fields(&entries)).await?;
+        Ok(Some(ended_session(session, None, &entries)))
     }
 
     /// Adds a proxy-granting ticket to its session's set and returns the session's
@@ -209,6 +319,22 @@ impl RedisTicketStore {
 
     /// Deletes the keys of a session's tickets, one DEL each because they live in
     /// different cluster slots.
+    async fn delete_tickets(&self, tickets: &[String]) -> Result<(), StoreError> {
+        let keys: Vec<String> = tickets
+            .iter()
+            .map(|ticket| self.keys.service_ticket_text(ticket))
+            .collect();
+        self.delete_keys(&keys).await
+    }
+
+    async fn delete_proxy_granting(&self, tickets: &[String]) -> Result<(), StoreError> {
+        let keys: Vec<String> = tickets
+            .iter()
+            .map(|ticket| self.keys.proxy_granting_ticket_text(ticket))
+            .collect();
+        self.delete_keys(&keys).await
+    }
+
     async fn delete_keys(&self, keys: &[String]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
@@ -244,12 +370,29 @@ impl TicketStore for RedisTicketStore {
         session: SsoSession,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        self.put_session_with_idle(ticket, session, ttl, ttl).await
+    }
+
+    async fn put_session_with_idle(
+        &self,
+        ticket: &TicketGrantingTicket,
+        session: SsoSession,
+        ttl: Duration,
+        idle: Duration,
+    ) -> Result<(), StoreError> {
+        let now = unix_millis(SystemTime::now());
         let record = SessionRecord {
             user: session.user,
             authenticated_at: unix_millis(session.authenticated_at),
+            hard_deadline: Some(now.saturating_add(ttl_millis(ttl))),
+            idle: Some(ttl_millis(idle)),
         };
         let value = encode(&record)?;
-        self.query(&set_with_ttl(&self.keys.session(ticket), &value, ttl))
+        let first_ttl = ttl.min(idle);
+
+        self.query::<()>(&set_with_ttl(&self.keys.session(ticket), &value, first_ttl))
+            .await?;
+        self.record_deadline(ticket, now.saturating_add(ttl_millis(first_ttl)))
             .await
     }
 
@@ -284,19 +427,13 @@ impl TicketStore for RedisTicketStore {
             .ignore()
             .del(&proxying_key)
             .ignore();
-        let (value, tickets, proxying): (Option<String>, Vec<String>, Vec<String>) =
+        let (value, mut tickets, proxying): (Option<String>, Vec<String>, Vec<String>) =
             self.query_pipeline(&pipeline).await?;
+        tickets.retain(|field| field != INDEX_USER_FIELD);
 
-        let mut keys: Vec<String> = tickets
-            .iter()
-            .map(|ticket| self.keys.service_ticket_text(ticket))
-            .collect();
-        keys.extend(
-            proxying
-                .iter()
-                .map(|ticket| self.keys.proxy_granting_ticket_text(ticket)),
-        );
-        self.delete_keys(&keys).await?;
+        self.delete_tickets(&tickets).await?;
+        self.delete_proxy_granting(&proxying).await?;
+        self.forget_deadline(ticket.as_str()).await?;
         value.map(|text| decode_session(&text)).transpose()
     }
 
@@ -319,7 +456,8 @@ impl TicketStore for RedisTicketStore {
         // Two slots, so two commands. Both go out at once on the multiplexed connections.
         let command = set_with_ttl(&key, &value, ttl);
         let stored = self.query::<()>(&command);
-        let indexed = self.index_ticket(&grant.session, ticket, grant.service.as_str());
+        let indexed =
+            self.index_ticket(&grant.session, ticket, grant.service.as_str(), &record.user);
         let (stored, indexed) = tokio::join!(stored, indexed);
         stored?;
         indexed?;
@@ -407,8 +545,74 @@ impl TicketStore for RedisTicketStore {
             .await?;
         Ok(entries
             .iter()
+            .filter(|(field, _)| field != INDEX_USER_FIELD)
             .filter_map(|(ticket, service)| issued_ticket(ticket, service))
             .collect())
+    }
+
+    async fn end_session(
+        &self,
+        ticket: &TicketGrantingTicket,
+    ) -> Result<Option<EndedSession>, StoreError> {
+        // The session and its indexes share a slot, so MULTI can read and delete them all.
+        let session_key = self.keys.session(ticket);
+        let index_key = self.keys.session_index(ticket);
+        let proxying_key = self.keys.session_proxy_granting(ticket);
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .cmd("GETDEL")
+            .arg(&session_key)
+            .cmd("HGETALL")
+            .arg(&index_key)
+            .cmd("SMEMBERS")
+            .arg(&proxying_key)
+            .del(&index_key)
+            .ignore()
+            .del(&proxying_key)
+            .ignore();
+        let (value, entries, proxying): (Option<String>, Vec<(String, String)>, Vec<String>) =
+            self.query_pipeline(&pipeline).await?;
+
+        self.delete_tickets(&ticket_fields(&entries)).await?;
+        self.delete_proxy_granting(&proxying).await?;
+        self.forget_deadline(ticket.as_str()).await?;
+        if value.is_none() && entries.is_empty() {
+            return Ok(None);
+        }
+        let session = value.map(|text| decode_session(&text)).transpose()?;
+        Ok(Some(ended_session(ticket, session, &entries)))
+    }
+
+    async fn take_expired_sessions(&self) -> Result<Vec<EndedSession>, StoreError> {
+        let now = unix_millis(SystemTime::now());
+        let command = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.session_deadlines())
+            .arg("-inf")
+            .arg(now)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(SWEEP_BATCH)
+            .clone();
+        let due: Vec<String> = self.query(&command).await?;
+
+        let mut ended = Vec::new();
+        for member in due {
+            // ZREM succeeds on one node only, so each session is sent once.
+            if !self.forget_deadline(&member).await? {
+                continue;
+            }
+            let Ok(session) = TicketGrantingTicket::parse(&member) else {
+                continue;
+            };
+            // A session that issued no ticket has no index, so no user and nothing to send.
+            if let Some(session) = self.collect_expired(&session, now).await? {
+                if !session.tickets.is_empty() {
+                    ended.push(session);
+                }
+            }
+        }
+        Ok(ended)
     }
 
     async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
@@ -525,6 +729,37 @@ fn issued_ticket(ticket: &str, service: &str) -> Option<IssuedTicket> {
         ticket: ServiceTicket::parse(ticket).ok()?,
         service: ServiceUrl::parse(service).ok()?,
     })
+}
+
+/// Returns the service ticket fields of an index, without the user field.
+fn ticket_fields(entries: &[(String, String)]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|(field, _)| field != INDEX_USER_FIELD)
+        .map(|(field, _)| field.clone())
+        .collect()
+}
+
+/// Builds an ended session from its index. The user comes from the session record when
+/// it was still there, otherwise from the index.
+fn ended_session(
+    ticket: &TicketGrantingTicket,
+    session: Option<SsoSession>,
+    entries: &[(String, String)],
+) -> EndedSession {
+    let indexed_user = entries
+        .iter()
+        .find(|(field, _)| field == INDEX_USER_FIELD)
+        .map(|(_, user)| user.clone());
+    EndedSession {
+        ticket: ticket.clone(),
+        user: session.map(|s| s.user).or(indexed_user).unwrap_or_default(),
+        tickets: entries
+            .iter()
+            .filter(|(field, _)| field != INDEX_USER_FIELD)
+            .filter_map(|(ticket, service)| issued_ticket(ticket, service))
+            .collect(),
+    }
 }
 
 fn corrupt(error: impl std::fmt::Display) -> StoreError {

@@ -70,6 +70,13 @@ impl RedisKeys {
         format!("{}st:{{{ticket}}}", self.prefix)
     }
 
+    /// Returns the key of the sorted set of session deadlines: member a session's ticket,
+    /// score the Unix time in milliseconds at which it ends unless it is used. Sweeps read it to find
+    /// expired sessions. It is one key in one slot, touched by one command at a time.
+    pub fn session_deadlines(&self) -> String {
+        format!("{}session-deadlines", self.prefix)
+    }
+
     /// The key of a throttling counter. A brace inside `name` only moves the counter to
     /// another slot, which is harmless because every counter command uses one key.
     pub fn counter(&self, name: &str) -> String {

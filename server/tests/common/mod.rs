@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod logout_receiver;
 pub mod redis_server;
+pub mod xml_tree;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -353,4 +355,14 @@ pub fn ticket_from_location(headers: &HeaderMap) -> String {
     let location = location(headers).expect("Location");
     let ticket = location.split("ticket=").nth(1).expect("ticket parameter");
     ticket.split(['&', '#']).next().expect("value").to_owned()
+}
+
+/// Replaces the configured services with the test services plus `extra`.
+pub fn add_services(config: &mut Config, extra: Vec<ServiceDefinition>) {
+    let mut services = test_services();
+    services.extend(extra);
+    *config = config
+        .clone()
+        .with_services(services)
+        .expect("valid services");
 }
