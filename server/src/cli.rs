@@ -87,6 +87,16 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_USERNAME_QUERY", value_name = "SQL")]
     pub username_query: Option<String>,
 
+    /// SQL returning one row of user attributes, each column an attribute named after
+    /// it; `?` is the stored user name; empty turns it off [default: empty].
+    #[arg(long, env = "CAS_ATTRIBUTE_QUERY", value_name = "SQL")]
+    pub attribute_query: Option<String>,
+
+    /// SQL returning rows of attribute name and value, for multi-valued attributes; `?`
+    /// is the stored user name; empty turns it off [default: empty].
+    #[arg(long, env = "CAS_ATTRIBUTE_PAIRS_QUERY", value_name = "SQL")]
+    pub attribute_pairs_query: Option<String>,
+
     /// Encoding of stored passwords: argon2id (PHC string) or plain [default: argon2id].
     #[arg(long, env = "CAS_PASSWORD_ENCODING", value_name = "ENCODING")]
     pub password_encoding: Option<String>,
@@ -158,6 +168,8 @@ impl RunArgs {
             sqlite_path: self.sqlite_path.clone(),
             password_query: self.password_query.clone(),
             username_query: self.username_query.clone(),
+            attribute_query: self.attribute_query.clone(),
+            attribute_pairs_query: self.attribute_pairs_query.clone(),
             password_encoding: self.password_encoding.clone(),
             service_ticket_ttl_seconds: self.service_ticket_ttl_seconds,
             sso_session_ttl_seconds: self.sso_session_ttl_seconds,

@@ -9,6 +9,7 @@ pub mod http;
 pub mod i18n;
 pub mod metrics;
 pub mod outbound;
+pub mod release;
 pub mod server;
 pub mod sso;
 pub mod tickets;

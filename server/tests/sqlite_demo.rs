@@ -67,6 +67,8 @@ fn help_describes_every_option() {
         "--sqlite-path",
         "--password-query",
         "--username-query",
+        "--attribute-query",
+        "--attribute-pairs-query",
         "--password-encoding",
         "--service-ticket-ttl-seconds",
         "--sso-session-ttl-seconds",

@@ -11,9 +11,9 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::pages;
-use super::response::Body;
+use super::response::{self, Body};
 use super::validate::Protocol;
-use super::{health, login, logout, validate};
+use super::{delivery, health, login, logout, validate};
 use crate::app::App;
 use crate::i18n::{choose_language, Language};
 
@@ -64,9 +64,16 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         ("serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V2).await,
         ("p3/serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V3).await,
         ("logout", true) => logout::get(app, &parts, language).await,
-        ("serviceValidate" | "p3/serviceValidate" | "logout" | "health" | "ready", false) => {
-            method_not_allowed(language, "GET, HEAD")
-        }
+        (delivery::AUTO_SUBMIT_SCRIPT_PATH, true) => response::script(delivery::AUTO_SUBMIT_SCRIPT),
+        (
+            "serviceValidate"
+            | "p3/serviceValidate"
+            | "logout"
+            | "health"
+            | "ready"
+            | delivery::AUTO_SUBMIT_SCRIPT_PATH,
+            false,
+        ) => method_not_allowed(language, "GET, HEAD"),
         _ => not_found(language),
     }
 }

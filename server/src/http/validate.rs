@@ -1,12 +1,8 @@
 //! `GET /serviceValidate` (CAS 2.0) and `GET /p3/serviceValidate` (CAS 3.0 with
 //! attributes): consume a service ticket and return the CAS XML response.
 
-use std::time::SystemTime;
-
 use http::request::Parts;
 use http::Response;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use cas_core::validation::{Attributes, AuthenticationSuccess, ErrorCode, ValidationResponse};
 use cas_core::xml_write::write_validation_response;
@@ -14,6 +10,7 @@ use cas_core::xml_write::write_validation_response;
 use super::params::Params;
 use super::response::{self, Body};
 use crate::app::App;
+use crate::release::released_attributes;
 use crate::sso;
 use crate::tickets::ServiceGrant;
 
@@ -22,7 +19,7 @@ use crate::tickets::ServiceGrant;
 pub enum Protocol {
     /// `/serviceValidate`: the user only.
     V2,
-    /// `/p3/serviceValidate`: the user and the authentication attributes.
+    /// `/p3/serviceValidate`: the user and the attributes released to the service.
     V3,
 }
 
@@ -49,7 +46,7 @@ async fn validate(app: &App, parts: &Parts, protocol: Protocol) -> ValidationRes
     };
 
     match sso::validate_service_ticket(app.store(), &ticket, &service, renew).await {
-        Ok(grant) => ValidationResponse::Success(success(grant, protocol)),
+        Ok(grant) => ValidationResponse::Success(success(app, grant, protocol)),
         Err(error) => ValidationResponse::failure(error.code, error.message),
     }
 }
@@ -62,50 +59,14 @@ fn required_params(parts: &Parts) -> Option<(String, String, bool)> {
     Some((ticket.to_owned(), service.to_owned(), renew))
 }
 
-fn success(grant: ServiceGrant, protocol: Protocol) -> AuthenticationSuccess {
+fn success(app: &App, grant: ServiceGrant, protocol: Protocol) -> AuthenticationSuccess {
     let attributes = match protocol {
         Protocol::V2 => Attributes::new(),
-        Protocol::V3 => authentication_attributes(&grant),
+        Protocol::V3 => released_attributes(&grant, &app.config.registry),
     };
     AuthenticationSuccess {
         user: grant.user,
         attributes,
         ..Default::default()
-    }
-}
-
-/// Returns the attributes CAS 3.0 servers commonly release about the authentication itself.
-fn authentication_attributes(grant: &ServiceGrant) -> Attributes {
-    let mut attributes = Attributes::new();
-    attributes.insert(
-        "authenticationDate".into(),
-        vec![rfc3339(grant.authenticated_at)],
-    );
-    attributes.insert(
-        "isFromNewLogin".into(),
-        vec![grant.from_new_login.to_string()],
-    );
-    attributes.insert(
-        "longTermAuthenticationRequestTokenUsed".into(),
-        vec!["false".into()],
-    );
-    attributes
-}
-
-fn rfc3339(time: SystemTime) -> String {
-    OffsetDateTime::from(time)
-        .format(&Rfc3339)
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-
-        assert_eq!(rfc3339(time), "2023-11-14T22:13:20Z");
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use cas_core::service::ServiceUrl;
 use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket, TICKET_RANDOM_BYTES};
+use cas_core::validation::Attributes;
 use tokio::time::Instant;
 
 use super::{IssuedTicket, LiveEntries, ServiceGrant, SsoSession, StoreError, TicketStore};
@@ -31,8 +32,13 @@ type TicketId = [u8; TICKET_RANDOM_BYTES];
 /// Milliseconds on the store's clock, counted from its creation.
 type Millis = u64;
 
+/// User attributes shared by a session and its service tickets; `None` when empty, so
+/// that users without attributes cost no allocation.
+type SharedAttributes = Option<Arc<Attributes>>;
+
 struct StoredSession {
     user: Arc<str>,
+    attributes: SharedAttributes,
     authenticated_at: Millis,
     expires_at: Millis,
     /// Service tickets issued by the session with their services, for single logout.
@@ -42,6 +48,7 @@ struct StoredSession {
 struct StoredGrant {
     service: Arc<str>,
     user: Arc<str>,
+    attributes: SharedAttributes,
     session: TicketId,
     /// Milliseconds since the Unix epoch.
     authenticated_at: Millis,
@@ -155,14 +162,14 @@ impl MemoryTicketStore {
         }
     }
 
-    /// Adds a ticket to its session's index and returns the session's user with the
-    /// service text to store, or `None` when the session is gone.
+    /// Adds a ticket to its session's index and returns the session's user and attributes
+    /// with the service text to store, or `None` when the session is gone.
     fn index_ticket(
         &self,
         session: &TicketId,
         id: TicketId,
         service: &str,
-    ) -> Option<(Arc<str>, Arc<str>)> {
+    ) -> Option<(Arc<str>, SharedAttributes, Arc<str>)> {
         let now = self.now();
         let mut shard = self.shard(session);
         let stored = shard
@@ -177,7 +184,7 @@ impl MemoryTicketStore {
             stored.index.reserve_exact(1);
         }
         stored.index.push((id, Arc::clone(&service)));
-        Some((Arc::clone(&stored.user), service))
+        Some((Arc::clone(&stored.user), stored.attributes.clone(), service))
     }
 
     fn sweep_shard(&self, index: usize, now: Millis) -> (usize, Vec<StoredSession>) {
@@ -260,6 +267,7 @@ impl TicketStore for MemoryTicketStore {
 
         let stored = StoredSession {
             user: session.user.into(),
+            attributes: shared_attributes(session.attributes),
             authenticated_at: unix_millis(session.authenticated_at),
             expires_at: self.expiry(ttl),
             index: Vec::new(),
@@ -286,6 +294,7 @@ impl TicketStore for MemoryTicketStore {
         Ok(session.map(|s| SsoSession {
             user: s.user.to_string(),
             authenticated_at: from_unix_millis(s.authenticated_at),
+            attributes: owned_attributes(&s.attributes),
         }))
     }
 
@@ -307,6 +316,7 @@ impl TicketStore for MemoryTicketStore {
         Ok(live.then(|| SsoSession {
             user: stored.user.to_string(),
             authenticated_at: from_unix_millis(stored.authenticated_at),
+            attributes: owned_attributes(&stored.attributes),
         }))
     }
 
@@ -323,14 +333,20 @@ impl TicketStore for MemoryTicketStore {
 
         let session = ticket_id(grant.session.as_str(), TicketGrantingTicket::PREFIX);
         let indexed = session.and_then(|s| self.index_ticket(&s, id, grant.service.as_str()));
-        let (user, service) = match indexed.clone() {
+        let is_indexed = indexed.is_some();
+        let (user, attributes, service) = match indexed {
             Some(shared) => shared,
-            None => (grant.user.into(), grant.service.as_str().into()),
+            None => (
+                grant.user.into(),
+                shared_attributes(grant.attributes),
+                grant.service.as_str().into(),
+            ),
         };
         let stored = StoredGrant {
             service,
-            indexed: indexed.is_some(),
+            indexed: is_indexed,
             user,
+            attributes,
             session: session.unwrap_or_default(),
             authenticated_at: unix_millis(grant.authenticated_at),
             expires_at: self.expiry(ttl),
@@ -474,7 +490,16 @@ fn grant_from(stored: StoredGrant) -> Option<ServiceGrant> {
         session: TicketGrantingTicket::from_random(stored.session),
         authenticated_at: from_unix_millis(stored.authenticated_at),
         from_new_login: stored.from_new_login,
+        attributes: owned_attributes(&stored.attributes),
     })
+}
+
+fn shared_attributes(attributes: Attributes) -> SharedAttributes {
+    (!attributes.is_empty()).then(|| Arc::new(attributes))
+}
+
+fn owned_attributes(shared: &SharedAttributes) -> Attributes {
+    shared.as_deref().cloned().unwrap_or_default()
 }
 
 fn issued_ticket((id, service): &(TicketId, Arc<str>)) -> Option<IssuedTicket> {
@@ -510,6 +535,7 @@ mod tests {
         SsoSession {
             user: "alice".into(),
             authenticated_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            attributes: Attributes::new(),
         }
     }
 
@@ -520,6 +546,7 @@ mod tests {
             session,
             authenticated_at: UNIX_EPOCH,
             from_new_login: true,
+            attributes: Attributes::new(),
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use cas_core::service::ServiceUrl;
 use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket, TICKET_RANDOM_BYTES};
+use cas_core::validation::Attributes;
 
 /// An SSO session, named by its ticket-granting ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub struct SsoSession {
     pub user: String,
     /// When the user typed their password.
     pub authenticated_at: SystemTime,
+    /// The user's attributes, read once at the password login.
+    pub attributes: Attributes,
 }
 
 /// The identity a service ticket grants when it is validated.
@@ -32,6 +35,8 @@ pub struct ServiceGrant {
     pub authenticated_at: SystemTime,
     /// Whether the ticket came from a password login, not from an existing session.
     pub from_new_login: bool,
+    /// The session's user attributes, before any release policy is applied.
+    pub attributes: Attributes,
 }
 
 /// One entry of a session's index: a service ticket the session issued and its service.

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use cas_core::service::ServiceUrl;
 use cas_core::ticket::{LoginTicket, ServiceTicket, TicketGrantingTicket};
+use cas_core::validation::Attributes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Pipeline, Script};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,9 @@ struct SessionRecord {
     /// Authentication time in milliseconds since the Unix epoch.
     #[serde(rename = "a")]
     authenticated_at: u64,
+    /// User attributes; absent when empty, and in records of servers without attributes.
+    #[serde(rename = "x", default, skip_serializing_if = "Attributes::is_empty")]
+    attributes: Attributes,
 }
 
 /// A service ticket's grant as stored in Redis.
@@ -54,6 +58,8 @@ struct GrantRecord {
     authenticated_at: u64,
     #[serde(rename = "n")]
     from_new_login: bool,
+    #[serde(rename = "x", default, skip_serializing_if = "Attributes::is_empty")]
+    attributes: Attributes,
 }
 
 /// Tickets in Redis, reached through a few multiplexed connections that reconnect on
@@ -178,6 +184,7 @@ impl TicketStore for RedisTicketStore {
         let record = SessionRecord {
             user: session.user,
             authenticated_at: unix_millis(session.authenticated_at),
+            attributes: session.attributes,
         };
         let value = encode(&record)?;
         self.query(&set_with_ttl(&self.keys.session(ticket), &value, ttl))
@@ -229,6 +236,7 @@ impl TicketStore for RedisTicketStore {
             session: grant.session.as_str().to_owned(),
             authenticated_at: unix_millis(grant.authenticated_at),
             from_new_login: grant.from_new_login,
+            attributes: grant.attributes,
         };
         let value = encode(&record)?;
         let key = self.keys.service_ticket(ticket);
@@ -340,6 +348,7 @@ fn decode_session(text: &str) -> Result<SsoSession, StoreError> {
     Ok(SsoSession {
         user: record.user,
         authenticated_at: from_unix_millis(record.authenticated_at),
+        attributes: record.attributes,
     })
 }
 
@@ -351,6 +360,7 @@ fn decode_grant(text: &str) -> Result<ServiceGrant, StoreError> {
         session: TicketGrantingTicket::parse(&record.session).map_err(corrupt)?,
         authenticated_at: from_unix_millis(record.authenticated_at),
         from_new_login: record.from_new_login,
+        attributes: record.attributes,
     })
 }
 
