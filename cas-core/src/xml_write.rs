@@ -118,9 +118,9 @@ pub(crate) fn is_xml_char(c: char) -> bool {
 }
 
 /// Encodes `name` as an XML element name without a colon, as .NET's
-/// `XmlConvert.EncodeName` does: each invalid character becomes `_xHHHH_` (`_xHHHHHHHH_`
-/// beyond U+FFFF), and an underscore that would start such a sequence becomes `_x005F_`,
-/// so every encoded name decodes back to its original.
+/// `XmlConvert.EncodeName` does. Each invalid character becomes `_xHHHH_` (`_xHHHHHHHH_`
+/// beyond U+FFFF). An underscore that would start such a sequence becomes `_x005F_`, so
+/// every encoded name decodes back to its original.
 pub fn encode_xml_name(name: &str) -> String {
     let mut encoded = String::with_capacity(name.len());
     for (index, c) in name.char_indices() {

@@ -87,13 +87,13 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_USERNAME_QUERY", value_name = "SQL")]
     pub username_query: Option<String>,
 
-    /// SQL returning one row of user attributes, each column an attribute named after
-    /// it; `?` is the stored user name; empty turns it off [default: empty].
+    /// SQL returning user attributes as columns, each named after its column. The `?` is
+    /// the stored user name, and empty turns it off [default: empty].
     #[arg(long, env = "CAS_ATTRIBUTE_QUERY", value_name = "SQL")]
     pub attribute_query: Option<String>,
 
-    /// SQL returning rows of attribute name and value, for multi-valued attributes; `?`
-    /// is the stored user name; empty turns it off [default: empty].
+    /// SQL returning rows of attribute name and value, for multi-valued attributes. The
+    /// `?` is the stored user name, and empty turns it off [default: empty].
     #[arg(long, env = "CAS_ATTRIBUTE_PAIRS_QUERY", value_name = "SQL")]
     pub attribute_pairs_query: Option<String>,
 

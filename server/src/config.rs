@@ -187,7 +187,7 @@ pub struct Config {
     pub sqlite_path: PathBuf,
     pub password_query: String,
     pub username_query: String,
-    /// SQL returning one row whose columns are user attributes, named by column.
+    /// SQL whose result columns are user attributes, each named after its column.
     pub attribute_query: Option<String>,
     /// SQL returning rows of attribute name and value, for multi-valued attributes.
     pub attribute_pairs_query: Option<String>,
@@ -413,7 +413,7 @@ fn parse_query(key: &'static str, text: String) -> Result<String, ConfigError> {
     Ok(text)
 }
 
-/// Checks an optional query; unset or empty turns the query off.
+/// Checks an optional query. Unset or empty turns the query off.
 fn parse_optional_query(
     key: &'static str,
     text: Option<String>,

@@ -1,4 +1,4 @@
-//! Attribute release: the attributes a validated ticket tells its service about. Every
+//! Attribute release: the attributes sent to the service of a validated ticket. Every
 //! response format that carries attributes (CAS 3.0 XML, SAML) builds them here.
 
 use std::time::SystemTime;

@@ -69,8 +69,8 @@ pub async fn issue_confirmation_token(
     Ok(token)
 }
 
-/// Consumes a confirmation token issued for `session`; false when it is malformed,
-/// unknown, used, expired or issued for another session.
+/// Consumes a confirmation token issued for `session`. Returns false when it is
+/// malformed, unknown, used, expired or issued for another session.
 pub async fn consume_confirmation_token(
     store: &dyn TicketStore,
     raw: Option<&str>,

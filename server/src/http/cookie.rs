@@ -1,5 +1,5 @@
 //! The ticket-granting cookie (TGC): reading it from requests and setting or expiring
-//! it. Also the warn cookie, which asks for a confirmation before single sign-on.
+//! it. Also the warn cookie, which requests a confirmation before single sign-on.
 
 use http::header::{HeaderMap, HeaderValue, COOKIE};
 

@@ -1,5 +1,5 @@
-//! How `/login` hands a new service ticket to its service: a redirect by default, or,
-//! with the CAS 3.0 parameter `method=POST`, a page whose form posts the ticket.
+//! Delivery of a new service ticket from `/login` to its service: a redirect by default,
+//! or, with the CAS 3.0 parameter `method=POST`, a page whose form posts the ticket.
 
 use http::{Response, StatusCode};
 
@@ -18,7 +18,7 @@ pub const AUTO_SUBMIT_SCRIPT_PATH: &str = "static/auto-submit.js";
 /// The script that submits the `method=POST` form.
 pub const AUTO_SUBMIT_SCRIPT: &str = include_str!("../../static/auto-submit.js");
 
-/// The response method a service asked for with the `method` parameter.
+/// The response method a service requested with the `method` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseMethod {
     /// A redirect to the service URL with `ticket` added (`GET`, the default).

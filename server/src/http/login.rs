@@ -132,7 +132,7 @@ async fn single_sign_on(
     ))
 }
 
-/// What a login request asks for besides the credentials.
+/// The options of a login request besides the credentials.
 struct LoginOptions {
     service: Option<ServiceUrl>,
     method: ResponseMethod,

@@ -37,7 +37,7 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
     response
 }
 
-/// Builds the response of a static script file. It holds no secret, so browsers may
+/// Builds the response of a static script file. It contains no secret, so browsers may
 /// keep it for an hour.
 pub fn script(source: &'static str) -> Response<Body> {
     let mut response = with_common_headers(StatusCode::OK, Bytes::from_static(source.as_bytes()));

@@ -40,7 +40,8 @@ struct SessionRecord {
     /// Authentication time in milliseconds since the Unix epoch.
     #[serde(rename = "a")]
     authenticated_at: u64,
-    /// User attributes; absent when empty, and in records of servers without attributes.
+    /// User attributes. The field is absent when empty and in records written by servers
+    /// without attributes.
     #[serde(rename = "x", default, skip_serializing_if = "Attributes::is_empty")]
     attributes: Attributes,
 }
