@@ -192,11 +192,13 @@ impl RunArgs {
             Some(path) => ConfigLayer::from_toml_file(path)?,
             None => ConfigLayer::default(),
         };
-        Config::from_layer(
+        let mut config = Config::from_layer(
             ConfigLayer::defaults()
                 .overridden_by(file)
                 .overridden_by(self.layer()),
-        )
+        )?;
+        config.config_file = self.config.clone();
+        Ok(config)
     }
 }
 

@@ -204,6 +204,8 @@ pub struct Config {
     pub outbound_timeout: Duration,
     pub services: Vec<ServiceDefinition>,
     pub registry: ServiceRegistry,
+    /// The TOML file the settings came from. On SIGHUP the server reads its services again.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Where tickets live.
@@ -270,6 +272,7 @@ impl fmt::Debug for Config {
             .field("outbound_ca_file", &self.outbound_ca_file)
             .field("outbound_timeout", &self.outbound_timeout)
             .field("services", &self.services.len())
+            .field("config_file", &self.config_file)
             .finish_non_exhaustive()
     }
 }
@@ -341,6 +344,7 @@ impl Config {
             )?,
             services,
             registry,
+            config_file: None,
         })
     }
 

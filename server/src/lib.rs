@@ -10,6 +10,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod outbound;
 pub mod release;
+pub mod reload;
 pub mod server;
 pub mod sso;
 pub mod tickets;
@@ -17,7 +18,7 @@ pub mod tls;
 pub mod users;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -69,13 +70,23 @@ pub async fn serve(
     log_start(&listener, &config);
 
     let app = Arc::new(App {
+        registry: RwLock::new(Arc::new(config.registry.clone())),
         config,
         users,
         tickets: Arc::new(MeteredTicketStore::new(store, Arc::clone(&metrics))),
         metrics,
         outbound,
     });
+    let reloader = app
+        .config
+        .config_file
+        .clone()
+        .and_then(|path| reload::spawn_reload_on_hangup(Arc::clone(&app), path));
     server::run(listener, Arc::clone(&app), TlsAcceptor::from(tls), shutdown).await;
+
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
 
     app.users.close().await;
     tracing::info!("server stopped");

@@ -31,9 +31,8 @@ pub async fn page(
 ) -> Result<Response<Body>, StoreError> {
     let token = sso::issue_confirmation_token(app.store(), session).await?;
     let action = app.endpoint("login");
-    let service_name = app
-        .config
-        .registry
+    let registry = app.registry();
+    let service_name = registry
         .find(service)
         .map_or(service.without_fragment(), |registered| {
             registered.name.as_str()

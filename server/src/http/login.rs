@@ -393,7 +393,7 @@ fn service_param(app: &App, params: &Params) -> Result<Option<ServiceUrl>, Rejec
         return Ok(None);
     };
 
-    match sso::check_service(&app.config.registry, raw) {
+    match sso::check_service(&app.registry(), raw) {
         Ok(service) => Ok(Some(service)),
         Err(ServiceRejection::Invalid) => {
             tracing::info!("login request with an invalid service URL");
@@ -430,8 +430,9 @@ async fn form(
     let login_ticket = sso::issue_login_ticket(app.store()).await?;
     let action = app.endpoint("login");
     let service = options.service.as_ref();
+    let registry = app.registry();
     let service_name = service
-        .and_then(|s| app.config.registry.find(s))
+        .and_then(|s| registry.find(s))
         .map(|s| s.name.as_str());
 
     let form = LoginForm {

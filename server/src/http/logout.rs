@@ -60,7 +60,7 @@ async fn end_session(app: &App, value: &str) {
 fn registered_service(app: &App, parts: &Parts) -> Option<String> {
     let params = Params::from_query(parts.uri.query()).ok()?;
     let raw = params.non_empty("service").ok()??;
-    sso::check_service(&app.config.registry, raw)
+    sso::check_service(&app.registry(), raw)
         .ok()
         .map(|service| service.as_str().to_owned())
 }

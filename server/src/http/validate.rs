@@ -62,7 +62,7 @@ fn required_params(parts: &Parts) -> Option<(String, String, bool)> {
 fn success(app: &App, grant: ServiceGrant, protocol: Protocol) -> AuthenticationSuccess {
     let attributes = match protocol {
         Protocol::V2 => Attributes::new(),
-        Protocol::V3 => released_attributes(&grant, &app.config.registry),
+        Protocol::V3 => released_attributes(&grant, &app.registry()),
     };
     AuthenticationSuccess {
         user: grant.user,
