@@ -180,7 +180,8 @@ async fn continue_single_sign_on(
 }
 
 /// Handles `POST /login`: consumes the login ticket, checks the credentials, starts a
-/// session and redirects to the service with a new ticket.
+/// session and sends a new ticket to the service. A form with `confirm` is the continue
+/// button of the confirmation page instead.
 pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) -> Response<Body> {
     match try_post(app, parts, body, language).await {
         Ok(response) => response,

@@ -637,6 +637,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn attributes_round_trip() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(11);
+        let mut attributes = Attributes::new();
+        attributes.insert("memberOf".into(), vec!["staff".into(), "组".into()]);
+        let mut value = session_value();
+        value.attributes = attributes.clone();
+        store
+            .put_session(&session, value, MINUTE)
+            .await
+            .expect("put");
+        let indexed = ServiceTicket::from_random([11; 20]);
+        let loose = ServiceTicket::from_random([12; 20]);
+        let mut loose_grant = grant(session_ticket(99));
+        loose_grant.attributes = attributes.clone();
+        store
+            .put_service_ticket(&indexed, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&loose, loose_grant, MINUTE)
+            .await
+            .expect("put");
+
+        let stored = store.get_session(&session).await.expect("get");
+        let from_session = store.take_service_ticket(&indexed).await.expect("take");
+        let own = store.take_service_ticket(&loose).await.expect("take");
+
+        assert_eq!(stored.map(|s| s.attributes), Some(attributes.clone()));
+        assert_eq!(from_session.map(|g| g.attributes), Some(attributes.clone()));
+        assert_eq!(own.map(|g| g.attributes), Some(attributes));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn session_index_outlives_validation() {
         let store = MemoryTicketStore::new();
         let session = session_ticket(10);
