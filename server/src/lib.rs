@@ -67,7 +67,6 @@ pub async fn serve(
     let users = UserDirectory::connect(&config).await?;
     let metrics = Arc::new(Metrics::new());
     let store = open_ticket_store(&config.ticket_store).await?;
-    log_start(&listener, &config);
 
     let app = Arc::new(App {
         registry: RwLock::new(Arc::new(config.registry.clone())),
@@ -82,6 +81,7 @@ pub async fn serve(
         .config_file
         .clone()
         .and_then(|path| reload::spawn_reload_on_hangup(Arc::clone(&app), path));
+    log_start(&listener, &app.config);
     server::run(listener, Arc::clone(&app), TlsAcceptor::from(tls), shutdown).await;
 
     if let Some(reloader) = reloader {
