@@ -79,8 +79,11 @@ struct Shard {
 /// service tickets. A service ticket counts from its issue until its session ends,
 /// because the session's index keeps it for single logout after validation.
 ///
-/// A live service ticket costs 256 to 325 resident bytes, fewer when its session issued
-/// several (measured by `cas-bench memory`; see docs/benchmarks.md).
+/// A live service ticket without user attributes costs 273 resident bytes when its
+/// session issued 100 and 339 when it is its session's only one (`cas-bench memory`
+/// with 10,000 and 1,000,000 sessions, debug build, after grants gained attributes).
+/// docs/benchmarks.md records the release runs from before that change. Sessions with
+/// attributes add their attribute maps, shared with their tickets.
 pub struct MemoryTicketStore {
     shards: Vec<Mutex<Shard>>,
     entries: AtomicUsize,
