@@ -203,6 +203,8 @@ pub struct Config {
     /// Time limit of each proxy callback and logout request.
     pub outbound_timeout: Duration,
     pub services: Vec<ServiceDefinition>,
+    /// The registry at start. Handlers use `App::registry()`, which a SIGHUP reload
+    /// replaces, so this field can be out of date.
     pub registry: ServiceRegistry,
     /// The TOML file the settings came from. On SIGHUP the server reads its services again.
     pub config_file: Option<PathBuf>,
