@@ -3,7 +3,8 @@
 //! Every value goes through quick-xml's escaping. Characters that XML 1.0 forbids
 //! (controls other than tab, newline and carriage return) become U+FFFD. An attribute
 //! name that is not an XML name is written with each offending character as `_xHHHH_`,
-//! the convention of .NET's XmlConvert.EncodeName, so `given name` becomes `given_x0020_name`.
+//! the convention of .NET's XmlConvert.EncodeName, so `given name` becomes `given_x0020_name`
+//! (see [`encode_xml_name`]).
 
 use std::io;
 
@@ -143,17 +144,24 @@ pub(crate) fn is_xml_name(name: &str) -> bool {
     chars.next().is_some_and(is_name_start) && chars.all(is_name_char)
 }
 
-/// Encodes `name` as an XML element name without a colon: invalid characters become `_xHHHH_`.
+/// Encodes `name` as an XML element name without a colon, as .NET's
+/// `XmlConvert.EncodeName` does. Each invalid character becomes `_xHHHH_` (`_xHHHHHHHH_`
+/// beyond U+FFFF). An underscore that would start such a sequence becomes `_x005F_`, so
+/// every encoded name decodes back to its original.
 pub fn encode_xml_name(name: &str) -> String {
     let mut encoded = String::with_capacity(name.len());
-    for (index, c) in name.chars().enumerate() {
+    for (index, c) in name.char_indices() {
         let valid = if index == 0 {
             is_name_start(c)
         } else {
             is_name_char(c)
         };
-        if valid {
+        if c == '_' && starts_escape(&name[index..]) {
+            encoded.push_str("_x005F_");
+        } else if valid {
             encoded.push(c);
+        } else if u32::from(c) > 0xFFFF {
+            encoded.push_str(&format!("_x{:08X}_", u32::from(c)));
         } else {
             encoded.push_str(&format!("_x{:04X}_", u32::from(c)));
         }
@@ -162,6 +170,18 @@ pub fn encode_xml_name(name: &str) -> String {
         encoded.push_str("_x0000_");
     }
     encoded
+}
+
+/// Returns whether `text` starts with `_xHHHH_` or `_xHHHHHHHH_`.
+fn starts_escape(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("_x") else {
+        return false;
+    };
+    [4, 8].iter().any(|&digits| {
+        rest.len() > digits
+            && rest.as_bytes()[..digits].iter().all(u8::is_ascii_hexdigit)
+            && rest.as_bytes()[digits] == b'_'
+    })
 }
 
 fn is_name_start(c: char) -> bool {
@@ -232,6 +252,15 @@ mod tests {
         assert_eq!(encode_xml_name("a:b><x"), "a_x003A_b_x003E__x003C_x");
         assert_eq!(encode_xml_name("部门"), "部门");
         assert_eq!(encode_xml_name(""), "_x0000_");
+        assert_eq!(encode_xml_name("-a"), "_x002D_a");
+    }
+
+    #[test]
+    fn encoded_names_stay_unambiguous() {
+        assert_eq!(encode_xml_name("a_x0020_b"), "a_x005F_x0020_b");
+        assert_eq!(encode_xml_name("_x0001F600_"), "_x005F_x0001F600_");
+        assert_eq!(encode_xml_name("snake_case_x"), "snake_case_x");
+        assert_eq!(encode_xml_name("mood😀"), "mood_x0001F600_");
     }
 
     #[test]

@@ -87,6 +87,16 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_USERNAME_QUERY", value_name = "SQL")]
     pub username_query: Option<String>,
 
+    /// SQL returning user attributes as columns, each named after its column. The `?` is
+    /// the stored user name, and empty turns it off [default: empty].
+    #[arg(long, env = "CAS_ATTRIBUTE_QUERY", value_name = "SQL")]
+    pub attribute_query: Option<String>,
+
+    /// SQL returning rows of attribute name and value, for multi-valued attributes. The
+    /// `?` is the stored user name, and empty turns it off [default: empty].
+    #[arg(long, env = "CAS_ATTRIBUTE_PAIRS_QUERY", value_name = "SQL")]
+    pub attribute_pairs_query: Option<String>,
+
     /// Encoding of stored passwords: argon2id (PHC string) or plain [default: argon2id].
     #[arg(long, env = "CAS_PASSWORD_ENCODING", value_name = "ENCODING")]
     pub password_encoding: Option<String>,
@@ -182,6 +192,8 @@ impl RunArgs {
             sqlite_path: self.sqlite_path.clone(),
             password_query: self.password_query.clone(),
             username_query: self.username_query.clone(),
+            attribute_query: self.attribute_query.clone(),
+            attribute_pairs_query: self.attribute_pairs_query.clone(),
             password_encoding: self.password_encoding.clone(),
             service_ticket_ttl_seconds: self.service_ticket_ttl_seconds,
             proxy_ticket_ttl_seconds: self.proxy_ticket_ttl_seconds,
@@ -208,11 +220,13 @@ impl RunArgs {
             Some(path) => ConfigLayer::from_toml_file(path)?,
             None => ConfigLayer::default(),
         };
-        Config::from_layer(
+        let mut config = Config::from_layer(
             ConfigLayer::defaults()
                 .overridden_by(file)
                 .overridden_by(self.layer()),
-        )
+        )?;
+        config.config_file = self.config.clone();
+        Ok(config)
     }
 }
 

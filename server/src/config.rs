@@ -27,6 +27,8 @@ pub struct ConfigLayer {
     pub sqlite_path: Option<PathBuf>,
     pub password_query: Option<String>,
     pub username_query: Option<String>,
+    pub attribute_query: Option<String>,
+    pub attribute_pairs_query: Option<String>,
     pub password_encoding: Option<String>,
     pub service_ticket_ttl_seconds: Option<u64>,
     pub proxy_ticket_ttl_seconds: Option<u64>,
@@ -58,6 +60,8 @@ impl ConfigLayer {
             sqlite_path: Some("data/cas-demo.db".into()),
             password_query: Some("select password from app_user where username=?".into()),
             username_query: Some("select username from app_user where username=?".into()),
+            attribute_query: Some(String::new()),
+            attribute_pairs_query: Some(String::new()),
             password_encoding: Some("argon2id".into()),
             service_ticket_ttl_seconds: Some(300),
             proxy_ticket_ttl_seconds: Some(300),
@@ -106,6 +110,8 @@ impl ConfigLayer {
             sqlite_path: higher.sqlite_path.or(self.sqlite_path),
             password_query: higher.password_query.or(self.password_query),
             username_query: higher.username_query.or(self.username_query),
+            attribute_query: higher.attribute_query.or(self.attribute_query),
+            attribute_pairs_query: higher.attribute_pairs_query.or(self.attribute_pairs_query),
             password_encoding: higher.password_encoding.or(self.password_encoding),
             service_ticket_ttl_seconds: higher
                 .service_ticket_ttl_seconds
@@ -199,6 +205,10 @@ pub struct Config {
     pub sqlite_path: PathBuf,
     pub password_query: String,
     pub username_query: String,
+    /// SQL whose result columns are user attributes, each named after its column.
+    pub attribute_query: Option<String>,
+    /// SQL returning rows of attribute name and value, for multi-valued attributes.
+    pub attribute_pairs_query: Option<String>,
     pub password_encoding: PasswordEncoding,
     pub service_ticket_ttl: Duration,
     /// Lifetime of a proxy ticket between `/proxy` and its validation.
@@ -220,7 +230,11 @@ pub struct Config {
     /// Time limit of each proxy callback and logout request.
     pub outbound_timeout: Duration,
     pub services: Vec<ServiceDefinition>,
+    /// The registry at start. Handlers use `App::registry()`, which a SIGHUP reload
+    /// replaces, so this field can be out of date.
     pub registry: ServiceRegistry,
+    /// The TOML file the settings came from. On SIGHUP the server reads its services again.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Where tickets live.
@@ -276,6 +290,8 @@ impl fmt::Debug for Config {
                 &self.database_url.as_ref().map(|_| "<redacted>"),
             )
             .field("sqlite_path", &self.sqlite_path)
+            .field("attribute_query", &self.attribute_query)
+            .field("attribute_pairs_query", &self.attribute_pairs_query)
             .field("password_encoding", &self.password_encoding)
             .field("service_ticket_ttl", &self.service_ticket_ttl)
             .field("proxy_ticket_ttl", &self.proxy_ticket_ttl)
@@ -289,6 +305,7 @@ impl fmt::Debug for Config {
             .field("outbound_ca_file", &self.outbound_ca_file)
             .field("outbound_timeout", &self.outbound_timeout)
             .field("services", &self.services.len())
+            .field("config_file", &self.config_file)
             .finish_non_exhaustive()
     }
 }
@@ -329,6 +346,11 @@ impl Config {
                 "username_query",
                 required(layer.username_query, "username_query", QUERY_FIX)?,
             )?,
+            attribute_query: parse_optional_query("attribute_query", layer.attribute_query)?,
+            attribute_pairs_query: parse_optional_query(
+                "attribute_pairs_query",
+                layer.attribute_pairs_query,
+            )?,
             password_encoding: parse_encoding(required(
                 layer.password_encoding,
                 "password_encoding",
@@ -365,6 +387,7 @@ impl Config {
             )?,
             services,
             registry,
+            config_file: None,
         })
     }
 
@@ -435,6 +458,17 @@ fn parse_query(key: &'static str, text: String) -> Result<String, ConfigError> {
         return Err(invalid(key, &text, QUERY_FIX));
     }
     Ok(text)
+}
+
+/// Checks an optional query. Unset or empty turns the query off.
+fn parse_optional_query(
+    key: &'static str,
+    text: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    match text.filter(|text| !text.trim().is_empty()) {
+        Some(text) => parse_query(key, text).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn parse_encoding(text: String) -> Result<PasswordEncoding, ConfigError> {
@@ -811,6 +845,11 @@ mod tests {
         assert!(layer.sqlite_path.is_some(), "sqlite_path");
         assert!(layer.password_query.is_some(), "password_query");
         assert!(layer.username_query.is_some(), "username_query");
+        assert!(layer.attribute_query.is_some(), "attribute_query");
+        assert!(
+            layer.attribute_pairs_query.is_some(),
+            "attribute_pairs_query"
+        );
         assert!(layer.password_encoding.is_some(), "password_encoding");
         assert!(
             layer.service_ticket_ttl_seconds.is_some(),
@@ -937,6 +976,30 @@ mod tests {
         let error =
             Config::from_layer(ConfigLayer::defaults().overridden_by(bad)).expect_err("xml");
         assert!(error.to_string().contains("log_format"), "{error}");
+    }
+
+    #[test]
+    fn attribute_queries_are_optional_and_checked() {
+        let config = Config::from_defaults().expect("defaults");
+        assert_eq!(config.attribute_query, None);
+        assert_eq!(config.attribute_pairs_query, None);
+
+        let set = layer_from_toml(
+            "attribute_query = \"select mail from app_user where username=?\"\nattribute_pairs_query = \"select name, value from attr where username=?\"\n",
+        );
+        let config = Config::from_layer(ConfigLayer::defaults().overridden_by(set)).expect("valid");
+        assert_eq!(
+            config.attribute_query.as_deref(),
+            Some("select mail from app_user where username=?")
+        );
+        assert!(config.attribute_pairs_query.is_some());
+
+        for key in ["attribute_query", "attribute_pairs_query"] {
+            let bad = layer_from_toml(&format!("{key} = \"select a from b where c=? or d=?\"\n"));
+            let error =
+                Config::from_layer(ConfigLayer::defaults().overridden_by(bad)).expect_err(key);
+            assert!(error.to_string().contains(key), "{error}");
+        }
     }
 
     #[test]

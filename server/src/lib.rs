@@ -10,6 +10,8 @@ pub mod i18n;
 pub mod metrics;
 pub mod outbound;
 pub mod proxy;
+pub mod release;
+pub mod reload;
 pub mod server;
 pub mod slo;
 pub mod sso;
@@ -18,7 +20,7 @@ pub mod tls;
 pub mod users;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -67,10 +69,10 @@ pub async fn serve(
     let users = UserDirectory::connect(&config).await?;
     let metrics = Arc::new(Metrics::new());
     let store = open_ticket_store(&config.ticket_store).await?;
-    log_start(&listener, &config);
     let single_logout = slo::SingleLogout::new(outbound.clone(), config.slo_retries);
 
     let app = Arc::new(App {
+        registry: RwLock::new(Arc::new(config.registry.clone())),
         config,
         users,
         tickets: Arc::new(MeteredTicketStore::new(store, Arc::clone(&metrics))),
@@ -78,7 +80,17 @@ pub async fn serve(
         slo: single_logout,
         outbound,
     });
+    let reloader = app
+        .config
+        .config_file
+        .clone()
+        .and_then(|path| reload::spawn_reload_on_hangup(Arc::clone(&app), path));
+    log_start(&listener, &app.config);
     server::run(listener, Arc::clone(&app), TlsAcceptor::from(tls), shutdown).await;
+
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
 
     app.users.close().await;
     tracing::info!("server stopped");

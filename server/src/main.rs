@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 use cas_server::cli::{Cli, Command, DevCertsArgs, RunArgs};
@@ -68,7 +69,12 @@ async fn serve(config: cas_server::Config) -> ExitCode {
         }
     };
 
-    match cas_server::serve(listener, config, shutdown_signal()).await {
+    // The handlers are installed before the server starts, so a SIGTERM that arrives
+    // right after the "listening" log line stops the server gracefully instead of
+    // killing it.
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match cas_server::serve(listener, config, shutdown_signal(terminate, interrupt)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("cas-server: {error}");
@@ -77,23 +83,24 @@ async fn serve(config: cas_server::Config) -> ExitCode {
     }
 }
 
-/// Completes on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only ctrl-c stops the server");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-
+/// Completes on ctrl-c (SIGINT) or SIGTERM. A signal that cannot be watched is logged
+/// and never completes.
+async fn shutdown_signal(terminate: std::io::Result<Signal>, interrupt: std::io::Result<Signal>) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("ctrl-c received"),
-        () = terminate => tracing::info!("SIGTERM received"),
+        () = receive(interrupt, "SIGINT") => tracing::info!("ctrl-c received"),
+        () = receive(terminate, "SIGTERM") => tracing::info!("SIGTERM received"),
+    }
+}
+
+async fn receive(signal: std::io::Result<Signal>, name: &'static str) {
+    match signal {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(error) => {
+            tracing::warn!(%error, signal = name, "cannot listen for this signal");
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -260,11 +260,12 @@ pub async fn validate_proxy_ticket(
         });
     }
 
-    match store.get_session(&grant.session).await {
-        Ok(Some(_)) => {}
+    // The session must still live, and its attributes are released as for a service ticket.
+    let session = match store.get_session(&grant.session).await {
+        Ok(Some(session)) => session,
         Ok(None) => return Err(not_recognized),
         Err(error) => return Err(internal_error(error)),
-    }
+    };
 
     tracing::info!(user = %grant.user, ticket = %digest_for_log(ticket.as_str()), proxies = grant.proxies.len(), "proxy ticket validated");
     Ok(ValidatedTicket {
@@ -274,6 +275,7 @@ pub async fn validate_proxy_ticket(
             session: grant.session,
             authenticated_at: grant.authenticated_at,
             from_new_login: false,
+            attributes: session.attributes,
         },
         proxies: grant.proxies,
     })
@@ -346,7 +348,9 @@ mod tests {
     }
 
     async fn stored_pgt(store: &MemoryTicketStore) -> (ProxyGrantingTicket, TicketGrantingTicket) {
-        let (session, _) = start_session(store, "alice", TTL).await.expect("session");
+        let (session, _) = start_session(store, "alice", Default::default(), TTL)
+            .await
+            .expect("session");
         let ticket = ProxyGrantingTicket::from_random([5; 20]);
         let grant = ProxyingGrant {
             user: "alice".into(),
@@ -408,6 +412,7 @@ mod tests {
                 session: TicketGrantingTicket::from_random([1; 20]),
                 authenticated_at: SystemTime::UNIX_EPOCH,
                 from_new_login: false,
+                attributes: Default::default(),
             },
             proxies: vec!["https://portal.example/cb".into()],
         };
@@ -592,7 +597,9 @@ mod tests {
         let _guard = tracing::subscriber::set_default(subscriber);
 
         let store = MemoryTicketStore::new();
-        let (session, _) = start_session(&store, "alice", TTL).await.expect("session");
+        let (session, _) = start_session(&store, "alice", Default::default(), TTL)
+            .await
+            .expect("session");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
         drop(listener);

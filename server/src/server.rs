@@ -143,6 +143,6 @@ async fn end_expired_sessions(app: &App) {
     };
     for session in &ended {
         tracing::info!(user = %session.user, session = %digest_for_log(session.ticket.as_str()), "SSO session ended by expiry");
-        app.slo.notify(&app.config.registry, session);
+        app.slo.notify(&app.registry(), session);
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use cas_core::registry::ServiceRegistry;
 use cas_core::service::ServiceUrl;
 use cas_core::ticket::{digest_for_log, LoginTicket, ServiceTicket, TicketGrantingTicket};
-use cas_core::validation::ErrorCode;
+use cas_core::validation::{Attributes, ErrorCode};
+use sha2::{Digest, Sha256};
 
 use crate::tickets::{random_ticket_bytes, ServiceGrant, SsoSession, StoreError, TicketStore};
 
@@ -53,13 +54,58 @@ pub async fn consume_login_ticket(
     store.take_login_ticket(&ticket).await
 }
 
-/// Starts an SSO session for `user`, who has just typed their password.
+/// Creates the single-use token of a confirmation page shown before single sign-on.
+///
+/// The store keeps a login ticket derived from the token and the session, so the token
+/// works only with the session's cookie: a token that one browser obtained cannot
+/// continue another browser's session.
+pub async fn issue_confirmation_token(
+    store: &dyn TicketStore,
+    session: &TicketGrantingTicket,
+) -> Result<LoginTicket, StoreError> {
+    let token = LoginTicket::from_random(random_ticket_bytes()?);
+    let bound = bind_to_session(&token, session);
+    store.put_login_ticket(&bound, LOGIN_TICKET_TTL).await?;
+    Ok(token)
+}
+
+/// Consumes a confirmation token issued for `session`. Returns false when it is
+/// malformed, unknown, used, expired or issued for another session.
+pub async fn consume_confirmation_token(
+    store: &dyn TicketStore,
+    raw: Option<&str>,
+    session: &TicketGrantingTicket,
+) -> Result<bool, StoreError> {
+    let Some(token) = raw.and_then(|raw| LoginTicket::parse(raw).ok()) else {
+        return Ok(false);
+    };
+    store
+        .take_login_ticket(&bind_to_session(&token, session))
+        .await
+}
+
+/// Derives the stored login ticket from a confirmation token and its session:
+/// SHA-256 of both, cut to the length of a ticket's random part.
+fn bind_to_session(token: &LoginTicket, session: &TicketGrantingTicket) -> LoginTicket {
+    let digest = Sha256::new()
+        .chain_update(token.as_str())
+        .chain_update([0])
+        .chain_update(session.as_str())
+        .finalize();
+    let mut random = [0u8; cas_core::ticket::TICKET_RANDOM_BYTES];
+    random.copy_from_slice(&digest[..cas_core::ticket::TICKET_RANDOM_BYTES]);
+    LoginTicket::from_random(random)
+}
+
+/// Starts an SSO session for `user`, who has just typed their password, with the
+/// attributes read at that login.
 pub async fn start_session(
     store: &dyn TicketStore,
     user: &str,
+    attributes: Attributes,
     ttl: Duration,
 ) -> Result<(TicketGrantingTicket, SsoSession), StoreError> {
-    start_session_with_idle(store, user, ttl, ttl).await
+    start_session_with_idle(store, user, attributes, ttl, ttl).await
 }
 
 /// Starts an SSO session for `user` that ends `ttl` after the login at the latest, and
@@ -67,6 +113,7 @@ pub async fn start_session(
 pub async fn start_session_with_idle(
     store: &dyn TicketStore,
     user: &str,
+    attributes: Attributes,
     ttl: Duration,
     idle: Duration,
 ) -> Result<(TicketGrantingTicket, SsoSession), StoreError> {
@@ -74,6 +121,7 @@ pub async fn start_session_with_idle(
     let session = SsoSession {
         user: user.to_owned(),
         authenticated_at: SystemTime::now(),
+        attributes,
     };
     store
         .put_session_with_idle(&ticket, session.clone(), ttl, idle)
@@ -111,6 +159,7 @@ pub async fn issue_service_ticket(
         session: session_ticket.clone(),
         authenticated_at: session.authenticated_at,
         from_new_login,
+        attributes: session.attributes.clone(),
     };
     store.put_service_ticket(&ticket, grant, ttl).await?;
 
@@ -215,7 +264,9 @@ mod tests {
         service: &str,
         from_new_login: bool,
     ) -> ServiceTicket {
-        let (session_ticket, session) = start_session(store, "alice", TTL).await.expect("session");
+        let (session_ticket, session) = start_session(store, "alice", Attributes::new(), TTL)
+            .await
+            .expect("session");
         let service = ServiceUrl::parse(service).expect("valid");
         issue_service_ticket(
             store,
@@ -299,6 +350,38 @@ mod tests {
                 "{ticket}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn confirmation_token_is_bound_and_single_use() {
+        let store = MemoryTicketStore::new();
+        let (mine, _) = start_session(&store, "alice", Attributes::new(), TTL)
+            .await
+            .expect("session");
+        let (theirs, _) = start_session(&store, "bob", Attributes::new(), TTL)
+            .await
+            .expect("session");
+        let token = issue_confirmation_token(&store, &mine)
+            .await
+            .expect("issue");
+
+        let other_session = consume_confirmation_token(&store, Some(token.as_str()), &theirs)
+            .await
+            .expect("take");
+        let as_login_ticket = consume_login_ticket(&store, Some(token.as_str()))
+            .await
+            .expect("take");
+        let first = consume_confirmation_token(&store, Some(token.as_str()), &mine)
+            .await
+            .expect("take");
+        let again = consume_confirmation_token(&store, Some(token.as_str()), &mine)
+            .await
+            .expect("take");
+
+        assert!(!other_session);
+        assert!(!as_login_ticket);
+        assert!(first);
+        assert!(!again);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use cas_core::service::ServiceUrl;
 use cas_core::ticket::{
     LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
 };
+use cas_core::validation::Attributes;
 use cas_server::tickets::redis::RedisTicketStore;
 use cas_server::tickets::{ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession, TicketStore};
 use common::redis_server::{PrivateRedis, RedisPrefix, SHARED_REDIS_URL};
@@ -25,10 +26,23 @@ fn random_bytes() -> [u8; 20] {
     bytes
 }
 
+/// Attributes with non-ASCII text and characters that JSON and XML must escape, so that
+/// every round trip checks the record encoding.
+fn attributes() -> Attributes {
+    let mut attributes = Attributes::new();
+    attributes.insert("displayName".into(), vec!["张三 🎉".into()]);
+    attributes.insert(
+        "memberOf".into(),
+        vec!["staff\"}".into(), "</cas:user>&]]>".into()],
+    );
+    attributes
+}
+
 fn session_value() -> SsoSession {
     SsoSession {
         user: "alice".into(),
         authenticated_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        attributes: attributes(),
     }
 }
 
@@ -39,6 +53,7 @@ fn grant(session: &TicketGrantingTicket, service: &str) -> ServiceGrant {
         session: session.clone(),
         authenticated_at: session_value().authenticated_at,
         from_new_login: true,
+        attributes: attributes(),
     }
 }
 

@@ -28,6 +28,53 @@ async fn demo_user_logs_in() {
 }
 
 #[tokio::test]
+async fn demo_store_attributes() {
+    let server = TestServer::start(|config| {
+        config.database_url = None;
+        config.attribute_query = Some(
+            "select username || '@demo.test' as mail, 42 as age, null as phone, x'ff' as raw \
+             from app_user where username=?"
+                .into(),
+        );
+        config.attribute_pairs_query = Some(
+            "select 'memberOf', value from (select '演示组' as value union all select 'staff 🎉') \
+             where ? is not null"
+                .into(),
+        );
+        let services = config
+            .services
+            .iter()
+            .cloned()
+            .map(|mut service| {
+                service.attributes = vec!["*".into()];
+                service
+            })
+            .collect();
+        *config = config.clone().with_services(services).expect("services");
+    })
+    .await;
+
+    let (ticket, _) = server.login_for_ticket(APP, "demo", "demo-password").await;
+    let xml = server
+        .validate(
+            "p3/serviceValidate",
+            &[("service", APP), ("ticket", &ticket)],
+        )
+        .await;
+
+    assert!(xml.contains("<cas:mail>demo@demo.test</cas:mail>"), "{xml}");
+    assert!(xml.contains("<cas:age>42</cas:age>"), "{xml}");
+    assert!(xml.contains("<cas:memberOf>演示组</cas:memberOf>"), "{xml}");
+    assert!(
+        xml.contains("<cas:memberOf>staff 🎉</cas:memberOf>"),
+        "{xml}"
+    );
+    assert!(!xml.contains("cas:phone"), "NULL skipped: {xml}");
+    assert!(!xml.contains("cas:raw"), "non-UTF-8 bytes skipped: {xml}");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn embedded_store_is_private() {
     use std::os::unix::fs::PermissionsExt;
 
@@ -67,6 +114,8 @@ fn help_describes_every_option() {
         "--sqlite-path",
         "--password-query",
         "--username-query",
+        "--attribute-query",
+        "--attribute-pairs-query",
         "--password-encoding",
         "--service-ticket-ttl-seconds",
         "--sso-session-ttl-seconds",

@@ -1,4 +1,5 @@
-//! The ticket-granting cookie (TGC): reading it from requests and setting or expiring it.
+//! The ticket-granting cookie (TGC): reading it from requests and setting or expiring
+//! it. Also the warn cookie, which requests a confirmation before single sign-on.
 
 use http::header::{HeaderMap, HeaderValue, COOKIE};
 
@@ -38,6 +39,41 @@ pub fn expire_tgc(path: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&value).ok()
 }
 
+/// Name of the cookie that a login with `warn` set leaves, as Apereo CAS names it.
+pub const WARN_COOKIE_NAME: &str = "CASPRIVACY";
+
+/// Returns whether the request carries the warn cookie.
+pub fn has_warn_cookie(headers: &HeaderMap) -> bool {
+    cookie_values(headers, WARN_COOKIE_NAME).any(|value| value == "true")
+}
+
+/// Builds the `Set-Cookie` value of the warn cookie. Only `/login` under the base path
+/// reads it, so its path is that endpoint. It lives for the browser session.
+pub fn set_warn_cookie(base_path: &str) -> Option<HeaderValue> {
+    let value =
+        format!("{WARN_COOKIE_NAME}=true; Path={base_path}/login; Secure; HttpOnly; SameSite=Lax");
+    HeaderValue::from_str(&value).ok()
+}
+
+/// Builds the `Set-Cookie` value that removes the warn cookie.
+pub fn expire_warn_cookie(base_path: &str) -> Option<HeaderValue> {
+    let value = format!(
+        "{WARN_COOKIE_NAME}=; Path={base_path}/login; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
+    );
+    HeaderValue::from_str(&value).ok()
+}
+
+fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(cookie, _)| *cookie == name)
+        .map(|(_, value)| value.trim_matches('"'))
+}
+
 fn cookie_path(base_path: &str) -> &str {
     if base_path.is_empty() {
         "/"
@@ -65,6 +101,22 @@ mod tests {
         headers.insert(COOKIE, HeaderValue::from_static("XTGC=x; TGCX=y; tgc=z"));
 
         assert!(tgc_values(&headers).is_empty());
+    }
+
+    #[test]
+    fn warn_cookie_is_narrow() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("TGC=x; CASPRIVACY=true"));
+
+        assert!(has_warn_cookie(&headers));
+        assert_eq!(
+            set_warn_cookie("/cas").expect("valid"),
+            "CASPRIVACY=true; Path=/cas/login; Secure; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            expire_warn_cookie("").expect("valid"),
+            "CASPRIVACY=; Path=/login; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
+        );
     }
 
     #[test]

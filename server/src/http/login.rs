@@ -9,7 +9,9 @@ use hyper::body::Incoming;
 use cas_core::service::ServiceUrl;
 use cas_core::ticket::TicketGrantingTicket;
 
-use super::cookie::{set_tgc, tgc_values};
+use super::confirm::{self, CONFIRM_FIELD};
+use super::cookie::{expire_warn_cookie, has_warn_cookie, set_tgc, set_warn_cookie, tgc_values};
+use super::delivery::{deliver_ticket, ResponseMethod};
 use super::pages::{self, Link, LoginForm};
 use super::params::Params;
 use super::response::{self, Body};
@@ -19,6 +21,7 @@ use crate::metrics::outcome;
 use crate::sso::{self, ServiceRejection};
 use crate::tickets::{SsoSession, StoreError};
 use crate::users::Authentication;
+use cas_core::validation::Attributes;
 
 /// Largest accepted login form body, in bytes.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -61,10 +64,16 @@ async fn try_get(
     let service = service_param(app, &params)?;
     let renew = params.flag("renew").map_err(|_| bad_request())?;
     let gateway = params.flag("gateway").map_err(|_| bad_request())?;
+    let method = ResponseMethod::from_params(&params).map_err(|_| bad_request())?;
 
     if !renew {
         if let Some((ticket, session)) = current_session(app, parts).await? {
-            return single_sign_on(app, &ticket, &session, service.as_ref(), language).await;
+            let sso = SingleSignOn {
+                ticket: &ticket,
+                session: &session,
+                warn: has_warn_cookie(&parts.headers),
+            };
+            return single_sign_on(app, sso, service.as_ref(), method, language).await;
         }
     }
 
@@ -73,31 +82,106 @@ async fn try_get(
     if let (true, false, Some(service)) = (gateway, renew, &service) {
         return Ok(response::redirect(StatusCode::FOUND, service.as_str()));
     }
-    form(app, language, StatusCode::OK, service.as_ref(), "", None).await
+    let options = LoginOptions {
+        service,
+        method,
+        warn: false,
+    };
+    form(app, language, StatusCode::OK, &options, "", None).await
+}
+
+/// A live SSO session found by the request's TGC.
+struct SingleSignOn<'a> {
+    ticket: &'a TicketGrantingTicket,
+    session: &'a SsoSession,
+    /// Whether the browser carries the warn cookie, so the user confirms each service.
+    warn: bool,
 }
 
 async fn single_sign_on(
     app: &App,
-    ticket: &TicketGrantingTicket,
-    session: &SsoSession,
+    sso: SingleSignOn<'_>,
     service: Option<&ServiceUrl>,
+    method: ResponseMethod,
     language: Language,
 ) -> Result<Response<Body>, Rejection> {
     let Some(service) = service else {
-        return Ok(logged_in_page(app, language, StatusCode::OK, &session.user));
+        return Ok(logged_in_page(
+            app,
+            language,
+            StatusCode::OK,
+            &sso.session.user,
+        ));
     };
+    if sso.warn {
+        let status = StatusCode::OK;
+        return Ok(confirm::page(app, language, status, sso.ticket, service, method, None).await?);
+    }
 
     let ttl = app.config.service_ticket_ttl;
     let service_ticket =
-        sso::issue_service_ticket(app.store(), ticket, session, service, false, ttl).await?;
-    Ok(response::redirect(
+        sso::issue_service_ticket(app.store(), sso.ticket, sso.session, service, false, ttl)
+            .await?;
+    Ok(deliver_ticket(
+        app,
+        language,
+        method,
         StatusCode::FOUND,
-        &service.with_ticket(service_ticket.as_str()),
+        service,
+        &service_ticket,
+    ))
+}
+
+/// The options of a login request besides the credentials.
+struct LoginOptions {
+    service: Option<ServiceUrl>,
+    method: ResponseMethod,
+    /// Whether the user ticked "warn me before signing me in to other sites".
+    warn: bool,
+}
+
+/// Handles the continue button of the confirmation page: checks its token against the
+/// session and issues the ticket the page held back.
+async fn continue_single_sign_on(
+    app: &App,
+    parts: &Parts,
+    params: &Params,
+    options: &LoginOptions,
+    language: Language,
+) -> Result<Response<Body>, Rejection> {
+    let Some(service) = &options.service else {
+        return Err(bad_request());
+    };
+    let token = params.single(CONFIRM_FIELD).map_err(|_| bad_request())?;
+
+    let Some((ticket, session)) = current_session(app, parts).await? else {
+        // The session ended while the page was open, so the user logs in again.
+        return form(app, language, StatusCode::OK, options, "", None).await;
+    };
+    if !sso::consume_confirmation_token(app.store(), token, &ticket).await? {
+        tracing::info!("confirmation with a missing, used, expired or foreign token");
+        let error = Some(language.texts().confirm_expired);
+        let status = StatusCode::BAD_REQUEST;
+        let method = options.method;
+        return Ok(confirm::page(app, language, status, &ticket, service, method, error).await?);
+    }
+
+    let ttl = app.config.service_ticket_ttl;
+    let service_ticket =
+        sso::issue_service_ticket(app.store(), &ticket, &session, service, false, ttl).await?;
+    Ok(deliver_ticket(
+        app,
+        language,
+        options.method,
+        StatusCode::SEE_OTHER,
+        service,
+        &service_ticket,
     ))
 }
 
 /// Handles `POST /login`: consumes the login ticket, checks the credentials, starts a
-/// session and redirects to the service with a new ticket.
+/// session and sends a new ticket to the service. A form with `confirm` is the continue
+/// button of the confirmation page instead.
 pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) -> Response<Body> {
     match try_post(app, parts, body, language).await {
         Ok(response) => response,
@@ -117,7 +201,19 @@ async fn try_post(
     language: Language,
 ) -> Result<Response<Body>, Rejection> {
     let params = read_form(parts, body).await?;
-    let service = service_param(app, &params)?;
+    let options = LoginOptions {
+        service: service_param(app, &params)?,
+        method: ResponseMethod::from_params(&params).map_err(|_| bad_request())?,
+        warn: params.flag("warn").map_err(|_| bad_request())?,
+    };
+    if params
+        .single(CONFIRM_FIELD)
+        .map_err(|_| bad_request())?
+        .is_some()
+    {
+        return continue_single_sign_on(app, parts, &params, &options, language).await;
+    }
+
     let login_ticket = params.single("lt").map_err(|_| bad_request())?;
     let username = params
         .single("username")
@@ -135,7 +231,7 @@ async fn try_post(
             app,
             language,
             StatusCode::BAD_REQUEST,
-            service.as_ref(),
+            &options,
             username,
             Some(language.texts().bad_login_ticket),
         )
@@ -147,7 +243,7 @@ async fn try_post(
             app,
             language,
             StatusCode::BAD_REQUEST,
-            service.as_ref(),
+            &options,
             username,
             Some(language.texts().missing_fields),
         )
@@ -163,7 +259,7 @@ async fn try_post(
                 app,
                 language,
                 StatusCode::UNAUTHORIZED,
-                service.as_ref(),
+                &options,
                 username,
                 Some(language.texts().bad_credentials),
             )
@@ -176,7 +272,18 @@ async fn try_post(
             }));
         }
     };
-    let response = logged_in(app, parts, &user, service.as_ref(), language).await?;
+    // The attributes are read before the session starts, so a failing query leaves no
+    // session behind.
+    let attributes = match app.users.attributes(&user).await {
+        Ok(attributes) => attributes,
+        Err(error) => {
+            tracing::error!(%error, user = ?user, "attribute query failed during login");
+            return Err(Rejection(StatusCode::SERVICE_UNAVAILABLE, |t| {
+                t.unavailable
+            }));
+        }
+    };
+    let response = logged_in(app, parts, &user, attributes, &options, language).await?;
     app.metrics.count_login(outcome::SUCCESS);
     Ok(response)
 }
@@ -185,7 +292,8 @@ async fn logged_in(
     app: &App,
     parts: &Parts,
     user: &str,
-    service: Option<&ServiceUrl>,
+    attributes: Attributes,
+    options: &LoginOptions,
     language: Language,
 ) -> Result<Response<Body>, Rejection> {
     end_previous_session(app, parts).await?;
@@ -193,27 +301,47 @@ async fn logged_in(
     let (ticket, session) = sso::start_session_with_idle(
         app.store(),
         user,
+        attributes,
         app.config.sso_session_ttl,
         app.config.sso_session_idle,
     )
     .await?;
-    let mut response = match service {
+    let mut response = match &options.service {
         Some(service) => {
             let ttl = app.config.service_ticket_ttl;
             let service_ticket =
                 sso::issue_service_ticket(app.store(), &ticket, &session, service, true, ttl)
                     .await?;
-            response::redirect(
-                StatusCode::SEE_OTHER,
-                &service.with_ticket(service_ticket.as_str()),
+            let status = StatusCode::SEE_OTHER;
+            deliver_ticket(
+                app,
+                language,
+                options.method,
+                status,
+                service,
+                &service_ticket,
             )
         }
         None => logged_in_page(app, language, StatusCode::OK, user),
     };
 
-    let cookie = set_tgc(ticket.as_str(), &app.config.base_path).ok_or_else(bad_request)?;
+    let base_path = &app.config.base_path;
+    let cookie = set_tgc(ticket.as_str(), base_path).ok_or_else(bad_request)?;
     response::set_cookie(&mut response, cookie);
+    set_warn_preference(&mut response, parts, options.warn, base_path);
     Ok(response)
+}
+
+/// Sets the warn cookie when the user ticked the box, and removes an old one otherwise.
+fn set_warn_preference(response: &mut Response<Body>, parts: &Parts, warn: bool, base_path: &str) {
+    let cookie = match (warn, has_warn_cookie(&parts.headers)) {
+        (true, _) => set_warn_cookie(base_path),
+        (false, true) => expire_warn_cookie(base_path),
+        (false, false) => None,
+    };
+    if let Some(cookie) = cookie {
+        response::set_cookie(response, cookie);
+    }
 }
 
 /// Ends the browser's old sessions before a new login, so none lingers after the cookie
@@ -224,7 +352,7 @@ async fn end_previous_session(app: &App, parts: &Parts) -> Result<(), StoreError
             continue;
         };
         if let Some(ended) = app.store().end_session(&ticket).await? {
-            app.slo.notify(&app.config.registry, &ended);
+            app.slo.notify(&app.registry(), &ended);
         }
     }
     Ok(())
@@ -275,7 +403,7 @@ fn service_param(app: &App, params: &Params) -> Result<Option<ServiceUrl>, Rejec
         return Ok(None);
     };
 
-    match sso::check_service(&app.config.registry, raw) {
+    match sso::check_service(&app.registry(), raw) {
         Ok(service) => Ok(Some(service)),
         Err(ServiceRejection::Invalid) => {
             tracing::info!("login request with an invalid service URL");
@@ -305,14 +433,16 @@ async fn form(
     app: &App,
     language: Language,
     status: StatusCode,
-    service: Option<&ServiceUrl>,
+    options: &LoginOptions,
     username: &str,
     error: Option<&'static str>,
 ) -> Result<Response<Body>, Rejection> {
     let login_ticket = sso::issue_login_ticket(app.store()).await?;
     let action = app.endpoint("login");
+    let service = options.service.as_ref();
+    let registry = app.registry();
     let service_name = service
-        .and_then(|s| app.config.registry.find(s))
+        .and_then(|s| registry.find(s))
         .map(|s| s.name.as_str());
 
     let form = LoginForm {
@@ -320,6 +450,7 @@ async fn form(
         login_ticket: login_ticket.as_str(),
         service: service.map(ServiceUrl::as_str),
         service_name,
+        method: options.method.form_value(),
         username,
         error,
     };

@@ -48,7 +48,7 @@ async fn end_session(app: &App, value: &str) {
     match app.store().end_session(&ticket).await {
         Ok(Some(ended)) => {
             tracing::info!(user = %ended.user, session = %digest_for_log(value), "SSO session ended by logout");
-            app.slo.notify(&app.config.registry, &ended);
+            app.slo.notify(&app.registry(), &ended);
         }
         Ok(None) => {}
         // The cookie is expired anyway; the session then ends when its lifetime runs out.
@@ -61,7 +61,7 @@ async fn end_session(app: &App, value: &str) {
 fn registered_service(app: &App, parts: &Parts) -> Option<String> {
     let params = Params::from_query(parts.uri.query()).ok()?;
     let raw = params.non_empty("service").ok()??;
-    sso::check_service(&app.config.registry, raw)
+    sso::check_service(&app.registry(), raw)
         .ok()
         .map(|service| service.as_str().to_owned())
 }

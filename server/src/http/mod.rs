@@ -1,6 +1,8 @@
 //! The HTTP layer: routing, handlers, pages and the helpers they share.
 
+pub mod confirm;
 pub mod cookie;
+pub mod delivery;
 pub mod format;
 pub mod health;
 pub mod login;

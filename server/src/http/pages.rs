@@ -23,7 +23,33 @@ struct LoginPage<'a> {
     login_ticket: &'a str,
     service: Option<&'a str>,
     service_name: Option<&'a str>,
+    method: Option<&'static str>,
     username: &'a str,
+    error: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "post_to_service.html")]
+struct PostToServicePage<'a> {
+    lang: &'static str,
+    title: &'static str,
+    texts: &'static Texts,
+    action: &'a str,
+    ticket: &'a str,
+    script: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage<'a> {
+    lang: &'static str,
+    title: &'static str,
+    texts: &'static Texts,
+    action: &'a str,
+    token: &'a str,
+    service: &'a str,
+    service_name: &'a str,
+    method: Option<&'static str>,
     error: Option<&'static str>,
 }
 
@@ -45,6 +71,8 @@ pub struct LoginForm<'a> {
     pub login_ticket: &'a str,
     pub service: Option<&'a str>,
     pub service_name: Option<&'a str>,
+    /// The `method` parameter to carry to the credential check, when not the default.
+    pub method: Option<&'static str>,
     /// The name typed before, shown again after a failed attempt.
     pub username: &'a str,
     pub error: Option<&'static str>,
@@ -61,8 +89,63 @@ pub fn login(language: Language, status: StatusCode, form: LoginForm<'_>) -> Res
         login_ticket: form.login_ticket,
         service: form.service,
         service_name: form.service_name,
+        method: form.method,
         username: form.username,
         error: form.error,
+    };
+    render(status, &page)
+}
+
+/// Renders the page that posts `ticket` to `action`, the service URL without its
+/// fragment. The script at `script` submits the form; without script the user presses
+/// its button.
+pub fn post_to_service(
+    language: Language,
+    action: &str,
+    ticket: &str,
+    script: &str,
+) -> Response<Body> {
+    let texts = language.texts();
+    let page = PostToServicePage {
+        lang: language.tag(),
+        title: texts.post_title,
+        texts,
+        action,
+        ticket,
+        script,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// Values of the confirmation page shown before single sign-on to a service.
+pub struct Confirmation<'a> {
+    /// The form's POST target.
+    pub action: &'a str,
+    /// The single-use token the continue button sends.
+    pub token: &'a str,
+    pub service: &'a str,
+    pub service_name: &'a str,
+    pub method: Option<&'static str>,
+    pub error: Option<&'static str>,
+}
+
+/// Renders the confirmation page shown before single sign-on when the warn cookie is set.
+pub fn confirm(
+    language: Language,
+    status: StatusCode,
+    confirmation: Confirmation<'_>,
+) -> Response<Body> {
+    let texts = language.texts();
+    let page = ConfirmPage {
+        lang: language.tag(),
+        title: texts.confirm_title,
+        texts,
+        action: confirmation.action,
+        token: confirmation.token,
+        service: confirmation.service,
+        service_name: confirmation.service_name,
+        method: confirmation.method,
+        error: confirmation.error,
     };
     render(status, &page)
 }
@@ -138,6 +221,7 @@ mod tests {
             login_ticket: "LT-1",
             service: Some("https://a/?x=\"><script>"),
             service_name: Some("<b>App</b>"),
+            method: None,
             username: "\"onfocus=alert(1)",
             error: None,
         };
@@ -159,6 +243,7 @@ mod tests {
             login_ticket: "LT-1",
             service: None,
             service_name: None,
+            method: None,
             username: "",
             error: None,
         };
@@ -172,5 +257,21 @@ mod tests {
         assert!(english.contains("User name"));
         assert!(!chinese.contains("<script"));
         assert!(!english.contains("<script"));
+    }
+
+    #[tokio::test]
+    async fn post_page_escapes_and_has_no_inline_script() {
+        let response = post_to_service(
+            Language::English,
+            "https://a/?x=\"><script>alert(1)</script>",
+            "ST-1",
+            "/cas/static/auto-submit.js",
+        );
+        let html = body_text(response).await;
+
+        assert!(!html.contains("<script>"), "{html}");
+        assert_eq!(html.matches("<script").count(), 1);
+        assert!(html.contains("<script src=\"/cas/static/auto-submit.js\"></script>"));
+        assert!(html.contains("name=\"ticket\" value=\"ST-1\""));
     }
 }

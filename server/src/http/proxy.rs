@@ -31,7 +31,7 @@ pub async fn get(app: &App, parts: &Parts) -> Response<Body> {
 async fn issue(app: &App, pgt: &str, target_service: &str) -> ProxyResponse {
     let issued = proxy::grant_proxy_ticket(
         app.store(),
-        &app.config.registry,
+        &app.registry(),
         pgt,
         target_service,
         app.config.proxy_ticket_ttl,

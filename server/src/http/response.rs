@@ -9,11 +9,13 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 /// The body type of every response.
 pub type Body = Full<Bytes>;
 
-/// Pages load nothing from outside and run no script. Inline styles are allowed because
-/// the page style sits in a `<style>` element. `form-action` is left out on purpose:
-/// browsers apply it to the redirect after the login post, which goes to the service.
+/// Pages load nothing from outside and run no inline script: the only script is the
+/// server's own file that submits the `method=POST` form. Inline styles are allowed
+/// because the page style sits in a `<style>` element. `form-action` is left out on
+/// purpose: browsers apply it to the redirect after the login post and to the form
+/// posted to the service, which both go to the service.
 const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Builds an HTML page response.
 pub fn html(status: StatusCode, page: String) -> Response<Body> {
@@ -32,6 +34,23 @@ pub fn html(status: StatusCode, page: String) -> Response<Body> {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    response
+}
+
+/// Builds the response of a static script file. It contains no secret, so browsers may
+/// keep it for an hour.
+pub fn script(source: &'static str) -> Response<Body> {
+    let mut response = with_common_headers(StatusCode::OK, Bytes::from_static(source.as_bytes()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.remove(header::PRAGMA);
     response
 }
 

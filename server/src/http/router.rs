@@ -11,9 +11,9 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::pages;
-use super::response::Body;
+use super::response::{self, Body};
 use super::validate::Protocol;
-use super::{health, login, logout, proxy, saml_validate, validate, validate_v1};
+use super::{delivery, health, login, logout, proxy, saml_validate, validate, validate_v1};
 use crate::app::App;
 use crate::i18n::{choose_language, Language};
 
@@ -72,9 +72,18 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
             saml_validate::post(app, &parts, body).await
         }
         ("samlValidate", _) => method_not_allowed(language, "POST"),
+        (delivery::AUTO_SUBMIT_SCRIPT_PATH, true) => response::script(delivery::AUTO_SUBMIT_SCRIPT),
         (
-            "serviceValidate" | "p3/serviceValidate" | "proxyValidate" | "p3/proxyValidate"
-            | "validate" | "proxy" | "logout" | "health" | "ready",
+            "serviceValidate"
+            | "p3/serviceValidate"
+            | "proxyValidate"
+            | "p3/proxyValidate"
+            | "validate"
+            | "proxy"
+            | "logout"
+            | "health"
+            | "ready"
+            | delivery::AUTO_SUBMIT_SCRIPT_PATH,
             false,
         ) => method_not_allowed(language, "GET, HEAD"),
         _ => not_found(language),

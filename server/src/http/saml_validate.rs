@@ -27,8 +27,8 @@ use cas_core::validation::ErrorCode;
 use super::login::FORM_READ_TIMEOUT;
 use super::params::Params;
 use super::response::{self, Body};
-use super::validate::authentication_attributes;
 use crate::app::App;
+use crate::release::released_attributes;
 use crate::sso;
 use crate::tickets::random_ticket_bytes;
 
@@ -177,7 +177,7 @@ async fn validate(
     SamlOutcome::Success(SamlAssertion {
         assertion_id,
         issuer: issuer(parts),
-        attributes: authentication_attributes(&grant),
+        attributes: released_attributes(&grant, &app.registry()),
         audience: grant.service.as_str().to_owned(),
         authenticated_at: grant.authenticated_at,
         user: grant.user,

@@ -3,12 +3,8 @@
 //! deliver a proxy-granting ticket when `pgtUrl` requests one, and return the CAS
 //! response as XML or JSON.
 
-use std::time::SystemTime;
-
 use http::request::Parts;
 use http::Response;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use cas_core::response_format::ResponseFormat;
 use cas_core::ticket::{ProxyGrantingTicketIou, ProxyTicket};
@@ -19,6 +15,7 @@ use super::params::Params;
 use super::response::Body;
 use crate::app::App;
 use crate::proxy::{self, ValidatedTicket};
+use crate::release::released_attributes;
 use crate::sso::{self, ValidationError};
 use crate::tickets::ServiceGrant;
 
@@ -27,7 +24,8 @@ use crate::tickets::ServiceGrant;
 pub enum Protocol {
     /// `/serviceValidate` and `/proxyValidate`: the user only.
     V2,
-    /// `/p3/serviceValidate` and `/p3/proxyValidate`: the user and the attributes.
+    /// `/p3/serviceValidate` and `/p3/proxyValidate`: the user and the attributes
+    /// released to the service.
     V3,
 }
 
@@ -130,7 +128,7 @@ async fn validate(
         }
     }
 
-    let mut success = success(validated.grant, protocol);
+    let mut success = success(app, validated.grant, protocol);
     success.proxy_granting_ticket_iou = iou.map(|iou| iou.as_str().to_owned());
     success.proxies = validated.proxies;
     ValidationResponse::Success(success)
@@ -182,7 +180,7 @@ async fn proxy_granting_ticket(
     pgt_url: &str,
 ) -> Result<Option<ProxyGrantingTicketIou>, ValidationError> {
     let service = &validated.grant.service;
-    let callback = proxy::check_callback(&app.config.registry, service, pgt_url).inspect_err(|error| {
+    let callback = proxy::check_callback(&app.registry(), service, pgt_url).inspect_err(|error| {
         tracing::warn!(service = %service.without_fragment(), code = %error.code, "pgtUrl rejected");
     })?;
 
@@ -190,51 +188,14 @@ async fn proxy_granting_ticket(
     Ok(proxy::deliver_proxy_granting_ticket(app.store(), &app.outbound, &callback, grant).await)
 }
 
-fn success(grant: ServiceGrant, protocol: Protocol) -> AuthenticationSuccess {
+fn success(app: &App, grant: ServiceGrant, protocol: Protocol) -> AuthenticationSuccess {
     let attributes = match protocol {
         Protocol::V2 => Attributes::new(),
-        Protocol::V3 => authentication_attributes(&grant),
+        Protocol::V3 => released_attributes(&grant, &app.registry()),
     };
     AuthenticationSuccess {
         user: grant.user,
         attributes,
         ..Default::default()
-    }
-}
-
-/// Returns the attributes CAS 3.0 servers commonly release about the authentication itself.
-/// `/p3/serviceValidate` and `/samlValidate` both release them.
-pub(super) fn authentication_attributes(grant: &ServiceGrant) -> Attributes {
-    let mut attributes = Attributes::new();
-    attributes.insert(
-        "authenticationDate".into(),
-        vec![rfc3339(grant.authenticated_at)],
-    );
-    attributes.insert(
-        "isFromNewLogin".into(),
-        vec![grant.from_new_login.to_string()],
-    );
-    attributes.insert(
-        "longTermAuthenticationRequestTokenUsed".into(),
-        vec!["false".into()],
-    );
-    attributes
-}
-
-fn rfc3339(time: SystemTime) -> String {
-    OffsetDateTime::from(time)
-        .format(&Rfc3339)
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_formats_utc() {
-        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-
-        assert_eq!(rfc3339(time), "2023-11-14T22:13:20Z");
     }
 }

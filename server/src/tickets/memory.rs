@@ -14,6 +14,7 @@ use cas_core::ticket::{
     LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
     TICKET_RANDOM_BYTES,
 };
+use cas_core::validation::Attributes;
 use tokio::time::Instant;
 
 use super::{
@@ -41,8 +42,13 @@ type TicketId = [u8; TICKET_RANDOM_BYTES];
 /// Milliseconds on the store's clock, counted from its creation.
 type Millis = u64;
 
+/// User attributes shared by a session and its service tickets; `None` when empty, so
+/// that users without attributes cost no allocation.
+type SharedAttributes = Option<Arc<Attributes>>;
+
 struct StoredSession {
     user: Arc<str>,
+    attributes: SharedAttributes,
     authenticated_at: Millis,
     /// When the session ends unless it is used before: the earlier of the idle deadline
     /// and `hard_expires_at`.
@@ -58,6 +64,7 @@ struct StoredSession {
 struct StoredGrant {
     service: Arc<str>,
     user: Arc<str>,
+    attributes: SharedAttributes,
     session: TicketId,
     /// Milliseconds since the Unix epoch.
     authenticated_at: Millis,
@@ -111,8 +118,11 @@ struct Shard {
 /// issue until its session ends, because the session's index keeps it for single logout
 /// after validation.
 ///
-/// A live service ticket costs 256 to 325 resident bytes, fewer when its session issued
-/// several (measured by `cas-bench memory`; see docs/benchmarks.md).
+/// A live service ticket without user attributes costs 273 resident bytes when its
+/// session issued 100 and 339 when it is its session's only one (`cas-bench memory`
+/// with 10,000 and 1,000,000 sessions, debug build, after grants gained attributes).
+/// docs/benchmarks.md records the release runs from before that change. Sessions with
+/// attributes add their attribute maps, shared with their tickets.
 pub struct MemoryTicketStore {
     shards: Vec<Mutex<Shard>>,
     entries: AtomicUsize,
@@ -219,14 +229,14 @@ impl MemoryTicketStore {
         Some(stored.expires_at)
     }
 
-    /// Adds a ticket to its session's index and returns the session's user with the
-    /// service text to store, or `None` when the session is gone.
+    /// Adds a ticket to its session's index and returns the session's user and attributes
+    /// with the service text to store, or `None` when the session is gone.
     fn index_ticket(
         &self,
         session: &TicketId,
         id: TicketId,
         service: &str,
-    ) -> Option<(Arc<str>, Arc<str>)> {
+    ) -> Option<(Arc<str>, SharedAttributes, Arc<str>)> {
         let now = self.now();
         let mut shard = self.shard(session);
         let stored = shard
@@ -246,7 +256,7 @@ impl MemoryTicketStore {
             stored.index.reserve_exact(1);
         }
         stored.index.push((id, Arc::clone(&service)));
-        Some((Arc::clone(&stored.user), service))
+        Some((Arc::clone(&stored.user), stored.attributes.clone(), service))
     }
 
     /// Keeps expired sessions for [`TicketStore::take_expired_sessions`].
@@ -363,6 +373,7 @@ impl TicketStore for MemoryTicketStore {
 
         let stored = StoredSession {
             user: session.user.into(),
+            attributes: shared_attributes(session.attributes),
             authenticated_at: unix_millis(session.authenticated_at),
             expires_at: self.expiry(ttl.min(idle)),
             hard_expires_at: self.expiry(ttl),
@@ -393,6 +404,7 @@ impl TicketStore for MemoryTicketStore {
         Ok(session.map(|s| SsoSession {
             user: s.user.to_string(),
             authenticated_at: from_unix_millis(s.authenticated_at),
+            attributes: owned_attributes(&s.attributes),
         }))
     }
 
@@ -415,6 +427,7 @@ impl TicketStore for MemoryTicketStore {
         Ok(live.then(|| SsoSession {
             user: stored.user.to_string(),
             authenticated_at: from_unix_millis(stored.authenticated_at),
+            attributes: owned_attributes(&stored.attributes),
         }))
     }
 
@@ -431,14 +444,20 @@ impl TicketStore for MemoryTicketStore {
 
         let session = ticket_id(grant.session.as_str(), TicketGrantingTicket::PREFIX);
         let indexed = session.and_then(|s| self.index_ticket(&s, id, grant.service.as_str()));
-        let (user, service) = match indexed.clone() {
+        let is_indexed = indexed.is_some();
+        let (user, attributes, service) = match indexed {
             Some(shared) => shared,
-            None => (grant.user.into(), grant.service.as_str().into()),
+            None => (
+                grant.user.into(),
+                shared_attributes(grant.attributes),
+                grant.service.as_str().into(),
+            ),
         };
         let stored = StoredGrant {
             service,
-            indexed: indexed.is_some(),
+            indexed: is_indexed,
             user,
+            attributes,
             session: session.unwrap_or_default(),
             authenticated_at: unix_millis(grant.authenticated_at),
             expires_at: self.expiry(ttl),
@@ -709,6 +728,7 @@ fn grant_from(stored: StoredGrant) -> Option<ServiceGrant> {
         session: TicketGrantingTicket::from_random(stored.session),
         authenticated_at: from_unix_millis(stored.authenticated_at),
         from_new_login: stored.from_new_login,
+        attributes: owned_attributes(&stored.attributes),
     })
 }
 
@@ -728,6 +748,14 @@ fn ended_session(id: TicketId, stored: &StoredSession) -> EndedSession {
         user: stored.user.to_string(),
         tickets: stored.index.iter().filter_map(issued_ticket).collect(),
     }
+}
+
+fn shared_attributes(attributes: Attributes) -> SharedAttributes {
+    (!attributes.is_empty()).then(|| Arc::new(attributes))
+}
+
+fn owned_attributes(shared: &SharedAttributes) -> Attributes {
+    shared.as_deref().cloned().unwrap_or_default()
 }
 
 fn issued_ticket((id, service): &(TicketId, Arc<str>)) -> Option<IssuedTicket> {
@@ -763,6 +791,7 @@ mod tests {
         SsoSession {
             user: "alice".into(),
             authenticated_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            attributes: Attributes::new(),
         }
     }
 
@@ -773,6 +802,7 @@ mod tests {
             session,
             authenticated_at: UNIX_EPOCH,
             from_new_login: true,
+            attributes: Attributes::new(),
         }
     }
 
@@ -974,6 +1004,40 @@ mod tests {
         assert_eq!(again, None);
         assert_eq!(expired, None);
         assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attributes_round_trip() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(11);
+        let mut attributes = Attributes::new();
+        attributes.insert("memberOf".into(), vec!["staff".into(), "组".into()]);
+        let mut value = session_value();
+        value.attributes = attributes.clone();
+        store
+            .put_session(&session, value, MINUTE)
+            .await
+            .expect("put");
+        let indexed = ServiceTicket::from_random([11; 20]);
+        let loose = ServiceTicket::from_random([12; 20]);
+        let mut loose_grant = grant(session_ticket(99));
+        loose_grant.attributes = attributes.clone();
+        store
+            .put_service_ticket(&indexed, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&loose, loose_grant, MINUTE)
+            .await
+            .expect("put");
+
+        let stored = store.get_session(&session).await.expect("get");
+        let from_session = store.take_service_ticket(&indexed).await.expect("take");
+        let own = store.take_service_ticket(&loose).await.expect("take");
+
+        assert_eq!(stored.map(|s| s.attributes), Some(attributes.clone()));
+        assert_eq!(from_session.map(|g| g.attributes), Some(attributes.clone()));
+        assert_eq!(own.map(|g| g.attributes), Some(attributes));
     }
 
     #[tokio::test(start_paused = true)]

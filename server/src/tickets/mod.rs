@@ -16,6 +16,7 @@ use cas_core::ticket::{
     LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
     TICKET_RANDOM_BYTES,
 };
+use cas_core::validation::Attributes;
 
 /// An SSO session, named by its ticket-granting ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct SsoSession {
     pub user: String,
     /// When the user typed their password.
     pub authenticated_at: SystemTime,
+    /// The user's attributes, read once at the password login.
+    pub attributes: Attributes,
 }
 
 /// The identity a service ticket grants when it is validated.
@@ -36,6 +39,8 @@ pub struct ServiceGrant {
     pub authenticated_at: SystemTime,
     /// Whether the ticket came from a password login, not from an existing session.
     pub from_new_login: bool,
+    /// The session's user attributes, before any release policy is applied.
+    pub attributes: Attributes,
 }
 
 /// The grant of a proxy-granting ticket: proxy tickets for the user of a live SSO

@@ -10,6 +10,7 @@ use cas_core::service::ServiceUrl;
 use cas_core::ticket::{
     LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
 };
+use cas_core::validation::Attributes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Pipeline, Script};
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,10 @@ struct SessionRecord {
     /// Idle timeout in milliseconds; read by [`INDEX_SCRIPT`].
     #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     idle: Option<u64>,
+    /// User attributes. The field is absent when empty and in records written by servers
+    /// without attributes.
+    #[serde(rename = "x", default, skip_serializing_if = "Attributes::is_empty")]
+    attributes: Attributes,
 }
 
 /// A service ticket's grant as stored in Redis.
@@ -114,6 +119,8 @@ struct GrantRecord {
     authenticated_at: u64,
     #[serde(rename = "n")]
     from_new_login: bool,
+    #[serde(rename = "x", default, skip_serializing_if = "Attributes::is_empty")]
+    attributes: Attributes,
 }
 
 /// A proxy-granting ticket's grant as stored in Redis.
@@ -386,6 +393,7 @@ impl TicketStore for RedisTicketStore {
             authenticated_at: unix_millis(session.authenticated_at),
             hard_deadline: Some(now.saturating_add(ttl_millis(ttl))),
             idle: Some(ttl_millis(idle)),
+            attributes: session.attributes,
         };
         let value = encode(&record)?;
         let first_ttl = ttl.min(idle);
@@ -449,6 +457,7 @@ impl TicketStore for RedisTicketStore {
             session: grant.session.as_str().to_owned(),
             authenticated_at: unix_millis(grant.authenticated_at),
             from_new_login: grant.from_new_login,
+            attributes: grant.attributes,
         };
         let value = encode(&record)?;
         let key = self.keys.service_ticket(ticket);
@@ -689,6 +698,7 @@ fn decode_session(text: &str) -> Result<SsoSession, StoreError> {
     Ok(SsoSession {
         user: record.user,
         authenticated_at: from_unix_millis(record.authenticated_at),
+        attributes: record.attributes,
     })
 }
 
@@ -700,6 +710,7 @@ fn decode_grant(text: &str) -> Result<ServiceGrant, StoreError> {
         session: TicketGrantingTicket::parse(&record.session).map_err(corrupt)?,
         authenticated_at: from_unix_millis(record.authenticated_at),
         from_new_login: record.from_new_login,
+        attributes: record.attributes,
     })
 }
 

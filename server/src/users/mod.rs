@@ -1,6 +1,7 @@
 //! The user directory: checks a typed name and password against the configured SQL
-//! queries and returns the stored user name on success.
+//! queries, returns the stored user name on success, and reads the user's attributes.
 
+pub mod attributes;
 pub mod password;
 pub mod sql;
 
@@ -8,7 +9,10 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use cas_core::validation::Attributes;
+
 use crate::config::Config;
+use attributes::AttributeQueries;
 use password::{hash_argon2id, verify_password, PasswordEncoding};
 use sql::{ColumnValue, DatabaseError, UserDatabase};
 
@@ -48,6 +52,7 @@ pub struct UserDirectory {
     database: UserDatabase,
     username_query: String,
     password_query: String,
+    attribute_queries: AttributeQueries,
     encoding: PasswordEncoding,
     /// Hash of a random password, verified when the user name is rejected so that an
     /// unknown name costs about as much time as a wrong password.
@@ -77,6 +82,10 @@ impl UserDirectory {
             database,
             username_query: config.username_query.clone(),
             password_query: config.password_query.clone(),
+            attribute_queries: AttributeQueries {
+                columns: config.attribute_query.clone(),
+                pairs: config.attribute_pairs_query.clone(),
+            },
             encoding: config.password_encoding,
             timing_decoy: timing_decoy(config.password_encoding),
             check_slots: Arc::new(Semaphore::new(cores())),
@@ -150,6 +159,12 @@ impl UserDirectory {
             verify_password(PasswordEncoding::Argon2id, &typed, &decoy)
         })
         .await;
+    }
+
+    /// Reads the attributes of `user`, the name as stored, with the configured attribute
+    /// queries. Without queries the result is empty.
+    pub async fn attributes(&self, user: &str) -> Result<Attributes, DatabaseError> {
+        self.attribute_queries.fetch(&self.database, user).await
     }
 
     /// Checks that the user database answers a trivial query.

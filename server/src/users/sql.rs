@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
-use sqlx::Row;
+use sqlx::{Column, Row, TypeInfo};
 
 use super::password::{hash_argon2id, PasswordEncoding};
 
@@ -27,6 +27,16 @@ pub enum ColumnValue {
     Null,
     /// Neither text nor UTF-8 bytes, so it can never match typed input.
     Undecodable,
+}
+
+/// One cell of a result row, with its column's name and SQL type for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub column: String,
+    pub type_name: String,
+    /// The cell as text: strings, UTF-8 bytes and numbers are read, other types are
+    /// [`ColumnValue::Undecodable`].
+    pub value: ColumnValue,
 }
 
 /// Errors from opening or querying the user database.
@@ -105,6 +115,25 @@ impl UserDatabase {
         Ok(values)
     }
 
+    /// Runs `query` with `name` bound to its one `?` and returns every cell of every row.
+    pub async fn all_fields(
+        &self,
+        query: &str,
+        name: &str,
+    ) -> Result<Vec<Vec<Field>>, DatabaseError> {
+        let rows = match self {
+            Self::MySql(pool) => {
+                let rows = sqlx::query(query).bind(name).fetch_all(pool).await?;
+                rows.iter().map(mysql_fields).collect()
+            }
+            Self::Sqlite(pool) => {
+                let rows = sqlx::query(query).bind(name).fetch_all(pool).await?;
+                rows.iter().map(sqlite_fields).collect()
+            }
+        };
+        Ok(rows)
+    }
+
     /// Runs `select 1`, for the readiness endpoint.
     pub async fn ping(&self) -> Result<(), DatabaseError> {
         match self {
@@ -140,6 +169,82 @@ fn sqlite_value(row: &SqliteRow) -> ColumnValue {
         return text.map_or(ColumnValue::Null, ColumnValue::Text);
     }
     bytes_value(row.try_get::<Option<Vec<u8>>, _>(0).ok())
+}
+
+fn mysql_fields(row: &MySqlRow) -> Vec<Field> {
+    row.columns()
+        .iter()
+        .map(|column| {
+            let index = column.ordinal();
+            let type_name = column.type_info().name().to_owned();
+            Field {
+                column: column.name().to_owned(),
+                value: mysql_field_value(row, index, &type_name),
+                type_name,
+            }
+        })
+        .collect()
+}
+
+// MySQL sends DECIMAL as its decimal text, so that type alone is read unchecked as a
+// string. Dates and times arrive in a binary form and stay undecodable.
+fn mysql_field_value(row: &MySqlRow, index: usize, type_name: &str) -> ColumnValue {
+    let value = mysql_value_at(row, index);
+    if value != ColumnValue::Undecodable {
+        return value;
+    }
+    if let Ok(number) = row.try_get::<Option<i64>, _>(index) {
+        return number.map_or(ColumnValue::Null, |n| ColumnValue::Text(n.to_string()));
+    }
+    if let Ok(number) = row.try_get::<Option<u64>, _>(index) {
+        return number.map_or(ColumnValue::Null, |n| ColumnValue::Text(n.to_string()));
+    }
+    if let Ok(number) = row.try_get::<Option<f64>, _>(index) {
+        return number.map_or(ColumnValue::Null, |n| ColumnValue::Text(n.to_string()));
+    }
+    if let Ok(number) = row.try_get::<Option<f32>, _>(index) {
+        return number.map_or(ColumnValue::Null, |n| ColumnValue::Text(n.to_string()));
+    }
+    if type_name.eq_ignore_ascii_case("DECIMAL") {
+        if let Ok(text) = row.try_get_unchecked::<Option<String>, _>(index) {
+            return text.map_or(ColumnValue::Null, ColumnValue::Text);
+        }
+    }
+    ColumnValue::Undecodable
+}
+
+fn mysql_value_at(row: &MySqlRow, index: usize) -> ColumnValue {
+    if let Ok(text) = row.try_get::<Option<String>, _>(index) {
+        return text.map_or(ColumnValue::Null, ColumnValue::Text);
+    }
+    bytes_value(row.try_get::<Option<Vec<u8>>, _>(index).ok())
+}
+
+fn sqlite_fields(row: &SqliteRow) -> Vec<Field> {
+    row.columns()
+        .iter()
+        .map(|column| {
+            let index = column.ordinal();
+            Field {
+                column: column.name().to_owned(),
+                type_name: column.type_info().name().to_owned(),
+                value: sqlite_field_value(row, index),
+            }
+        })
+        .collect()
+}
+
+fn sqlite_field_value(row: &SqliteRow, index: usize) -> ColumnValue {
+    if let Ok(text) = row.try_get::<Option<String>, _>(index) {
+        return text.map_or(ColumnValue::Null, ColumnValue::Text);
+    }
+    if let Ok(number) = row.try_get::<Option<i64>, _>(index) {
+        return number.map_or(ColumnValue::Null, |n| ColumnValue::Text(n.to_string()));
+    }
+    if let Ok(number) = row.try_get::<Option<f64>, _>(index) {
+        return number.map_or(ColumnValue::Null, |n| ColumnValue::Text(n.to_string()));
+    }
+    bytes_value(row.try_get::<Option<Vec<u8>>, _>(index).ok())
 }
 
 fn bytes_value(bytes: Option<Option<Vec<u8>>>) -> ColumnValue {

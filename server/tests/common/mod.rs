@@ -306,7 +306,8 @@ impl TestServer {
     }
 }
 
-fn client(ca_cert: &Path) -> Client {
+/// Builds an HTTPS client that trusts only `ca_cert` and does not follow redirects.
+pub fn client(ca_cert: &Path) -> Client {
     let pem = std::fs::read(ca_cert).expect("CA file");
     let ca = reqwest::Certificate::from_pem(&pem).expect("CA certificate");
     Client::builder()

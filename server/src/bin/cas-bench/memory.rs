@@ -23,6 +23,7 @@ pub async fn measure(tickets: usize, sessions: usize, service: &str) -> Result<(
         let session = SsoSession {
             user: "demo".into(),
             authenticated_at: SystemTime::now(),
+            attributes: Default::default(),
         };
         store.put_session(&ticket, session, HOUR).await?;
         session_tickets.push(ticket);
@@ -37,6 +38,7 @@ pub async fn measure(tickets: usize, sessions: usize, service: &str) -> Result<(
             session: session.clone(),
             authenticated_at: SystemTime::now(),
             from_new_login: false,
+            attributes: Default::default(),
         };
         let ticket = ServiceTicket::from_random(random_ticket_bytes()?);
         store.put_service_ticket(&ticket, grant, HOUR).await?;

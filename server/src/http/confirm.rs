@@ -1,0 +1,50 @@
+//! The confirmation page of the `warn` option: after a login with `warn` set, single
+//! sign-on to a service waits for the user to press continue. The continue form carries
+//! a single-use token bound to the SSO session, so a cross-site request cannot obtain a
+//! ticket without the user's click.
+
+use http::{Response, StatusCode};
+
+use cas_core::service::ServiceUrl;
+use cas_core::ticket::TicketGrantingTicket;
+
+use super::delivery::ResponseMethod;
+use super::pages::{self, Confirmation};
+use super::response::Body;
+use crate::app::App;
+use crate::i18n::Language;
+use crate::sso;
+use crate::tickets::StoreError;
+
+/// Name of the form field that carries the confirmation token to `POST /login`.
+pub const CONFIRM_FIELD: &str = "confirm";
+
+/// Renders the confirmation page for `service` with a new token for `session`.
+pub async fn page(
+    app: &App,
+    language: Language,
+    status: StatusCode,
+    session: &TicketGrantingTicket,
+    service: &ServiceUrl,
+    method: ResponseMethod,
+    error: Option<&'static str>,
+) -> Result<Response<Body>, StoreError> {
+    let token = sso::issue_confirmation_token(app.store(), session).await?;
+    let action = app.endpoint("login");
+    let registry = app.registry();
+    let service_name = registry
+        .find(service)
+        .map_or(service.without_fragment(), |registered| {
+            registered.name.as_str()
+        });
+
+    let confirmation = Confirmation {
+        action: &action,
+        token: token.as_str(),
+        service: service.as_str(),
+        service_name,
+        method: method.form_value(),
+        error,
+    };
+    Ok(pages::confirm(language, status, confirmation))
+}
