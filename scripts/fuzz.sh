@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time: the parsers of service URLs, form bodies,
-# CAS validation XML, logout requests, session cookies and path rules.
+# CAS validation XML, logout requests, session cookies, path rules and SAML requests, and
+# the round trip of a logout request from the server to the filter.
 #
 # Settings: FUZZ_SECONDS (default 60) per target, FUZZ_TARGETS (default: all).
 # A target that fails leaves its input in fuzz/regressions/<target>/; commit it, fix the
@@ -13,7 +14,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
 SECONDS_EACH="${FUZZ_SECONDS:-60}"
-TARGETS="${FUZZ_TARGETS:-service_url form_params validation_xml logout_request session_cookie path_rules}"
+TARGETS="${FUZZ_TARGETS:-service_url form_params validation_xml logout_request session_cookie path_rules saml_request logout_round_trip}"
 CARGO_FUZZ_VERSION="0.13.2"
 
 install_cargo_fuzz() {

@@ -11,7 +11,7 @@ use quick_xml::NsReader;
 use crate::validation::{
     AuthenticationFailure, AuthenticationSuccess, ErrorCode, ValidationResponse,
 };
-use crate::xml_write::{is_xml_char, is_xml_name, CAS_NAMESPACE};
+use crate::xml_write::{decode_xml_name, is_xml_char, is_xml_name, CAS_NAMESPACE};
 
 /// Largest response body accepted, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -184,7 +184,7 @@ impl Parser {
             (["serviceResponse", "authenticationSuccess", "attributes", name], Some(success)) => {
                 success
                     .attributes
-                    .entry((*name).to_owned())
+                    .entry(decode_xml_name(name))
                     .or_default()
                     .push(exact);
             }

@@ -173,6 +173,46 @@ pub fn encode_xml_name(name: &str) -> String {
 }
 
 /// Returns whether `text` starts with `_xHHHH_` or `_xHHHHHHHH_`.
+/// Decodes a name written by [`encode_xml_name`]: each `_xHHHH_` or `_xHHHHHHHH_`
+/// becomes its character. A sequence for a character that XML cannot carry stays as it is,
+/// and the name `_x0000_` is the empty name.
+pub fn decode_xml_name(name: &str) -> String {
+    if name == "_x0000_" {
+        return String::new();
+    }
+
+    let mut decoded = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(c) = rest.chars().next() {
+        match escaped_char(rest) {
+            Some((escaped, length)) => {
+                decoded.push(escaped);
+                rest = &rest[length..];
+            }
+            None => {
+                decoded.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    decoded
+}
+
+/// Returns the character of the escape sequence at the start of `text` and the
+/// sequence's length in bytes.
+fn escaped_char(text: &str) -> Option<(char, usize)> {
+    let rest = text.strip_prefix("_x")?;
+    [8, 4].iter().find_map(|&digits| {
+        let hex = rest.get(..digits)?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) || rest.as_bytes().get(digits) != Some(&b'_')
+        {
+            return None;
+        }
+        let c = char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+        is_xml_char(c).then_some((c, digits + 3))
+    })
+}
+
 fn starts_escape(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("_x") else {
         return false;
@@ -320,5 +360,30 @@ mod tests {
 
         assert!(xml.contains("<cas:memberOf>staff</cas:memberOf>"));
         assert!(xml.contains("<cas:memberOf>dev</cas:memberOf>"));
+    }
+
+    #[test]
+    fn decoding_reverses_encoding() {
+        for name in [
+            "memberOf",
+            "given name",
+            "1st",
+            "a:b",
+            "a_x0020_b",
+            "",
+            "部门",
+            "😀x",
+            "_x",
+        ] {
+            assert_eq!(decode_xml_name(&encode_xml_name(name)), name, "{name}");
+        }
+    }
+
+    #[test]
+    fn decoding_keeps_unusable_sequences() {
+        assert_eq!(decode_xml_name("a_x0000_b"), "a_x0000_b");
+        assert_eq!(decode_xml_name("a_xD800_b"), "a_xD800_b");
+        assert_eq!(decode_xml_name("a_x00_b"), "a_x00_b");
+        assert_eq!(decode_xml_name("_x0041_"), "A");
     }
 }
