@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for a bounded time: the parsers of service URLs, form bodies,
-# CAS validation XML, logout requests, session cookies, path rules and SAML requests, and
-# the round trip of a logout request from the server to the filter.
+# Runs every fuzz target for a bounded time. The targets are the parsers of service URLs,
+# form bodies, CAS validation XML, logout requests, session cookies, path rules and SAML
+# requests, plus the round trip of a logout request from the server to the filter.
 #
 # Settings: FUZZ_SECONDS (default 60) per target, FUZZ_TARGETS (default: all).
 # A target that fails leaves its input in fuzz/regressions/<target>/; commit it, fix the
@@ -53,8 +53,8 @@ fuzz_one() {
 install_cargo_fuzz
 # Stable compiler with unstable flags allowed, so that no nightly toolchain is needed.
 export RUSTC_BOOTSTRAP=1
-# Without AddressSanitizer: the project's crates forbid unsafe code, and uninstrumented
-# targets run about twice as many inputs in the same time.
+# Without AddressSanitizer: the project's crates forbid unsafe code, and targets without
+# it run more inputs in the same time.
 FUZZ_FLAGS="--fuzz-dir fuzz --sanitizer none"
 
 step "building the fuzz targets"

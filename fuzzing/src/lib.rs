@@ -48,8 +48,8 @@ pub fn run(name: &str, data: &[u8]) -> bool {
     true
 }
 
-/// Service URLs from `service`, `targetService` and `pgtUrl` parameters. A URL that parses
-/// must be the same service as itself, and must keep parsing after a ticket is added
+/// Parses service URLs from `service`, `targetService` and `pgtUrl` parameters. A URL that
+/// parses must be the same service as itself, and must keep parsing after a ticket is added
 /// unless that makes it too long.
 pub fn service_url(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -70,7 +70,7 @@ pub fn service_url(data: &[u8]) {
     }
 }
 
-/// Query strings and form bodies.
+/// Parses query strings and form bodies.
 pub fn form_params(data: &[u8]) {
     let Ok(params) = Params::parse(data) else {
         return;
@@ -82,7 +82,7 @@ pub fn form_params(data: &[u8]) {
     }
 }
 
-/// CAS validation responses, as the edge filter reads them. A response that parses must
+/// Parses CAS validation responses, as the edge filter reads them. A response that parses must
 /// come back the same after it is written again.
 pub fn validation_xml(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -96,7 +96,7 @@ pub fn validation_xml(data: &[u8]) {
     assert_eq!(reread.as_ref().ok(), Some(&response), "{written}");
 }
 
-/// Back-channel logout requests: the form body, then the SAML document in it.
+/// Parses back-channel logout requests: the form body, then the SAML document in it.
 pub fn logout_request(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -107,7 +107,7 @@ pub fn logout_request(data: &[u8]) {
     let _ = session_index(text);
 }
 
-/// Cookie headers and session cookies: once as sent, and once signed with the filter's
+/// Opens cookie headers and session cookies: once as sent, and once signed with the filter's
 /// key so that the session's JSON is parsed too.
 pub fn session_cookie(data: &[u8]) {
     let key = || SigningKey::from_secret(&"k".repeat(40)).expect("long enough");
@@ -123,7 +123,7 @@ pub fn session_cookie(data: &[u8]) {
     let _ = session::open(&keys, &signed, NOW, 1800);
 }
 
-/// The `PATH_RULES` setting and the paths it is applied to.
+/// Parses the `PATH_RULES` setting and applies it to a path.
 pub fn path_rules(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -134,7 +134,7 @@ pub fn path_rules(data: &[u8]) {
     }
 }
 
-/// `/samlValidate` request bodies. An accepted request names one artifact that fits a
+/// Parses `/samlValidate` request bodies. An accepted request names one artifact that fits a
 /// ticket.
 pub fn saml_request(data: &[u8]) {
     let Ok(request) = parse_saml_request(data) else {
@@ -144,7 +144,7 @@ pub fn saml_request(data: &[u8]) {
     assert!(request.artifact.len() <= 256, "{}", request.artifact.len());
 }
 
-/// A logout request written by the server and read by the edge filter. Every ticket the
+/// Writes a logout request as the server does and reads it as the edge filter does. Every ticket the
 /// server can issue comes back unchanged.
 pub fn logout_round_trip(data: &[u8]) {
     let Ok(ticket) = std::str::from_utf8(data) else {
@@ -160,7 +160,9 @@ pub fn logout_round_trip(data: &[u8]) {
     let read = session_index(&xml);
 
     let ticket_like = (1..=256).contains(&ticket.len())
-        && ticket.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        && ticket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if ticket_like {
         assert_eq!(read.as_deref(), Ok(ticket), "{xml}");
     }
