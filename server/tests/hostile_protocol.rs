@@ -41,7 +41,7 @@ const ZHANG: &str = "张三";
 const MARKUP_VALUE: &str = "<b class=\"x\">'single' & \"double\"</b>";
 
 /// An attribute value that ends a CDATA section and contains line breaks and an emoji.
-const MULTILINE_VALUE: &str = "line one\nline two ]]> 🎉\ttab";
+const MULTILINE_VALUE: &str = "line one\nline two ]]> 🎉\ttab\r\nline three\r";
 
 /// Service URLs that no request may turn into a ticket or a redirect, with the status
 /// `/login` returns: 400 when the URL is not acceptable at all, 403 when it is a valid
@@ -119,6 +119,7 @@ fn sql_literal(value: &str) -> String {
         .replace('\'', "''")
         .replace('\n', "\\n")
         .replace('\t', "\\t")
+        .replace('\r', "\\r")
 }
 
 /// The registered services: `app` (prefix, may proxy to itself through the callback
@@ -987,6 +988,8 @@ async fn hostile_user_and_attributes_round_trip() {
             !body.contains("]]> "),
             "{endpoint}: CDATA end echoed raw: {body}"
         );
+        // XML parsers turn a raw CR into LF, so only `&#13;` keeps it.
+        assert!(!body.contains('\r'), "{endpoint}: raw carriage return");
         let parsed = parse_validation_response(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
         let ValidationResponse::Success(success) = parsed else {
             panic!("{endpoint}: {body}");
@@ -1035,7 +1038,10 @@ async fn hostile_user_and_attributes_round_trip() {
             success["attributes"]["note"],
             serde_json::json!([MULTILINE_VALUE])
         );
-        assert!(body.contains(r"line one\nline two ]]> 🎉\ttab"), "{body}");
+        assert!(
+            body.contains(r"line one\nline two ]]> 🎉\ttab\r\nline three\r"),
+            "{body}"
+        );
         assert!(body.contains(r#"\"double\""#), "{body}");
     }
 
@@ -1045,6 +1051,7 @@ async fn hostile_user_and_attributes_round_trip() {
     no_store(&response, "samlValidate");
     let body = response.text().await.expect("body");
     assert!(!body.contains("<b "), "SAML markup echoed raw: {body}");
+    assert!(!body.contains('\r'), "SAML: raw carriage return");
     let saml = saml_response(&body);
     let assertion = saml.child("Assertion");
     let statement = assertion.child("AttributeStatement");
