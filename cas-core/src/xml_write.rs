@@ -115,15 +115,24 @@ fn write_failure(
     writer
         .create_element(element)
         .with_attribute(("code", failure.code.as_str()))
-        .write_text_content(BytesText::new(&xml_safe_text(&failure.message)))?;
+        .write_text_content(xml_text(&failure.message))?;
     Ok(())
 }
 
 fn write_text_element(writer: &mut Writer<Vec<u8>>, name: &str, text: &str) -> io::Result<()> {
     writer
         .create_element(name)
-        .write_text_content(BytesText::new(&xml_safe_text(text)))?;
+        .write_text_content(xml_text(text))?;
     Ok(())
+}
+
+/// Builds XML character data from `text`: characters XML 1.0 cannot carry become
+/// U+FFFD, markup characters become entities, and a carriage return becomes `&#13;`.
+/// A raw CR or CRLF would reach the client as LF, because XML parsers normalise line
+/// ends (XML 1.0, section 2.11).
+pub fn xml_text(text: &str) -> BytesText<'static> {
+    let escaped = quick_xml::escape::escape(xml_safe_text(text)).replace('\r', "&#13;");
+    BytesText::from_escaped(escaped)
 }
 
 /// Replaces characters that XML 1.0 cannot carry with U+FFFD.
@@ -282,6 +291,18 @@ mod tests {
         );
 
         assert!(xml.contains("<cas:user>a\u{FFFD}b\u{FFFD}c</cas:user>"));
+    }
+
+    #[test]
+    fn carriage_return_survives_parsing() {
+        let xml =
+            write_validation_response(&ValidationResponse::Success(success("a\r\nb\rc\nd")), true);
+
+        assert!(
+            xml.contains("<cas:user>a&#13;\nb&#13;c\nd</cas:user>"),
+            "{xml}"
+        );
+        assert!(!xml.contains('\r'), "{xml}");
     }
 
     #[test]

@@ -4,12 +4,11 @@
 use std::io;
 use std::time::SystemTime;
 
-use quick_xml::events::BytesText;
 use quick_xml::Writer;
 
 use super::time::format_instant;
 use super::{SAML2_ASSERTION_NAMESPACE, SAML2_PROTOCOL_NAMESPACE};
-use crate::xml_write::xml_safe_text;
+use crate::xml_write::{xml_safe_text, xml_text};
 
 /// One logout request. Services find their local session by `session_index`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +46,10 @@ fn write(writer: &mut Writer<Vec<u8>>, request: &LogoutRequest) -> io::Result<()
         .write_inner_content(|writer| {
             writer
                 .create_element("saml:NameID")
-                .write_text_content(BytesText::new(&xml_safe_text(&request.user)))?;
+                .write_text_content(xml_text(&request.user))?;
             writer
                 .create_element("samlp:SessionIndex")
-                .write_text_content(BytesText::new(&xml_safe_text(&request.session_index)))?;
+                .write_text_content(xml_text(&request.session_index))?;
             Ok(())
         })?;
     Ok(())

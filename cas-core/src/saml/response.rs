@@ -3,18 +3,19 @@
 //! documentation. Apache mod_auth_cas 1.0.10 reads the status code, the
 //! `NameIdentifier` and the attributes from that layout.
 //!
-//! Every value goes through quick-xml's escaping after [`xml_safe_text`].
+//! Every value goes through quick-xml's escaping after [`xml_safe_text`], and text
+//! through [`xml_text`], which also keeps carriage returns.
 
 use std::io;
 use std::time::{Duration, SystemTime};
 
-use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::events::{BytesDecl, Event};
 use quick_xml::Writer;
 
 use super::time::format_instant;
 use super::{SAML1_ASSERTION_NAMESPACE, SAML1_PROTOCOL_NAMESPACE, SOAP_ENVELOPE_NAMESPACE};
 use crate::validation::{Attributes, ErrorCode};
-use crate::xml_write::xml_safe_text;
+use crate::xml_write::{xml_safe_text, xml_text};
 
 /// `AttributeNamespace` of every released attribute, as in the Apereo CAS sample.
 pub const ATTRIBUTE_NAMESPACE: &str = "http://www.ja-sig.org/products/cas/";
@@ -262,7 +263,7 @@ fn write_subject(writer: &mut Writer<Vec<u8>>, user: &str) -> io::Result<()> {
 fn write_text_element(writer: &mut Writer<Vec<u8>>, name: &str, text: &str) -> io::Result<()> {
     writer
         .create_element(name)
-        .write_text_content(BytesText::new(&safe(text)))?;
+        .write_text_content(xml_text(text))?;
     Ok(())
 }
 

@@ -6,8 +6,14 @@ use http::header::{HeaderMap, HeaderValue, COOKIE};
 /// Name of the cookie that carries the ticket-granting ticket.
 pub const TGC_NAME: &str = "TGC";
 
-/// Returns every TGC value in the request's Cookie headers, in order. A browser can send several
-/// when cookies with other paths or domains share the name.
+/// Maximum number of TGC values read from one request. Each value costs a ticket store
+/// lookup, so without a limit one request with thousands of cookies would cost
+/// thousands of lookups.
+pub const MAX_TGC_VALUES: usize = 8;
+
+/// Returns the first [`MAX_TGC_VALUES`] TGC values in the request's Cookie headers, in
+/// order. A browser can send several when cookies with other paths or domains share the
+/// name.
 pub fn tgc_values(headers: &HeaderMap) -> Vec<&str> {
     headers
         .get_all(COOKIE)
@@ -17,6 +23,7 @@ pub fn tgc_values(headers: &HeaderMap) -> Vec<&str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(name, _)| *name == TGC_NAME)
         .map(|(_, value)| value.trim_matches('"'))
+        .take(MAX_TGC_VALUES)
         .collect()
 }
 
@@ -93,6 +100,21 @@ mod tests {
         headers.append(COOKIE, HeaderValue::from_static("TGC=\"TGT-two\""));
 
         assert_eq!(tgc_values(&headers), vec!["TGT-one", "TGT-two"]);
+    }
+
+    #[test]
+    fn reads_at_most_max_tgc_values() {
+        let line: Vec<String> = (0..1000).map(|i| format!("TGC=TGT-{i}")).collect();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_str(&line.join("; ")).expect("header"),
+        );
+
+        let values = tgc_values(&headers);
+
+        assert_eq!(values.len(), MAX_TGC_VALUES);
+        assert_eq!(values[0], "TGT-0");
     }
 
     #[test]

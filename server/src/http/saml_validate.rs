@@ -157,9 +157,15 @@ async fn validate(
         Some(Err(message)) => return failure(ErrorCode::InvalidRequest, message),
         None => return failure(ErrorCode::InvalidRequest, "Parameter TARGET is required"),
     };
-    let renew = Params::from_query(parts.uri.query())
-        .and_then(|params| params.flag("renew"))
-        .unwrap_or(false);
+    // A repeated `renew` fails like on the other validation endpoints. Reading it as
+    // absent would accept a ticket from single sign-on that the service refuses.
+    let Ok(renew) = Params::from_query(parts.uri.query()).and_then(|params| params.flag("renew"))
+    else {
+        return failure(
+            ErrorCode::InvalidRequest,
+            "Parameter renew is given more than once",
+        );
+    };
 
     let grant =
         match sso::validate_service_ticket(app.store(), &request.artifact, target, renew).await {
