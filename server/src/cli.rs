@@ -178,6 +178,16 @@ pub struct RunArgs {
     /// Time limit of each proxy callback and logout request, in seconds [default: 5].
     #[arg(long, env = "CAS_OUTBOUND_TIMEOUT_SECONDS", value_name = "SECONDS")]
     pub outbound_timeout_seconds: Option<u64>,
+
+    /// Time limit of each user database lookup of a login (user name, password,
+    /// attributes), in seconds; past it the login gets 503 [default: 5].
+    #[arg(long, env = "CAS_DATABASE_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub database_timeout_seconds: Option<u64>,
+
+    /// Open client connections at most; further clients are dropped until one closes
+    /// [default: 1024].
+    #[arg(long, env = "CAS_MAX_CONNECTIONS", value_name = "CONNECTIONS")]
+    pub max_connections: Option<u64>,
 }
 
 impl RunArgs {
@@ -210,6 +220,8 @@ impl RunArgs {
             log_format: self.log_format.clone(),
             outbound_ca_file: self.outbound_ca_file.clone(),
             outbound_timeout_seconds: self.outbound_timeout_seconds,
+            database_timeout_seconds: self.database_timeout_seconds,
+            max_connections: self.max_connections,
             services: None,
         }
     }

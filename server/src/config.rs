@@ -45,6 +45,8 @@ pub struct ConfigLayer {
     pub log_format: Option<String>,
     pub outbound_ca_file: Option<PathBuf>,
     pub outbound_timeout_seconds: Option<u64>,
+    pub database_timeout_seconds: Option<u64>,
+    pub max_connections: Option<u64>,
     pub services: Option<Vec<ServiceDefinition>>,
 }
 
@@ -78,6 +80,8 @@ impl ConfigLayer {
             log_format: Some("text".into()),
             outbound_ca_file: None,
             outbound_timeout_seconds: Some(5),
+            database_timeout_seconds: Some(5),
+            max_connections: Some(1024),
             services: Some(default_services()),
         }
     }
@@ -140,6 +144,10 @@ impl ConfigLayer {
             outbound_timeout_seconds: higher
                 .outbound_timeout_seconds
                 .or(self.outbound_timeout_seconds),
+            database_timeout_seconds: higher
+                .database_timeout_seconds
+                .or(self.database_timeout_seconds),
+            max_connections: higher.max_connections.or(self.max_connections),
             services: higher.services.or(self.services),
         }
     }
@@ -229,6 +237,11 @@ pub struct Config {
     pub outbound_ca_file: Option<PathBuf>,
     /// Time limit of each proxy callback and logout request.
     pub outbound_timeout: Duration,
+    /// Time limit of each user database lookup (user name, password, attributes), the
+    /// wait for a pooled connection included.
+    pub database_timeout: Duration,
+    /// Open client connections at most; further clients are dropped until one closes.
+    pub max_connections: usize,
     pub services: Vec<ServiceDefinition>,
     /// The registry at start. Handlers use `App::registry()`, which a SIGHUP reload
     /// replaces, so this field can be out of date.
@@ -304,6 +317,8 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("outbound_ca_file", &self.outbound_ca_file)
             .field("outbound_timeout", &self.outbound_timeout)
+            .field("database_timeout", &self.database_timeout)
+            .field("max_connections", &self.max_connections)
             .field("services", &self.services.len())
             .field("config_file", &self.config_file)
             .finish_non_exhaustive()
@@ -385,6 +400,11 @@ impl Config {
                 "outbound_timeout_seconds",
                 layer.outbound_timeout_seconds,
             )?,
+            database_timeout: parse_ttl(
+                "database_timeout_seconds",
+                layer.database_timeout_seconds,
+            )?,
+            max_connections: parse_max_connections(layer.max_connections)?,
             services,
             registry,
             config_file: None,
@@ -489,6 +509,25 @@ fn parse_ttl(key: &'static str, value: Option<u64>) -> Result<Duration, ConfigEr
         ));
     }
     Ok(Duration::from_secs(seconds))
+}
+
+/// Largest accepted `max_connections`. Each connection holds a file descriptor and
+/// buffers, so a value past this is more likely a typo than a plan.
+const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
+
+fn parse_max_connections(value: Option<u64>) -> Result<usize, ConfigError> {
+    let connections = value.ok_or(ConfigError::Missing {
+        key: "max_connections",
+        fix: "set a number of connections such as 1024",
+    })?;
+    if connections == 0 || connections > MAX_MAX_CONNECTIONS {
+        return Err(invalid(
+            "max_connections",
+            connections,
+            format!("use a number of connections from 1 to {MAX_MAX_CONNECTIONS}"),
+        ));
+    }
+    Ok(connections as usize)
 }
 
 /// Most retries of one single logout request.
@@ -879,6 +918,11 @@ mod tests {
         assert!(layer.redis_pool_size.is_some(), "redis_pool_size");
         assert!(layer.metrics_path.is_some(), "metrics_path");
         assert!(layer.log_format.is_some(), "log_format");
+        assert!(
+            layer.database_timeout_seconds.is_some(),
+            "database_timeout_seconds"
+        );
+        assert!(layer.max_connections.is_some(), "max_connections");
         assert_eq!(layer.services.as_ref().map(Vec::len), Some(2), "services");
         assert!(Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).is_ok());
     }

@@ -48,6 +48,7 @@ pub struct Texts {
     pub not_found: &'static str,
     pub method_not_allowed: &'static str,
     pub body_too_large: &'static str,
+    pub uri_too_long: &'static str,
     pub unavailable: &'static str,
 }
 
@@ -85,6 +86,7 @@ static ENGLISH: Texts = Texts {
     not_found: "This page does not exist.",
     method_not_allowed: "This request method is not allowed here.",
     body_too_large: "The submitted form is too large.",
+    uri_too_long: "The requested address is too long.",
     unavailable: "The sign-in service is temporarily unavailable. Please try again later.",
 };
 
@@ -118,5 +120,6 @@ static CHINESE: Texts = Texts {
     not_found: "页面不存在。",
     method_not_allowed: "此处不允许该请求方法。",
     body_too_large: "提交的表单过大。",
+    uri_too_long: "请求的地址过长。",
     unavailable: "认证服务暂时不可用，请稍后再试。",
 };

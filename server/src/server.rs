@@ -19,14 +19,21 @@ use cas_core::ticket::digest_for_log;
 
 use crate::http::router;
 
-/// Open connections at most; further clients are dropped until one closes.
-const MAX_CONNECTIONS: usize = 1024;
-
 /// Time a client gets to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Time a client gets to send a complete request head.
+/// Time a client gets to send a complete request head. Hyper starts it whenever it waits
+/// for a request, so it also closes keep-alive connections that stay idle this long.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest request head (request line and header fields), in bytes. A larger one gets
+/// 431 from hyper. It also caps the read buffer, so a head that never ends cannot grow
+/// it further. Nginx accepts up to four 8 KiB header buffers by default, so 64 KiB
+/// leaves room for large cookies while bounding the memory of each connection.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Most header fields in one request; more get 431 from hyper.
+const MAX_HEADER_FIELDS: usize = 100;
 
 /// Time open connections get to finish their requests after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -43,7 +50,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = Arc::new(Semaphore::new(app.config.max_connections));
     let sweeper = spawn_sweeper(Arc::clone(&app));
     tokio::pin!(shutdown);
 
@@ -80,7 +87,8 @@ fn admit(
     watcher: Watcher,
 ) {
     let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
-        tracing::warn!(%peer, max = MAX_CONNECTIONS, "connection limit reached; dropping connection");
+        let max = app.config.max_connections;
+        tracing::warn!(%peer, max, "connection limit reached; dropping connection");
         return;
     };
 
@@ -112,6 +120,9 @@ async fn serve_connection(
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADER_FIELDS)
         .serve_connection(TokioIo::new(tls), service);
 
     if let Err(error) = watcher.watch(connection).await {

@@ -118,6 +118,10 @@ pub fn set_cookie(response: &mut Response<Body>, cookie: HeaderValue) {
     response.headers_mut().append(header::SET_COOKIE, cookie);
 }
 
+/// The server speaks HTTPS only, so browsers may refuse plain HTTP to this host for a
+/// year. Subdomains are left out because they may be other servers.
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
 fn with_common_headers(status: StatusCode, body: Bytes) -> Response<Body> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
@@ -129,6 +133,10 @@ fn with_common_headers(status: StatusCode, body: Bytes) -> Response<Body> {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
     );
     response
 }
@@ -158,6 +166,30 @@ mod tests {
             "https://app.example/%E9%A1%B5%E9%9D%A2?q=%C3%A9&ticket=ST-1"
         );
         assert_eq!(response.status(), StatusCode::FOUND);
+    }
+
+    #[test]
+    fn every_response_sets_transport_security() {
+        for response in [
+            html(StatusCode::OK, String::new()),
+            xml(String::new()),
+            json(String::new()),
+            text(String::new()),
+            script(""),
+            plain(StatusCode::SERVICE_UNAVAILABLE, ""),
+            redirect(StatusCode::FOUND, "https://a/"),
+        ] {
+            let headers = response.headers();
+
+            assert_eq!(
+                headers.get(header::STRICT_TRANSPORT_SECURITY),
+                Some(&HeaderValue::from_static(STRICT_TRANSPORT_SECURITY))
+            );
+            assert_eq!(
+                headers.get(header::X_CONTENT_TYPE_OPTIONS),
+                Some(&HeaderValue::from_static("nosniff"))
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,11 @@ use super::{delivery, health, login, logout, proxy, saml_validate, validate, val
 use crate::app::App;
 use crate::i18n::{choose_language, Language};
 
+/// Longest accepted request target (path and query), in bytes; a longer one gets 414.
+/// Apache and nginx reject request lines past about 8 KiB by default, so CAS clients
+/// and their service URLs already stay below it.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
 /// Handles one request. Every error becomes an error response, so this cannot fail.
 pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
@@ -42,6 +47,9 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
             .get(ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
     );
+    if request_target_length(&parts.uri) > MAX_URI_BYTES {
+        return pages::error(language, StatusCode::URI_TOO_LONG, |t| t.uri_too_long);
+    }
     let readable = parts.method == Method::GET || parts.method == Method::HEAD;
     if parts.uri.path() == app.config.metrics_path {
         return match readable {
@@ -88,6 +96,12 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         ) => method_not_allowed(language, "GET, HEAD"),
         _ => not_found(language),
     }
+}
+
+/// Returns the length of the path and query as the request line carried them.
+fn request_target_length(uri: &http::Uri) -> usize {
+    uri.path_and_query()
+        .map_or(0, |target| target.as_str().len())
 }
 
 /// Returns the endpoint path below the base path, or `None` when the path is outside it.

@@ -5,7 +5,9 @@ pub mod attributes;
 pub mod password;
 pub mod sql;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
@@ -54,6 +56,9 @@ pub struct UserDirectory {
     password_query: String,
     attribute_queries: AttributeQueries,
     encoding: PasswordEncoding,
+    /// Time limit of each lookup, so that a database that is down or blocked on a lock
+    /// makes a login fail instead of hang.
+    lookup_timeout: Duration,
     /// Hash of a random password, verified when the user name is rejected so that an
     /// unknown name costs about as much time as a wrong password.
     timing_decoy: Option<Arc<str>>,
@@ -67,7 +72,7 @@ impl UserDirectory {
     /// Connects to `database_url`, or opens the embedded SQLite store when it is unset.
     pub async fn connect(config: &Config) -> Result<Self, DatabaseError> {
         let database = match &config.database_url {
-            Some(url) => UserDatabase::connect_mysql(url).await?,
+            Some(url) => UserDatabase::connect_mysql(url, config.database_timeout).await?,
             None => {
                 UserDatabase::open_sqlite_demo(&config.sqlite_path, config.password_encoding)
                     .await?
@@ -87,6 +92,7 @@ impl UserDirectory {
                 pairs: config.attribute_pairs_query.clone(),
             },
             encoding: config.password_encoding,
+            lookup_timeout: config.database_timeout,
             timing_decoy: timing_decoy(config.password_encoding),
             check_slots: Arc::new(Semaphore::new(cores())),
         }
@@ -104,8 +110,7 @@ impl UserDirectory {
         }
 
         let names = self
-            .database
-            .first_column(&self.username_query, username)
+            .bounded(self.database.first_column(&self.username_query, username))
             .await?;
         let user = match check_stored_name(&names, username) {
             Ok(user) => user,
@@ -116,8 +121,7 @@ impl UserDirectory {
         };
 
         let passwords = self
-            .database
-            .first_column(&self.password_query, username)
+            .bounded(self.database.first_column(&self.password_query, username))
             .await?;
         Ok(self
             .check_password_off_runtime(passwords, password, user)
@@ -164,7 +168,24 @@ impl UserDirectory {
     /// Reads the attributes of `user`, the name as stored, with the configured attribute
     /// queries. Without queries the result is empty.
     pub async fn attributes(&self, user: &str) -> Result<Attributes, DatabaseError> {
-        self.attribute_queries.fetch(&self.database, user).await
+        self.bounded(self.attribute_queries.fetch(&self.database, user))
+            .await
+    }
+
+    /// Runs `lookup` for at most `lookup_timeout`.
+    ///
+    /// NOTE: a lookup cut off by the timeout keeps running on the database server. Its
+    /// connection then waits in the background for the result before the pool tests
+    /// and reuses it, so a query blocked on a lock holds one pooled connection until the
+    /// lock is released.
+    async fn bounded<T>(
+        &self,
+        lookup: impl Future<Output = Result<T, DatabaseError>>,
+    ) -> Result<T, DatabaseError> {
+        match tokio::time::timeout(self.lookup_timeout, lookup).await {
+            Ok(result) => result,
+            Err(_) => Err(DatabaseError::TimedOut(self.lookup_timeout)),
+        }
     }
 
     /// Checks that the user database answers a trivial query.

@@ -10,8 +10,8 @@ use sqlx::{Column, Row, TypeInfo};
 
 use super::password::{hash_argon2id, PasswordEncoding};
 
-/// How long a login waits for a free database connection before it fails.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the embedded store waits for a free connection before it fails.
+const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections per pool; logins are short queries, so a few suffice.
 const MAX_CONNECTIONS: u32 = 8;
@@ -46,6 +46,8 @@ pub enum DatabaseError {
     Connect(sqlx::Error),
     #[error("user database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("user database did not answer within {0:?} (setting database_timeout_seconds)")]
+    TimedOut(Duration),
     #[error("cannot create the folder for the SQLite file {path}: {reason}")]
     CreateFolder { path: String, reason: String },
     #[error("cannot hash the demo password: {0}")]
@@ -61,10 +63,15 @@ pub enum UserDatabase {
 
 impl UserDatabase {
     /// Connects to a MySQL or MariaDB server. The server's tables are used as they are.
-    pub async fn connect_mysql(url: &str) -> Result<Self, DatabaseError> {
+    /// Waiting for a pooled connection, which includes connecting while the server is
+    /// down, fails after `acquire_timeout`.
+    pub async fn connect_mysql(
+        url: &str,
+        acquire_timeout: Duration,
+    ) -> Result<Self, DatabaseError> {
         let pool = MySqlPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect(url)
             .await
             .map_err(DatabaseError::Connect)?;
@@ -84,7 +91,7 @@ impl UserDatabase {
             .create_if_missing(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(DatabaseError::Connect)?;

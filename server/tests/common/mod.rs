@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod logout_receiver;
+pub mod mariadb_server;
 pub mod redis_server;
 pub mod xml_tree;
 
