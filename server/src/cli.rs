@@ -1,5 +1,6 @@
-//! Command-line interface: `run` (the default) and `dev-certs`. Every `run` option can
-//! also come from a `CAS_*` environment variable; a flag wins over its variable.
+//! Command-line interface: `run` (the default), `dev-certs` and `users`. Every `run`
+//! option can also come from a `CAS_*` environment variable; a flag wins over its
+//! variable. `users` reads the same settings as `run`.
 
 use std::path::PathBuf;
 
@@ -37,6 +38,32 @@ pub enum Command {
     Run(RunArgs),
     /// Create a development CA and a server certificate signed by it.
     DevCerts(DevCertsArgs),
+    /// Add a user, set a password or disable a user in the configured user database. The
+    /// password is read from a terminal prompt, or as one line from standard input.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+/// Actions of `users`. New passwords are stored as Argon2id in every encoding.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Insert a user with user_add_query.
+    Add(UserArgs),
+    /// Set a user's password with user_passwd_query; this also enables a disabled user.
+    Passwd(UserArgs),
+    /// Disable a user with user_disable_query, so that no password verifies.
+    Disable(UserArgs),
+}
+
+/// A user name and the settings that locate the user database.
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    /// The user name, exactly as stored.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub settings: RunArgs,
 }
 
 /// Options of `run`. Each is unset unless given, so lower layers show through.
@@ -97,9 +124,48 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_ATTRIBUTE_PAIRS_QUERY", value_name = "SQL")]
     pub attribute_pairs_query: Option<String>,
 
-    /// Encoding of stored passwords: argon2id (PHC string) or plain [default: argon2id].
+    /// Encoding of stored passwords: argon2id, bcrypt, pbkdf2-sha256 (Django format), md5,
+    /// sha1, sha256, sha512 (hex digests) or plain. Argon2id PHC strings are accepted in
+    /// every encoding [default: argon2id].
     #[arg(long, env = "CAS_PASSWORD_ENCODING", value_name = "ENCODING")]
     pub password_encoding: Option<String>,
+
+    /// Salt of a hex digest encoding: none, column (the second column of the password
+    /// query) or prefix:SEPARATOR (stored as salt, separator, digest) [default: none].
+    #[arg(long, env = "CAS_PASSWORD_SALT", value_name = "SALT")]
+    pub password_salt: Option<String>,
+
+    /// Side of the password on which the salt is hashed: before (salt + password) or
+    /// after (password + salt) [default: before].
+    #[arg(long, env = "CAS_PASSWORD_SALT_POSITION", value_name = "POSITION")]
+    pub password_salt_position: Option<String>,
+
+    /// Rewrite a correct password stored in another encoding as Argon2id with
+    /// password_update_query: true or false [default: false].
+    #[arg(long, env = "CAS_PASSWORD_UPGRADE", value_name = "BOOL")]
+    pub password_upgrade: Option<bool>,
+
+    /// SQL update of the upgrade; its three `?` are the new hash, the user name and the
+    /// old stored password [default: update app_user set password=? where username=? and
+    /// password=?].
+    #[arg(long, env = "CAS_PASSWORD_UPDATE_QUERY", value_name = "SQL")]
+    pub password_update_query: Option<String>,
+
+    /// SQL insert of `users add`; its two `?` are the user name and the Argon2id hash
+    /// [default: insert into app_user (username, password) values (?, ?)].
+    #[arg(long, env = "CAS_USER_ADD_QUERY", value_name = "SQL")]
+    pub user_add_query: Option<String>,
+
+    /// SQL update of `users passwd`; its two `?` are the Argon2id hash and the user name
+    /// [default: update app_user set password=? where username=?].
+    #[arg(long, env = "CAS_USER_PASSWD_QUERY", value_name = "SQL")]
+    pub user_passwd_query: Option<String>,
+
+    /// SQL update of `users disable`; its `?` is the user name. A stored password that
+    /// starts with ! never verifies [default: update app_user set password='!' where
+    /// username=?].
+    #[arg(long, env = "CAS_USER_DISABLE_QUERY", value_name = "SQL")]
+    pub user_disable_query: Option<String>,
 
     /// Lifetime of a service ticket, in seconds [default: 300].
     #[arg(long, env = "CAS_SERVICE_TICKET_TTL_SECONDS", value_name = "SECONDS")]
@@ -205,6 +271,13 @@ impl RunArgs {
             attribute_query: self.attribute_query.clone(),
             attribute_pairs_query: self.attribute_pairs_query.clone(),
             password_encoding: self.password_encoding.clone(),
+            password_salt: self.password_salt.clone(),
+            password_salt_position: self.password_salt_position.clone(),
+            password_upgrade: self.password_upgrade,
+            password_update_query: self.password_update_query.clone(),
+            user_add_query: self.user_add_query.clone(),
+            user_passwd_query: self.user_passwd_query.clone(),
+            user_disable_query: self.user_disable_query.clone(),
             service_ticket_ttl_seconds: self.service_ticket_ttl_seconds,
             proxy_ticket_ttl_seconds: self.proxy_ticket_ttl_seconds,
             sso_session_ttl_seconds: self.sso_session_ttl_seconds,
@@ -296,6 +369,33 @@ mod tests {
             vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
         );
         assert_eq!(args.out, PathBuf::from("x"));
+    }
+
+    #[test]
+    fn users_subcommands_take_name_and_settings() {
+        let Command::Users(UsersCommand::Add(args)) =
+            parse(&["users", "add", "bob", "--password-encoding", "md5"])
+        else {
+            panic!("expected users add");
+        };
+        assert_eq!(args.name, "bob");
+        assert_eq!(args.settings.password_encoding.as_deref(), Some("md5"));
+
+        assert!(matches!(
+            parse(&["users", "passwd", "bob"]),
+            Command::Users(UsersCommand::Passwd(_))
+        ));
+        assert!(matches!(
+            parse(&["users", "disable", "bob"]),
+            Command::Users(UsersCommand::Disable(_))
+        ));
+    }
+
+    #[test]
+    fn users_takes_no_password_flag() {
+        let argv = ["cas-server", "users", "add", "bob", "--password", "x"];
+
+        assert!(Cli::try_parse_from(argv).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cas_core::registry::{ServiceDefinition, ServiceRegistry};
 use serde::Deserialize;
 
-use crate::users::password::PasswordEncoding;
+use crate::users::password::{PasswordEncoding, SaltPosition, SaltSource};
 
 /// Default service prefixes: the edge filter under `wrangler dev`, over plain and TLS HTTP.
 const DEFAULT_SERVICE_PREFIXES: [&str; 2] = ["http://127.0.0.1:8787/", "https://127.0.0.1:8787/"];
@@ -30,6 +30,13 @@ pub struct ConfigLayer {
     pub attribute_query: Option<String>,
     pub attribute_pairs_query: Option<String>,
     pub password_encoding: Option<String>,
+    pub password_salt: Option<String>,
+    pub password_salt_position: Option<String>,
+    pub password_upgrade: Option<bool>,
+    pub password_update_query: Option<String>,
+    pub user_add_query: Option<String>,
+    pub user_passwd_query: Option<String>,
+    pub user_disable_query: Option<String>,
     pub service_ticket_ttl_seconds: Option<u64>,
     pub proxy_ticket_ttl_seconds: Option<u64>,
     pub sso_session_ttl_seconds: Option<u64>,
@@ -65,6 +72,15 @@ impl ConfigLayer {
             attribute_query: Some(String::new()),
             attribute_pairs_query: Some(String::new()),
             password_encoding: Some("argon2id".into()),
+            password_salt: Some("none".into()),
+            password_salt_position: Some("before".into()),
+            password_upgrade: Some(false),
+            password_update_query: Some(
+                "update app_user set password=? where username=? and password=?".into(),
+            ),
+            user_add_query: Some("insert into app_user (username, password) values (?, ?)".into()),
+            user_passwd_query: Some("update app_user set password=? where username=?".into()),
+            user_disable_query: Some("update app_user set password='!' where username=?".into()),
             service_ticket_ttl_seconds: Some(300),
             proxy_ticket_ttl_seconds: Some(300),
             sso_session_ttl_seconds: Some(7200),
@@ -117,6 +133,15 @@ impl ConfigLayer {
             attribute_query: higher.attribute_query.or(self.attribute_query),
             attribute_pairs_query: higher.attribute_pairs_query.or(self.attribute_pairs_query),
             password_encoding: higher.password_encoding.or(self.password_encoding),
+            password_salt: higher.password_salt.or(self.password_salt),
+            password_salt_position: higher
+                .password_salt_position
+                .or(self.password_salt_position),
+            password_upgrade: higher.password_upgrade.or(self.password_upgrade),
+            password_update_query: higher.password_update_query.or(self.password_update_query),
+            user_add_query: higher.user_add_query.or(self.user_add_query),
+            user_passwd_query: higher.user_passwd_query.or(self.user_passwd_query),
+            user_disable_query: higher.user_disable_query.or(self.user_disable_query),
             service_ticket_ttl_seconds: higher
                 .service_ticket_ttl_seconds
                 .or(self.service_ticket_ttl_seconds),
@@ -218,6 +243,16 @@ pub struct Config {
     /// SQL returning rows of attribute name and value, for multi-valued attributes.
     pub attribute_pairs_query: Option<String>,
     pub password_encoding: PasswordEncoding,
+    /// Storage of the salt of a hex digest encoding.
+    pub password_salt: SaltSource,
+    /// Side of the password on which a hex digest's salt is hashed.
+    pub password_salt_position: SaltPosition,
+    /// Whether a correct password stored in another encoding is rewritten as Argon2id.
+    pub password_upgrade: bool,
+    /// Compare-and-set statement of the upgrade: new hash, user name, old stored value.
+    pub password_update_query: String,
+    /// Statements of `cas-server users`.
+    pub user_queries: UserQueries,
     pub service_ticket_ttl: Duration,
     /// Lifetime of a proxy ticket between `/proxy` and its validation.
     pub proxy_ticket_ttl: Duration,
@@ -248,6 +283,18 @@ pub struct Config {
     pub registry: ServiceRegistry,
     /// The TOML file the settings came from. On SIGHUP the server reads its services again.
     pub config_file: Option<PathBuf>,
+}
+
+/// Statements that `cas-server users` runs, each with its `?` placeholders in the order
+/// given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQueries {
+    /// Inserts a user: user name, then Argon2id hash.
+    pub add: String,
+    /// Sets a password: Argon2id hash, then user name.
+    pub passwd: String,
+    /// Disables a user: user name.
+    pub disable: String,
 }
 
 /// Where tickets live.
@@ -306,6 +353,9 @@ impl fmt::Debug for Config {
             .field("attribute_query", &self.attribute_query)
             .field("attribute_pairs_query", &self.attribute_pairs_query)
             .field("password_encoding", &self.password_encoding)
+            .field("password_salt", &self.password_salt)
+            .field("password_salt_position", &self.password_salt_position)
+            .field("password_upgrade", &self.password_upgrade)
             .field("service_ticket_ttl", &self.service_ticket_ttl)
             .field("proxy_ticket_ttl", &self.proxy_ticket_ttl)
             .field("sso_session_ttl", &self.sso_session_ttl)
@@ -341,6 +391,15 @@ impl Config {
         let registry = build_registry(&services)?;
         let base_path = parse_base_path(required(layer.base_path, "base_path", "set it to /cas")?)?;
         let metrics_path = parse_metrics_path(layer.metrics_path.unwrap_or_default(), &base_path)?;
+        let password_encoding = parse_encoding(required(
+            layer.password_encoding,
+            "password_encoding",
+            ENCODING_FIX,
+        )?)?;
+        let password_salt = parse_salt(
+            required(layer.password_salt, "password_salt", SALT_FIX)?,
+            password_encoding,
+        )?;
 
         Ok(Self {
             listen: parse_listen(required(layer.listen, "listen", "set it to ip:port")?)?,
@@ -366,11 +425,29 @@ impl Config {
                 "attribute_pairs_query",
                 layer.attribute_pairs_query,
             )?,
-            password_encoding: parse_encoding(required(
-                layer.password_encoding,
-                "password_encoding",
-                "set argon2id or plain",
+            password_encoding,
+            password_salt,
+            password_salt_position: parse_salt_position(required(
+                layer.password_salt_position,
+                "password_salt_position",
+                "set before or after",
             )?)?,
+            password_upgrade: layer.password_upgrade.unwrap_or(false),
+            password_update_query: parse_query_with(
+                "password_update_query",
+                required(
+                    layer.password_update_query,
+                    "password_update_query",
+                    UPDATE_FIX,
+                )?,
+                3,
+                UPDATE_FIX,
+            )?,
+            user_queries: parse_user_queries(UserQueryLayer {
+                add: layer.user_add_query,
+                passwd: layer.user_passwd_query,
+                disable: layer.user_disable_query,
+            })?,
             service_ticket_ttl: parse_ttl(
                 "service_ticket_ttl_seconds",
                 layer.service_ticket_ttl_seconds,
@@ -491,9 +568,87 @@ fn parse_optional_query(
     }
 }
 
+const ENCODING_FIX: &str =
+    "use argon2id, bcrypt, pbkdf2-sha256, md5, sha1, sha256, sha512 or plain";
+
+const SALT_FIX: &str =
+    "use none, column (the password query returns the salt as its second column) or prefix:<separator> with a separator that has no hex digit";
+
+const UPDATE_FIX: &str =
+    "write one SQL update with three ? placeholders: the new hash, the user name and the old stored password";
+
 fn parse_encoding(text: String) -> Result<PasswordEncoding, ConfigError> {
-    PasswordEncoding::parse(&text)
-        .ok_or_else(|| invalid("password_encoding", &text, "use argon2id or plain"))
+    PasswordEncoding::parse(&text).ok_or_else(|| invalid("password_encoding", &text, ENCODING_FIX))
+}
+
+/// Parses the salt setting, which only a hex digest encoding takes: the other encodings
+/// keep their salt inside the stored value, and plain has none.
+fn parse_salt(text: String, encoding: PasswordEncoding) -> Result<SaltSource, ConfigError> {
+    let salt = SaltSource::parse(&text).ok_or_else(|| invalid("password_salt", &text, SALT_FIX))?;
+    if salt != SaltSource::None && !encoding.takes_salt_setting() {
+        return Err(invalid(
+            "password_salt",
+            &text,
+            format!(
+                "set none: password_encoding {} stores its own salt or none",
+                encoding.as_str()
+            ),
+        ));
+    }
+    Ok(salt)
+}
+
+fn parse_salt_position(text: String) -> Result<SaltPosition, ConfigError> {
+    SaltPosition::parse(&text)
+        .ok_or_else(|| invalid("password_salt_position", &text, "use before or after"))
+}
+
+/// Checks a query that must have exactly `placeholders` `?` in it.
+fn parse_query_with(
+    key: &'static str,
+    text: String,
+    placeholders: usize,
+    fix: &'static str,
+) -> Result<String, ConfigError> {
+    if text.matches('?').count() != placeholders {
+        return Err(invalid(key, &text, fix));
+    }
+    Ok(text)
+}
+
+struct UserQueryLayer {
+    add: Option<String>,
+    passwd: Option<String>,
+    disable: Option<String>,
+}
+
+const USER_ADD_FIX: &str =
+    "write one SQL insert with two ? placeholders: the user name, then the password hash";
+const USER_PASSWD_FIX: &str =
+    "write one SQL update with two ? placeholders: the password hash, then the user name";
+const USER_DISABLE_FIX: &str = "write one SQL update with one ? placeholder for the user name";
+
+fn parse_user_queries(layer: UserQueryLayer) -> Result<UserQueries, ConfigError> {
+    Ok(UserQueries {
+        add: parse_query_with(
+            "user_add_query",
+            required(layer.add, "user_add_query", USER_ADD_FIX)?,
+            2,
+            USER_ADD_FIX,
+        )?,
+        passwd: parse_query_with(
+            "user_passwd_query",
+            required(layer.passwd, "user_passwd_query", USER_PASSWD_FIX)?,
+            2,
+            USER_PASSWD_FIX,
+        )?,
+        disable: parse_query_with(
+            "user_disable_query",
+            required(layer.disable, "user_disable_query", USER_DISABLE_FIX)?,
+            1,
+            USER_DISABLE_FIX,
+        )?,
+    })
 }
 
 fn parse_ttl(key: &'static str, value: Option<u64>) -> Result<Duration, ConfigError> {
@@ -780,7 +935,7 @@ mod tests {
             ),
             (
                 ConfigLayer {
-                    password_encoding: Some("md5".into()),
+                    password_encoding: Some("md4".into()),
                     ..Default::default()
                 },
                 "password_encoding",
@@ -890,6 +1045,19 @@ mod tests {
             "attribute_pairs_query"
         );
         assert!(layer.password_encoding.is_some(), "password_encoding");
+        assert!(layer.password_salt.is_some(), "password_salt");
+        assert!(
+            layer.password_salt_position.is_some(),
+            "password_salt_position"
+        );
+        assert!(layer.password_upgrade.is_some(), "password_upgrade");
+        assert!(
+            layer.password_update_query.is_some(),
+            "password_update_query"
+        );
+        assert!(layer.user_add_query.is_some(), "user_add_query");
+        assert!(layer.user_passwd_query.is_some(), "user_passwd_query");
+        assert!(layer.user_disable_query.is_some(), "user_disable_query");
         assert!(
             layer.service_ticket_ttl_seconds.is_some(),
             "service_ticket_ttl_seconds"
@@ -1042,6 +1210,74 @@ mod tests {
             let bad = layer_from_toml(&format!("{key} = \"select a from b where c=? or d=?\"\n"));
             let error =
                 Config::from_layer(ConfigLayer::defaults().overridden_by(bad)).expect_err(key);
+            assert!(error.to_string().contains(key), "{error}");
+        }
+    }
+
+    #[test]
+    fn password_settings_default_and_parse() {
+        let config = Config::from_defaults().expect("defaults");
+        assert_eq!(config.password_salt, SaltSource::None);
+        assert_eq!(config.password_salt_position, SaltPosition::Before);
+        assert!(!config.password_upgrade);
+        assert_eq!(
+            config.user_queries.disable,
+            "update app_user set password='!' where username=?"
+        );
+
+        let set = layer_from_toml(
+            "password_encoding = \"sha1\"\npassword_salt = \"prefix:$\"\npassword_salt_position = \"after\"\npassword_upgrade = true\n",
+        );
+        let config = Config::from_layer(ConfigLayer::defaults().overridden_by(set)).expect("valid");
+        assert_eq!(config.password_encoding, PasswordEncoding::Sha1);
+        assert_eq!(
+            config.password_salt,
+            SaltSource::Prefix {
+                separator: "$".into()
+            }
+        );
+        assert_eq!(config.password_salt_position, SaltPosition::After);
+        assert!(config.password_upgrade);
+    }
+
+    #[test]
+    fn invalid_password_settings_name_key() {
+        let cases = [
+            (
+                "password_salt = \"prefix:a\"\npassword_encoding = \"md5\"\n",
+                "password_salt",
+            ),
+            (
+                "password_salt = \"column\"\npassword_encoding = \"bcrypt\"\n",
+                "password_salt",
+            ),
+            ("password_salt = \"column\"\n", "password_salt"),
+            (
+                "password_salt_position = \"middle\"\n",
+                "password_salt_position",
+            ),
+            (
+                "password_update_query = \"update app_user set password=? where username=?\"\n",
+                "password_update_query",
+            ),
+            (
+                "user_add_query = \"insert into app_user (username) values (?)\"\n",
+                "user_add_query",
+            ),
+            (
+                "user_passwd_query = \"update app_user set password=?\"\n",
+                "user_passwd_query",
+            ),
+            (
+                "user_disable_query = \"delete from app_user\"\n",
+                "user_disable_query",
+            ),
+        ];
+
+        for (text, key) in cases {
+            let error =
+                Config::from_layer(ConfigLayer::defaults().overridden_by(layer_from_toml(text)))
+                    .expect_err(key);
             assert!(error.to_string().contains(key), "{error}");
         }
     }

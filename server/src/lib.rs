@@ -17,6 +17,7 @@ pub mod slo;
 pub mod sso;
 pub mod tickets;
 pub mod tls;
+pub mod user_command;
 pub mod users;
 
 use std::future::Future;
@@ -51,6 +52,23 @@ pub enum ServeError {
     Outbound(#[from] outbound::OutboundError),
 }
 
+/// Logs a warning at every start when the configured encoding is plain text or a fast
+/// digest, which leaked tables give up to offline guessing.
+fn warn_about_weak_encoding(config: &Config) {
+    let encoding = config.password_encoding;
+    if encoding == PasswordEncoding::Plain {
+        tracing::warn!(
+            "password_encoding is plain: passwords are stored unhashed; use argon2id outside demos"
+        );
+    } else if encoding.takes_salt_setting() {
+        tracing::warn!(
+            encoding = encoding.as_str(),
+            upgrade = config.password_upgrade,
+            "password_encoding is a fast hex digest; set password_upgrade = true to move users to argon2id"
+        );
+    }
+}
+
 /// Loads the TLS identity, connects the user directory, then serves HTTPS on `listener`
 /// until `shutdown` completes.
 pub async fn serve(
@@ -59,11 +77,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let tls = tls::load_server_config(&config.tls_cert, &config.tls_key)?;
-    if config.password_encoding == PasswordEncoding::Plain {
-        tracing::warn!(
-            "password_encoding is plain: passwords are stored unhashed; use argon2id outside demos"
-        );
-    }
+    warn_about_weak_encoding(&config);
 
     let outbound = Outbound::new(config.outbound_ca_file.as_deref(), config.outbound_timeout)?;
     let users = UserDirectory::connect(&config).await?;

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
-use cas_server::cli::{Cli, Command, DevCertsArgs, RunArgs};
+use cas_server::cli::{Cli, Command, DevCertsArgs, RunArgs, UsersCommand};
 use cas_server::config::LogFormat;
 use cas_server::dev_certs::ensure_dev_certs;
 
@@ -18,6 +18,10 @@ fn main() -> ExitCode {
         Command::DevCerts(args) => {
             init_tracing(LogFormat::Text);
             dev_certs(&args)
+        }
+        Command::Users(command) => {
+            init_tracing(LogFormat::Text);
+            users(&command)
         }
     }
 }
@@ -135,4 +139,25 @@ fn dev_certs(args: &DevCertsArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+fn users(command: &UsersCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cas-server users: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    match runtime.block_on(cas_server::user_command::run_users(command)) {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("cas-server users: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -159,14 +159,14 @@ fn environment_overrides_file() {
     let output = Command::new(env!("CARGO_BIN_EXE_cas-server"))
         .arg("--config")
         .arg(&file)
-        .env("CAS_PASSWORD_ENCODING", "sha1")
+        .env("CAS_PASSWORD_ENCODING", "sha3-256")
         .output()
         .expect("run binary");
     let message = String::from_utf8(output.stderr).expect("utf-8");
 
     assert_eq!(output.status.code(), Some(2));
     assert!(message.contains("password_encoding"), "{message}");
-    assert!(message.contains("sha1"), "{message}");
+    assert!(message.contains("sha3-256"), "{message}");
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! The user directory: checks a typed name and password against the configured SQL
 //! queries, returns the stored user name on success, and reads the user's attributes.
 
+pub mod admin;
 pub mod attributes;
 pub mod password;
 pub mod sql;
+mod upgrade;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,11 +17,15 @@ use cas_core::validation::Attributes;
 
 use crate::config::Config;
 use attributes::AttributeQueries;
-use password::{hash_argon2id, verify_password, PasswordEncoding};
+use password::{
+    hash_argon2id, is_argon2id, is_disabled, verify_password, PasswordEncoding, PasswordScheme,
+    SaltSource,
+};
 use sql::{ColumnValue, DatabaseError, UserDatabase};
+use upgrade::PendingUpgrade;
 
 /// Maximum length of a user name sent to the database, in bytes. Longer input cannot be a user.
-const MAX_USERNAME_BYTES: usize = 255;
+pub(crate) const MAX_USERNAME_BYTES: usize = 255;
 
 /// The result of a credential check that reached the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +48,8 @@ pub enum FailureReason {
     AmbiguousUser,
     /// The stored password is NULL or not text.
     UnusablePassword,
+    /// The stored password starts with `!`, the mark of a disabled account.
+    Disabled,
     WrongPassword,
     /// The stored name contains a control character, which CAS XML, headers and logs
     /// cannot carry without changing it, so the login fails instead.
@@ -55,7 +63,10 @@ pub struct UserDirectory {
     username_query: String,
     password_query: String,
     attribute_queries: AttributeQueries,
-    encoding: PasswordEncoding,
+    scheme: PasswordScheme,
+    /// The compare-and-set statement that rewrites a weaker stored password as Argon2id
+    /// after a correct login, when `password_upgrade` is on.
+    upgrade_query: Option<String>,
     /// Time limit of each lookup, so that a database that is down or blocked on a lock
     /// makes a login fail instead of hang.
     lookup_timeout: Duration,
@@ -91,7 +102,14 @@ impl UserDirectory {
                 columns: config.attribute_query.clone(),
                 pairs: config.attribute_pairs_query.clone(),
             },
-            encoding: config.password_encoding,
+            scheme: PasswordScheme {
+                encoding: config.password_encoding,
+                salt: config.password_salt.clone(),
+                salt_position: config.password_salt_position,
+            },
+            upgrade_query: config
+                .password_upgrade
+                .then(|| config.password_update_query.clone()),
             lookup_timeout: config.database_timeout,
             timing_decoy: timing_decoy(config.password_encoding),
             check_slots: Arc::new(Semaphore::new(cores())),
@@ -120,34 +138,58 @@ impl UserDirectory {
             }
         };
 
-        let passwords = self
-            .bounded(self.database.first_column(&self.password_query, username))
+        let rows = self.password_rows(username).await?;
+        let checked = self.check_password_off_runtime(rows, password, user).await;
+        if let (Some(pending), Some(query)) = (&checked.upgrade, &self.upgrade_query) {
+            pending.apply(&self.database, query).await;
+        }
+        Ok(checked.outcome)
+    }
+
+    /// Reads the stored password of every matching row, with the salt from the second
+    /// column when `password_salt = "column"`.
+    async fn password_rows(&self, username: &str) -> Result<Vec<PasswordRow>, DatabaseError> {
+        if self.scheme.salt != SaltSource::Column {
+            let passwords = self
+                .bounded(self.database.first_column(&self.password_query, username))
+                .await?;
+            return Ok(passwords
+                .into_iter()
+                .map(|password| PasswordRow {
+                    password,
+                    salt: None,
+                })
+                .collect());
+        }
+
+        let rows = self
+            .bounded(self.database.all_fields(&self.password_query, username))
             .await?;
-        Ok(self
-            .check_password_off_runtime(passwords, password, user)
-            .await)
+        Ok(rows.into_iter().map(PasswordRow::from_fields).collect())
     }
 
     /// Runs the password check on the blocking pool, because Argon2 takes tens of
     /// milliseconds of CPU and would stall other requests on the async workers.
     async fn check_password_off_runtime(
         &self,
-        stored: Vec<ColumnValue>,
+        rows: Vec<PasswordRow>,
         typed: &str,
         user: String,
-    ) -> Authentication {
-        let encoding = self.encoding;
+    ) -> CheckedPassword {
+        let scheme = self.scheme.clone();
+        let upgrade = self.upgrade_query.is_some();
         let typed = typed.to_owned();
         let Ok(_slot) = self.check_slots.acquire().await else {
-            return Authentication::Failure(FailureReason::WrongPassword);
+            return CheckedPassword::failure(FailureReason::WrongPassword);
         };
-        let checked =
-            tokio::task::spawn_blocking(move || check_password(encoding, &stored, &typed, user))
-                .await;
+        let checked = tokio::task::spawn_blocking(move || {
+            check_password(&scheme, &rows, &typed, user, upgrade)
+        })
+        .await;
 
         checked.unwrap_or_else(|error| {
             tracing::error!(%error, "password check task failed");
-            Authentication::Failure(FailureReason::WrongPassword)
+            CheckedPassword::failure(FailureReason::WrongPassword)
         })
     }
 
@@ -160,7 +202,8 @@ impl UserDirectory {
             return;
         };
         let _ = tokio::task::spawn_blocking(move || {
-            verify_password(PasswordEncoding::Argon2id, &typed, &decoy)
+            let scheme = PasswordScheme::unsalted(PasswordEncoding::Argon2id);
+            verify_password(&scheme, &typed, &decoy, None)
         })
         .await;
     }
@@ -203,6 +246,8 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+// NOTE: only Argon2id stores get a decoy, so with bcrypt or PBKDF2 an unknown user name
+// still fails faster than a wrong password.
 fn timing_decoy(encoding: PasswordEncoding) -> Option<Arc<str>> {
     if encoding != PasswordEncoding::Argon2id {
         return None;
@@ -234,23 +279,76 @@ fn check_stored_name(names: &[ColumnValue], typed: &str) -> Result<String, Failu
     }
 }
 
+/// One row of the password query: the stored password and, with `password_salt =
+/// "column"`, the salt from the second column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PasswordRow {
+    password: ColumnValue,
+    salt: Option<ColumnValue>,
+}
+
+impl PasswordRow {
+    fn from_fields(fields: Vec<sql::Field>) -> Self {
+        let mut values = fields.into_iter().map(|field| field.value);
+        Self {
+            password: values.next().unwrap_or(ColumnValue::Null),
+            salt: Some(values.next().unwrap_or(ColumnValue::Null)),
+        }
+    }
+}
+
+/// The result of a password check, with the Argon2id hash to store when the stored
+/// password is to be upgraded.
+#[derive(Debug)]
+struct CheckedPassword {
+    outcome: Authentication,
+    upgrade: Option<PendingUpgrade>,
+}
+
+impl CheckedPassword {
+    fn failure(reason: FailureReason) -> Self {
+        Self {
+            outcome: Authentication::Failure(reason),
+            upgrade: None,
+        }
+    }
+}
+
 fn check_password(
-    encoding: PasswordEncoding,
-    stored: &[ColumnValue],
+    scheme: &PasswordScheme,
+    rows: &[PasswordRow],
     typed: &str,
     user: String,
-) -> Authentication {
-    let stored = match stored {
-        [] => return Authentication::Failure(FailureReason::UnknownUser),
-        [ColumnValue::Text(stored)] => stored,
-        [_] => return Authentication::Failure(FailureReason::UnusablePassword),
-        _ => return Authentication::Failure(FailureReason::AmbiguousUser),
+    upgrade: bool,
+) -> CheckedPassword {
+    let (stored, salt) = match rows {
+        [] => return CheckedPassword::failure(FailureReason::UnknownUser),
+        [PasswordRow {
+            password: ColumnValue::Text(stored),
+            salt,
+        }] => (stored, salt),
+        [_] => return CheckedPassword::failure(FailureReason::UnusablePassword),
+        _ => return CheckedPassword::failure(FailureReason::AmbiguousUser),
     };
+    if is_disabled(stored) {
+        return CheckedPassword::failure(FailureReason::Disabled);
+    }
 
-    if verify_password(encoding, typed, stored) {
-        Authentication::Success { user }
-    } else {
-        Authentication::Failure(FailureReason::WrongPassword)
+    // A NULL or binary salt is passed as missing, so the check fails with a warning.
+    let column_salt = match salt {
+        Some(ColumnValue::Text(salt)) => Some(salt.as_str()),
+        _ => None,
+    };
+    if !verify_password(scheme, typed, stored, column_salt) {
+        return CheckedPassword::failure(FailureReason::WrongPassword);
+    }
+
+    let upgrade = (upgrade && !is_argon2id(stored))
+        .then(|| PendingUpgrade::prepare(&user, stored, typed))
+        .flatten();
+    CheckedPassword {
+        outcome: Authentication::Success { user },
+        upgrade,
     }
 }
 
@@ -319,34 +417,86 @@ mod tests {
         );
     }
 
+    fn row(password: ColumnValue) -> PasswordRow {
+        PasswordRow {
+            password,
+            salt: None,
+        }
+    }
+
+    fn outcome(stored: &[PasswordRow], typed: &str) -> Authentication {
+        let plain = PasswordScheme::unsalted(PasswordEncoding::Plain);
+        check_password(&plain, stored, typed, "alice".to_owned(), false).outcome
+    }
+
     #[test]
     fn password_rows_fail_closed() {
-        let plain = PasswordEncoding::Plain;
-        let user = || "alice".to_owned();
+        let success = Authentication::Success {
+            user: "alice".to_owned(),
+        };
+        let failure = Authentication::Failure;
 
+        assert_eq!(outcome(&[row(text("pw"))], "pw"), success);
         assert_eq!(
-            check_password(plain, &[text("pw")], "pw", user()),
-            Authentication::Success { user: user() }
+            outcome(&[row(text("pw"))], "px"),
+            failure(FailureReason::WrongPassword)
         );
         assert_eq!(
-            check_password(plain, &[text("pw")], "px", user()),
-            Authentication::Failure(FailureReason::WrongPassword)
+            outcome(&[row(ColumnValue::Null)], ""),
+            failure(FailureReason::UnusablePassword)
         );
         assert_eq!(
-            check_password(plain, &[ColumnValue::Null], "", user()),
-            Authentication::Failure(FailureReason::UnusablePassword)
+            outcome(&[row(ColumnValue::Undecodable)], ""),
+            failure(FailureReason::UnusablePassword)
+        );
+        assert_eq!(outcome(&[], "pw"), failure(FailureReason::UnknownUser));
+        assert_eq!(
+            outcome(&[row(text("pw")), row(text("pw"))], "pw"),
+            failure(FailureReason::AmbiguousUser)
         );
         assert_eq!(
-            check_password(plain, &[ColumnValue::Undecodable], "", user()),
-            Authentication::Failure(FailureReason::UnusablePassword)
+            outcome(&[row(text("!"))], "!"),
+            failure(FailureReason::Disabled)
         );
+    }
+
+    #[test]
+    fn upgrade_only_after_correct_weaker_password() {
+        let md5 = PasswordScheme::unsalted(PasswordEncoding::Md5);
+        // Python 3: hashlib.md5(b"correct horse").hexdigest()
+        let stored = [row(text("3cb4e732631f47e6eb961f34554b7cde"))];
+        let check = |typed: &str, upgrade: bool| {
+            check_password(&md5, &stored, typed, "alice".to_owned(), upgrade)
+        };
+
+        assert!(check("correct horse", true).upgrade.is_some());
+        assert!(check("correct horse", false).upgrade.is_none());
+        assert!(check("wrong horse", true).upgrade.is_none());
+
+        let hash = hash_argon2id("correct horse").expect("hash");
+        let upgraded = [row(text(&hash))];
+        let checked = check_password(&md5, &upgraded, "correct horse", "alice".to_owned(), true);
         assert_eq!(
-            check_password(plain, &[], "pw", user()),
-            Authentication::Failure(FailureReason::UnknownUser)
+            checked.outcome,
+            Authentication::Success {
+                user: "alice".to_owned()
+            }
         );
-        assert_eq!(
-            check_password(plain, &[text("pw"), text("pw")], "pw", user()),
-            Authentication::Failure(FailureReason::AmbiguousUser)
-        );
+        assert!(checked.upgrade.is_none(), "argon2id is not upgraded again");
+    }
+
+    #[test]
+    fn salt_column_row_reads_second_field() {
+        let field = |value: &str| sql::Field {
+            column: "c".into(),
+            type_name: "VARCHAR".into(),
+            value: text(value),
+        };
+
+        let both = PasswordRow::from_fields(vec![field("hash"), field("salt")]);
+        let alone = PasswordRow::from_fields(vec![field("hash")]);
+
+        assert_eq!(both.salt, Some(text("salt")));
+        assert_eq!(alone.salt, Some(ColumnValue::Null));
     }
 }

@@ -141,6 +141,28 @@ impl UserDatabase {
         Ok(rows)
     }
 
+    /// Runs the statement `query` with `values` bound to its `?` placeholders in order,
+    /// and returns the number of rows it changed.
+    pub async fn execute(&self, query: &str, values: &[&str]) -> Result<u64, DatabaseError> {
+        let rows = match self {
+            Self::MySql(pool) => {
+                let mut statement = sqlx::query(query);
+                for value in values {
+                    statement = statement.bind(*value);
+                }
+                statement.execute(pool).await?.rows_affected()
+            }
+            Self::Sqlite(pool) => {
+                let mut statement = sqlx::query(query);
+                for value in values {
+                    statement = statement.bind(*value);
+                }
+                statement.execute(pool).await?.rows_affected()
+            }
+        };
+        Ok(rows)
+    }
+
     /// Runs `select 1`, for the readiness endpoint.
     pub async fn ping(&self) -> Result<(), DatabaseError> {
         match self {
@@ -308,11 +330,11 @@ async fn insert_demo_user_if_empty(
         return Ok(());
     }
 
-    // The demo password is stored in the configured encoding so that the demo user can
-    // log in under either setting.
+    // The demo password is stored in plain text under `plain` and as Argon2id otherwise,
+    // which every encoding accepts, so that the demo user can log in under any setting.
     let stored = match encoding {
-        PasswordEncoding::Argon2id => hash_argon2id(DEMO_PASSWORD)?,
         PasswordEncoding::Plain => DEMO_PASSWORD.to_owned(),
+        _ => hash_argon2id(DEMO_PASSWORD)?,
     };
     sqlx::query("insert into app_user (username, password) values (?, ?)")
         .bind(DEMO_USER)

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use cas_server::users::password::{hash_argon2id, verify_password, PasswordEncoding};
+use cas_server::users::password::{
+    hash_argon2id, verify_password, PasswordEncoding, PasswordScheme,
+};
 
 use crate::client::BenchError;
 
@@ -16,10 +18,11 @@ pub fn measure(threads: usize, duration: Duration) -> Result<(), BenchError> {
     let workers: Vec<_> = (0..threads.max(1))
         .map(|_| {
             let stored = stored.clone();
+            let scheme = PasswordScheme::unsalted(PasswordEncoding::Argon2id);
             std::thread::spawn(move || {
                 let mut count = 0u64;
                 while started.elapsed() < duration {
-                    if verify_password(PasswordEncoding::Argon2id, "demo-password", &stored) {
+                    if verify_password(&scheme, "demo-password", &stored, None) {
                         count += 1;
                     }
                 }
