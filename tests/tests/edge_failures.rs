@@ -215,3 +215,33 @@ async fn revocation_store_optional_without_slo() {
     assert!(page.body.contains("id=\"user\">alice"), "{}", page.body);
     stack.assert_running();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_validate_endpoints_sign_in() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+
+    for endpoint in ["proxyValidate", "p3/proxyValidate"] {
+        let edge = stack
+            .start_edge(EdgeOptions {
+                vars: vec![
+                    ("CAS_LOGIN_URL", String::new()),
+                    ("CAS_VALIDATE_URL", String::new()),
+                    ("CAS_BASE_URL", stack.cas.clone()),
+                    ("CAS_VALIDATION_ENDPOINT", endpoint.to_owned()),
+                ],
+                ..Default::default()
+            })
+            .await;
+        let mut browser = stack.browser();
+
+        let page = open_signed_in(&mut browser, &stack.cas, &format!("{edge}/proxied")).await;
+
+        assert_eq!(page.status.as_u16(), 200, "{endpoint}: {}", page.body);
+        assert!(
+            page.body.contains(r#"<strong id="user">alice</strong>"#),
+            "{endpoint}: {}",
+            page.body
+        );
+    }
+    stack.assert_running();
+}
