@@ -201,7 +201,7 @@ fn names(keys: &[String]) -> String {
 /// Compares the documented keys with the code's and describes any difference.
 fn key_problems(
     path: &str,
-    what: &str,
+    kind_of_key: &str,
     documented: &[Row],
     code: &BTreeSet<String>,
 ) -> Vec<String> {
@@ -218,13 +218,13 @@ fn key_problems(
     let stale: Vec<String> = seen.difference(code).cloned().collect();
     if !missing.is_empty() {
         problems.push(format!(
-            "{path} has no row for these {what}; add one to the table of its group: {}",
+            "{path} has no row for these {kind_of_key}; add one to the table of its group: {}",
             names(&missing)
         ));
     }
     if !stale.is_empty() {
         problems.push(format!(
-            "{path} documents these {what}, which the code does not have: {}",
+            "{path} documents these {kind_of_key}, which the code does not have: {}",
             names(&stale)
         ));
     }
@@ -494,9 +494,9 @@ fn example_file_has_every_setting() {
     for (key, default) in setting_defaults() {
         // TOML has no null, so a key that is unset by default appears commented out.
         let commented = format!("# {key} = ");
-        let shown = example.contains_key(&key)
+        let present = example.contains_key(&key)
             || (default.is_null() && EXAMPLE.lines().any(|line| line.starts_with(&commented)));
-        if !shown {
+        if !present {
             missing.push(key);
         }
     }
