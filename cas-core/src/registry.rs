@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use regex::Regex;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::service::ServiceUrl;
 use crate::validation::Attributes;
@@ -39,8 +39,9 @@ pub enum RegistryError {
 }
 
 /// A service definition as written in the configuration file. Only `id`, `name`,
-/// `match` and `pattern` are required.
-#[derive(Debug, Clone, Deserialize)]
+/// `match` and `pattern` are required. It serializes under the same key names, which
+/// the server's configuration reference test reads.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceDefinition {
     pub id: String,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cas_core::registry::{ServiceDefinition, ServiceRegistry};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::users::password::{PasswordEncoding, SaltPosition, SaltSource};
 
@@ -15,8 +15,9 @@ use crate::users::password::{PasswordEncoding, SaltPosition, SaltSource};
 const DEFAULT_SERVICE_PREFIXES: [&str; 2] = ["http://127.0.0.1:8787/", "https://127.0.0.1:8787/"];
 
 /// One layer of settings. Every field is optional so that a higher layer only overrides
-/// what it sets. Field names are the TOML keys.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// what it sets. Field names are the TOML keys. `Serialize` gives the configuration
+/// reference test the key names and defaults. An unset field serializes as `null`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigLayer {
     pub listen: Option<String>,
