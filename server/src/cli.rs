@@ -1,6 +1,7 @@
-//! Command-line interface: `run` (the default), `dev-certs` and `users`. Every `run`
-//! option can also come from a `CAS_*` environment variable; a flag wins over its
-//! variable. `users` reads the same settings as `run`.
+//! Command-line interface: `run` (the default), `check-config`, `print-config`,
+//! `dev-certs` and `users`. Every `run` option can also come from a `CAS_*` environment
+//! variable; a flag wins over its variable. The other commands that read settings take
+//! the same options as `run`.
 
 use std::path::PathBuf;
 
@@ -36,6 +37,11 @@ impl Cli {
 pub enum Command {
     /// Serve HTTPS (the default when no subcommand is given).
     Run(RunArgs),
+    /// Check the settings (defaults, file, environment, flags) and print every problem
+    /// with its key; exit status 2 when there is one.
+    CheckConfig(RunArgs),
+    /// Print the effective settings as TOML, with passwords in URLs hidden.
+    PrintConfig(RunArgs),
     /// Create a development CA and a server certificate signed by it.
     DevCerts(DevCertsArgs),
     /// Add a user, set a password or disable a user in the configured user database. The
@@ -299,17 +305,20 @@ impl RunArgs {
         }
     }
 
-    /// Merges defaults, the configuration file and these options, then checks the result.
-    pub fn load_config(&self) -> Result<Config, ConfigError> {
+    /// Merges defaults, the configuration file and these options, without checking them.
+    pub fn merged_layer(&self) -> Result<ConfigLayer, ConfigError> {
         let file = match &self.config {
             Some(path) => ConfigLayer::from_toml_file(path)?,
             None => ConfigLayer::default(),
         };
-        let mut config = Config::from_layer(
-            ConfigLayer::defaults()
-                .overridden_by(file)
-                .overridden_by(self.layer()),
-        )?;
+        Ok(ConfigLayer::defaults()
+            .overridden_by(file)
+            .overridden_by(self.layer()))
+    }
+
+    /// Merges defaults, the configuration file and these options, then checks the result.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::from_layer(self.merged_layer()?)?;
         config.config_file = self.config.clone();
         Ok(config)
     }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod config_check;
 pub mod dev_certs;
 pub mod http;
 pub mod i18n;

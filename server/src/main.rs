@@ -10,11 +10,14 @@ use tracing_subscriber::EnvFilter;
 
 use cas_server::cli::{Cli, Command, DevCertsArgs, RunArgs, UsersCommand};
 use cas_server::config::LogFormat;
+use cas_server::config_check;
 use cas_server::dev_certs::ensure_dev_certs;
 
 fn main() -> ExitCode {
     match Cli::parse().into_command() {
         Command::Run(args) => run(&args),
+        Command::CheckConfig(args) => check_config(&args),
+        Command::PrintConfig(args) => print_config(&args),
         Command::DevCerts(args) => {
             init_tracing(LogFormat::Text);
             dev_certs(&args)
@@ -37,6 +40,39 @@ fn init_tracing(format: LogFormat) {
     match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
+}
+
+fn check_config(args: &RunArgs) -> ExitCode {
+    let layer = match args.merged_layer() {
+        Ok(layer) => layer,
+        Err(error) => {
+            eprintln!("cas-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let problems = config_check::problems(&layer);
+    if problems.is_empty() {
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    for problem in &problems {
+        eprintln!("cas-server: {problem}");
+    }
+    ExitCode::from(2)
+}
+
+fn print_config(args: &RunArgs) -> ExitCode {
+    match args.merged_layer() {
+        Ok(layer) => {
+            print!("{}", config_check::printable(&layer));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("cas-server: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 
