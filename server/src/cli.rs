@@ -196,6 +196,20 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_SLO_RETRIES", value_name = "RETRIES")]
     pub slo_retries: Option<u64>,
 
+    /// Failed logins per typed user name within the throttle window before further
+    /// attempts get 429; 0 turns this limit off [default: 5].
+    #[arg(long, env = "CAS_THROTTLE_USER_FAILURES", value_name = "FAILURES")]
+    pub throttle_user_failures: Option<u64>,
+
+    /// Failed logins per client address within the throttle window before further
+    /// attempts get 429; 0 turns this limit off [default: 20].
+    #[arg(long, env = "CAS_THROTTLE_ADDRESS_FAILURES", value_name = "FAILURES")]
+    pub throttle_address_failures: Option<u64>,
+
+    /// Length of the login throttle window, in seconds, from 1 to 2592000 [default: 300].
+    #[arg(long, env = "CAS_THROTTLE_WINDOW_SECONDS", value_name = "SECONDS")]
+    pub throttle_window_seconds: Option<u64>,
+
     /// Interval between sweeps that remove expired tickets and send single logout
     /// requests for expired sessions, in seconds, from 1 to 300 [default: 60].
     #[arg(
@@ -289,6 +303,9 @@ impl RunArgs {
             sso_session_ttl_seconds: self.sso_session_ttl_seconds,
             sso_session_idle_seconds: self.sso_session_idle_seconds,
             slo_retries: self.slo_retries,
+            throttle_user_failures: self.throttle_user_failures,
+            throttle_address_failures: self.throttle_address_failures,
+            throttle_window_seconds: self.throttle_window_seconds,
             session_sweep_interval_seconds: self.session_sweep_interval_seconds,
             ticket_store: self.ticket_store.clone(),
             memory_max_tickets: self.memory_max_tickets,

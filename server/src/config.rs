@@ -43,6 +43,9 @@ pub struct ConfigLayer {
     pub sso_session_ttl_seconds: Option<u64>,
     pub sso_session_idle_seconds: Option<u64>,
     pub slo_retries: Option<u64>,
+    pub throttle_user_failures: Option<u64>,
+    pub throttle_address_failures: Option<u64>,
+    pub throttle_window_seconds: Option<u64>,
     pub session_sweep_interval_seconds: Option<u64>,
     pub ticket_store: Option<String>,
     pub memory_max_tickets: Option<u64>,
@@ -87,6 +90,9 @@ impl ConfigLayer {
             sso_session_ttl_seconds: Some(7200),
             sso_session_idle_seconds: Some(1800),
             slo_retries: Some(2),
+            throttle_user_failures: Some(5),
+            throttle_address_failures: Some(20),
+            throttle_window_seconds: Some(300),
             session_sweep_interval_seconds: Some(60),
             ticket_store: Some("memory".into()),
             memory_max_tickets: Some(1_000_000),
@@ -156,6 +162,15 @@ impl ConfigLayer {
                 .sso_session_idle_seconds
                 .or(self.sso_session_idle_seconds),
             slo_retries: higher.slo_retries.or(self.slo_retries),
+            throttle_user_failures: higher
+                .throttle_user_failures
+                .or(self.throttle_user_failures),
+            throttle_address_failures: higher
+                .throttle_address_failures
+                .or(self.throttle_address_failures),
+            throttle_window_seconds: higher
+                .throttle_window_seconds
+                .or(self.throttle_window_seconds),
             session_sweep_interval_seconds: higher
                 .session_sweep_interval_seconds
                 .or(self.session_sweep_interval_seconds),
@@ -263,6 +278,9 @@ pub struct Config {
     pub sso_session_idle: Duration,
     /// Retries of a single logout request after its first attempt fails.
     pub slo_retries: u32,
+    /// Failed logins per typed user name and per client address before further
+    /// attempts get 429, within one window.
+    pub throttle: ThrottleLimits,
     /// Interval between sweeps of expired entries and ended sessions.
     pub session_sweep_interval: Duration,
     pub ticket_store: TicketStoreSettings,
@@ -296,6 +314,17 @@ pub struct UserQueries {
     pub passwd: String,
     /// Disables a user: user name.
     pub disable: String,
+}
+
+/// Limits of the login throttle. A limit of 0 is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleLimits {
+    /// Failed logins per typed user name within one window.
+    pub user_failures: u64,
+    /// Failed logins per client address within one window.
+    pub address_failures: u64,
+    /// Length of the fixed counting window, which starts at the first failure.
+    pub window: Duration,
 }
 
 /// Where tickets live.
@@ -362,6 +391,7 @@ impl fmt::Debug for Config {
             .field("sso_session_ttl", &self.sso_session_ttl)
             .field("sso_session_idle", &self.sso_session_idle)
             .field("slo_retries", &self.slo_retries)
+            .field("throttle", &self.throttle)
             .field("session_sweep_interval", &self.session_sweep_interval)
             .field("ticket_store", &self.ticket_store)
             .field("metrics_path", &self.metrics_path)
@@ -463,6 +493,11 @@ impl Config {
                 layer.sso_session_idle_seconds,
             )?,
             slo_retries: parse_slo_retries(layer.slo_retries)?,
+            throttle: parse_throttle(
+                layer.throttle_user_failures,
+                layer.throttle_address_failures,
+                layer.throttle_window_seconds,
+            )?,
             session_sweep_interval: parse_sweep_interval(layer.session_sweep_interval_seconds)?,
             ticket_store: parse_ticket_store(StoreLayer {
                 kind: layer.ticket_store,
@@ -684,6 +719,36 @@ fn parse_max_connections(value: Option<u64>) -> Result<usize, ConfigError> {
         ));
     }
     Ok(connections as usize)
+}
+
+/// Largest accepted failure threshold of the login throttle.
+const MAX_THROTTLE_FAILURES: u64 = 1_000_000;
+
+fn parse_throttle(
+    user: Option<u64>,
+    address: Option<u64>,
+    window: Option<u64>,
+) -> Result<ThrottleLimits, ConfigError> {
+    let threshold = |key: &'static str, value: Option<u64>| {
+        let failures = value.ok_or(ConfigError::Missing {
+            key,
+            fix: "set a number of failed logins, or 0 to turn this limit off",
+        })?;
+        if failures > MAX_THROTTLE_FAILURES {
+            return Err(invalid(
+                key,
+                failures,
+                format!("use a number from 0 to {MAX_THROTTLE_FAILURES}"),
+            ));
+        }
+        Ok(failures)
+    };
+
+    Ok(ThrottleLimits {
+        user_failures: threshold("throttle_user_failures", user)?,
+        address_failures: threshold("throttle_address_failures", address)?,
+        window: parse_ttl("throttle_window_seconds", window)?,
+    })
 }
 
 /// Most retries of one single logout request.
@@ -1076,6 +1141,18 @@ mod tests {
             "sso_session_idle_seconds"
         );
         assert!(layer.slo_retries.is_some(), "slo_retries");
+        assert!(
+            layer.throttle_user_failures.is_some(),
+            "throttle_user_failures"
+        );
+        assert!(
+            layer.throttle_address_failures.is_some(),
+            "throttle_address_failures"
+        );
+        assert!(
+            layer.throttle_window_seconds.is_some(),
+            "throttle_window_seconds"
+        );
         assert!(
             layer.session_sweep_interval_seconds.is_some(),
             "session_sweep_interval_seconds"

@@ -16,6 +16,7 @@ pub mod reload;
 pub mod server;
 pub mod slo;
 pub mod sso;
+pub mod throttle;
 pub mod tickets;
 pub mod tls;
 pub mod user_command;

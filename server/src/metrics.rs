@@ -22,13 +22,16 @@ pub mod outcome {
     pub const BAD_LOGIN_TICKET: &str = "bad_login_ticket";
     pub const MISSING_FIELDS: &str = "missing_fields";
     pub const ERROR: &str = "error";
+    /// Rejected by the login throttle before any credential check.
+    pub const THROTTLED: &str = "throttled";
 
-    pub const ALL: [&str; 5] = [
+    pub const ALL: [&str; 6] = [
         SUCCESS,
         BAD_CREDENTIALS,
         BAD_LOGIN_TICKET,
         MISSING_FIELDS,
         ERROR,
+        THROTTLED,
     ];
 }
 

@@ -102,7 +102,7 @@ pub async fn deliver_proxy_granting_ticket(
     let user = grant.user.clone();
     match store.put_proxy_granting_ticket(&ticket, grant).await {
         Ok(true) => {
-            tracing::info!(%user, callback = %callback_text, ticket = %digest_for_log(ticket.as_str()), iou = %digest_for_log(iou.as_str()), "proxy-granting ticket issued");
+            tracing::info!(target: "audit", event = "ticket_issued", kind = "proxy_granting_ticket", %user, callback = %callback_text, ticket = %digest_for_log(ticket.as_str()), iou = %digest_for_log(iou.as_str()));
             Some(iou)
         }
         Ok(false) => {
@@ -217,14 +217,37 @@ pub async fn grant_proxy_ticket(
         .await
         .map_err(ProxyError::store)?;
 
-    tracing::info!(user = %grant.user, target = %target.without_fragment(), ticket = %digest_for_log(ticket.as_str()), granting_ticket = %digest_for_log(pgt.as_str()), "proxy ticket issued");
+    tracing::info!(target: "audit", event = "ticket_issued", kind = "proxy_ticket", user = %grant.user, service = %target.without_fragment(), ticket = %digest_for_log(ticket.as_str()), granting_ticket = %digest_for_log(pgt.as_str()));
     Ok(ticket)
 }
 
 /// Validates and consumes a proxy ticket, like a service ticket: removed before the
 /// service is compared, bound to its target service, and never from a new login, so
-/// `renew` rejects it. A ticket whose SSO session has ended is not recognized.
+/// `renew` rejects it. A ticket whose SSO session has ended is not recognized. Writes the
+/// audit event `ticket_validated` or `ticket_rejected`.
 pub async fn validate_proxy_ticket(
+    store: &dyn TicketStore,
+    ticket: &str,
+    service: &str,
+    renew: bool,
+) -> Result<ValidatedTicket, ValidationError> {
+    let result = check_proxy_ticket(store, ticket, service, renew).await;
+
+    let digest = digest_for_log(ticket);
+    match &result {
+        Ok(validated) => {
+            let grant = &validated.grant;
+            let proxies = validated.proxies.len();
+            tracing::info!(target: "audit", event = "ticket_validated", kind = "proxy_ticket", user = %grant.user, service = %grant.service.without_fragment(), ticket = %digest, proxies)
+        }
+        Err(error) => {
+            tracing::info!(target: "audit", event = "ticket_rejected", code = %error.code, service = ?service, ticket = %digest)
+        }
+    }
+    result
+}
+
+async fn check_proxy_ticket(
     store: &dyn TicketStore,
     ticket: &str,
     service: &str,
@@ -266,8 +289,6 @@ pub async fn validate_proxy_ticket(
         Ok(None) => return Err(not_recognized),
         Err(error) => return Err(internal_error(error)),
     };
-
-    tracing::info!(user = %grant.user, ticket = %digest_for_log(ticket.as_str()), proxies = grant.proxies.len(), "proxy ticket validated");
     Ok(ValidatedTicket {
         grant: ServiceGrant {
             service: grant.service,
@@ -289,7 +310,7 @@ pub async fn consume_rejected_proxy_ticket(store: &dyn TicketStore, ticket: &str
     };
     match store.take_proxy_ticket(&ticket).await {
         Ok(taken) => {
-            tracing::warn!(ticket = %digest_for_log(ticket.as_str()), known = taken.is_some(), "proxy ticket sent to an endpoint for service tickets only")
+            tracing::info!(target: "audit", event = "ticket_rejected", code = %ErrorCode::InvalidTicketSpec, ticket = %digest_for_log(ticket.as_str()), known = taken.is_some(), "proxy ticket sent to an endpoint for service tickets only")
         }
         Err(error) => tracing::error!(%error, "ticket store failed while consuming a proxy ticket"),
     }

@@ -90,14 +90,14 @@ impl SingleLogout {
             let outcome = self.attempt(&delivery).await;
             let error = match outcome {
                 Ok(status) => {
-                    tracing::info!(service = %delivery.service_id, target = %delivery.target, ticket = %delivery.ticket_digest, attempt, status, "single logout request delivered");
+                    tracing::info!(target: "audit", event = "single_logout_sent", outcome = "delivered", service = %delivery.service_id, target_url = %delivery.target, ticket = %delivery.ticket_digest, attempt, status);
                     return;
                 }
                 Err(error) => error,
             };
 
             if attempt == attempts {
-                tracing::warn!(service = %delivery.service_id, target = %delivery.target, ticket = %delivery.ticket_digest, attempts, %error, "single logout request failed; giving up");
+                tracing::warn!(target: "audit", event = "single_logout_sent", outcome = "failed", service = %delivery.service_id, target_url = %delivery.target, ticket = %delivery.ticket_digest, attempts, %error, "single logout request failed; giving up");
                 return;
             }
             tracing::info!(service = %delivery.service_id, target = %delivery.target, ticket = %delivery.ticket_digest, attempt, %error, retry_in = ?delay, "single logout request failed; retrying");

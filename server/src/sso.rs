@@ -54,6 +54,54 @@ pub async fn consume_login_ticket(
     store.take_login_ticket(&ticket).await
 }
 
+/// Creates a login ticket that only the browser holding the login cookie `browser_key`
+/// can use.
+///
+/// The store keeps a login ticket derived from the form's ticket and a digest of the
+/// cookie value, never the value itself. A form posted with another cookie, or with
+/// none, derives another ticket and finds nothing, so no comparison of the cookie value
+/// with a stored one happens whose time could leak it.
+pub async fn issue_browser_login_ticket(
+    store: &dyn TicketStore,
+    browser_key: &str,
+) -> Result<LoginTicket, StoreError> {
+    let ticket = LoginTicket::from_random(random_ticket_bytes()?);
+    let bound = bind_to_browser(&ticket, browser_key);
+    store.put_login_ticket(&bound, LOGIN_TICKET_TTL).await?;
+    Ok(ticket)
+}
+
+/// Consumes a login ticket issued by [`issue_browser_login_ticket`] for `browser_key`.
+/// Returns false when it is malformed, unknown, used, expired or issued to another
+/// browser.
+pub async fn consume_browser_login_ticket(
+    store: &dyn TicketStore,
+    raw: Option<&str>,
+    browser_key: &str,
+) -> Result<bool, StoreError> {
+    let Some(ticket) = raw.and_then(|raw| LoginTicket::parse(raw).ok()) else {
+        return Ok(false);
+    };
+    store
+        .take_login_ticket(&bind_to_browser(&ticket, browser_key))
+        .await
+}
+
+/// Derives the stored login ticket from a form's ticket and the browser's login cookie.
+/// The label keeps these tickets apart from confirmation tokens.
+fn bind_to_browser(ticket: &LoginTicket, browser_key: &str) -> LoginTicket {
+    let key_digest = Sha256::digest(browser_key.as_bytes());
+    let digest = Sha256::new()
+        .chain_update(b"login-form\0")
+        .chain_update(ticket.as_str())
+        .chain_update([0])
+        .chain_update(key_digest)
+        .finalize();
+    let mut random = [0u8; cas_core::ticket::TICKET_RANDOM_BYTES];
+    random.copy_from_slice(&digest[..cas_core::ticket::TICKET_RANDOM_BYTES]);
+    LoginTicket::from_random(random)
+}
+
 /// Creates the single-use token of a confirmation page shown before single sign-on.
 ///
 /// The store keeps a login ticket derived from the token and the session, so the token
@@ -127,7 +175,7 @@ pub async fn start_session_with_idle(
         .put_session_with_idle(&ticket, session.clone(), ttl, idle)
         .await?;
 
-    tracing::info!(user, session = %digest_for_log(ticket.as_str()), "SSO session started");
+    tracing::debug!(user, session = %digest_for_log(ticket.as_str()), "SSO session started");
     Ok((ticket, session))
 }
 
@@ -164,11 +212,14 @@ pub async fn issue_service_ticket(
     store.put_service_ticket(&ticket, grant, ttl).await?;
 
     tracing::info!(
+        target: "audit",
+        event = "ticket_issued",
+        kind = "service_ticket",
         user = %session.user,
         service = %service.without_fragment(),
         ticket = %digest_for_log(ticket.as_str()),
+        session = %digest_for_log(session_ticket.as_str()),
         from_new_login,
-        "service ticket issued"
     );
     Ok(ticket)
 }
@@ -188,8 +239,29 @@ impl ValidationError {
 }
 
 /// Validates and consumes a service ticket. The ticket is removed before the service is
-/// compared, so a ticket presented with the wrong service is dead afterwards.
+/// compared, so a ticket presented with the wrong service is dead afterwards. Writes the
+/// audit event `ticket_validated` or `ticket_rejected`.
 pub async fn validate_service_ticket(
+    store: &dyn TicketStore,
+    ticket: &str,
+    service: &str,
+    renew: bool,
+) -> Result<ServiceGrant, ValidationError> {
+    let result = check_service_ticket(store, ticket, service, renew).await;
+
+    let digest = digest_for_log(ticket);
+    match &result {
+        Ok(grant) => {
+            tracing::info!(target: "audit", event = "ticket_validated", kind = "service_ticket", user = %grant.user, service = %grant.service.without_fragment(), ticket = %digest)
+        }
+        Err(error) => {
+            tracing::info!(target: "audit", event = "ticket_rejected", code = %error.code, service = ?service, ticket = %digest)
+        }
+    }
+    result
+}
+
+async fn check_service_ticket(
     store: &dyn TicketStore,
     ticket: &str,
     service: &str,
@@ -234,8 +306,6 @@ pub async fn validate_service_ticket(
             "Ticket did not come from a new login",
         ));
     }
-
-    tracing::info!(user = %grant.user, ticket = %digest_for_log(ticket.as_str()), "service ticket validated");
     Ok(grant)
 }
 
@@ -381,6 +451,32 @@ mod tests {
         assert!(!other_session);
         assert!(!as_login_ticket);
         assert!(first);
+        assert!(!again);
+    }
+
+    #[tokio::test]
+    async fn browser_login_ticket_needs_its_cookie() {
+        let store = MemoryTicketStore::new();
+        let ticket = issue_browser_login_ticket(&store, "cookie-one")
+            .await
+            .expect("issue");
+
+        let other_browser = consume_browser_login_ticket(&store, Some(ticket.as_str()), "other")
+            .await
+            .expect("take");
+        let unbound = consume_login_ticket(&store, Some(ticket.as_str()))
+            .await
+            .expect("take");
+        let own = consume_browser_login_ticket(&store, Some(ticket.as_str()), "cookie-one")
+            .await
+            .expect("take");
+        let again = consume_browser_login_ticket(&store, Some(ticket.as_str()), "cookie-one")
+            .await
+            .expect("take");
+
+        assert!(!other_browser);
+        assert!(!unbound);
+        assert!(own);
         assert!(!again);
     }
 

@@ -51,6 +51,7 @@ async fn start_server(database: &PrivateMariaDb) -> TestServer {
 async fn post_credentials(server: &TestServer, language: &str) -> reqwest::Response {
     let page = server.login_page(Some(APP), language, None).await;
     assert_eq!(page.status(), StatusCode::OK);
+    let cookie = login_cookie_pair(page.headers()).expect("login cookie");
     let login_ticket = login_ticket(&page.text().await.expect("form"));
 
     let fields = [
@@ -63,6 +64,7 @@ async fn post_credentials(server: &TestServer, language: &str) -> reqwest::Respo
         .client
         .post(server.url("/cas/login"))
         .header(ACCEPT_LANGUAGE, language)
+        .header(reqwest::header::COOKIE, cookie)
         .form(&fields)
         .timeout(HANG_LIMIT)
         .send()

@@ -33,21 +33,15 @@ async fn login_with(
     password: &str,
     extra: &[(&str, &str)],
 ) -> Response {
-    let page = server
-        .login_page(Some(service), "en", None)
-        .await
-        .text()
-        .await
-        .expect("body");
-    let login_ticket = login_ticket(&page);
+    let form = server.open_form(Some(service), "en").await;
     let mut fields = vec![
         ("username", user),
         ("password", password),
-        ("lt", login_ticket.as_str()),
+        ("lt", form.login_ticket.as_str()),
         ("service", service),
     ];
     fields.extend_from_slice(extra);
-    server.post_login(&fields, None).await
+    server.post_login(&fields, Some(&form.cookie)).await
 }
 
 /// GET /login with a query and an optional Cookie header.
@@ -489,23 +483,18 @@ async fn warn_with_post_method() {
 async fn login_without_warn_clears_cookie() {
     let database = database().await;
     let server = server(&database).await;
-    let page = server
-        .login_page(Some(APP), "en", None)
-        .await
-        .text()
-        .await
-        .expect("body");
-    let login_ticket = login_ticket(&page);
+    let form = server.open_form(Some(APP), "en").await;
+    let cookies = format!("CASPRIVACY=true; {}", form.cookie);
 
     let response = server
         .post_login(
             &[
                 ("username", "alice"),
                 ("password", "alice-password"),
-                ("lt", login_ticket.as_str()),
+                ("lt", form.login_ticket.as_str()),
                 ("service", APP),
             ],
-            Some("CASPRIVACY=true"),
+            Some(&cookies),
         )
         .await;
 

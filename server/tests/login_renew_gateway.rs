@@ -27,20 +27,7 @@ async fn database() -> TestDatabase {
 
 /// Logs in with the password for `APP` and returns the TGC pair and the ticket.
 async fn password_login(server: &TestServer) -> (String, String) {
-    let page = server
-        .login_page(Some(APP), "en", None)
-        .await
-        .text()
-        .await
-        .expect("body");
-    let login_ticket = login_ticket(&page);
-    let fields = [
-        ("username", "alice"),
-        ("password", "alice-password"),
-        ("lt", login_ticket.as_str()),
-        ("service", APP),
-    ];
-    let response = server.post_login(&fields, None).await;
+    let response = server.login(Some(APP), "alice", "alice-password").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 
     let tgc = tgc_pair(response.headers()).expect("TGC");

@@ -183,22 +183,17 @@ async fn wrong_password_shows_form() {
 async fn wrong_password_message_in_chinese() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let page = server
-        .login_page(Some(APP), "en", None)
-        .await
-        .text()
-        .await
-        .expect("body");
-    let login_ticket = login_ticket(&page);
+    let form = server.open_form(Some(APP), "en").await;
 
     let response = server
         .client
         .post(server.url("/cas/login"))
         .header("accept-language", "zh-CN")
+        .header("cookie", &form.cookie)
         .form(&[
             ("username", "alice"),
             ("password", "nope"),
-            ("lt", &login_ticket),
+            ("lt", &form.login_ticket),
             ("service", APP),
         ])
         .send()
@@ -218,22 +213,16 @@ async fn wrong_password_message_in_chinese() {
 async fn login_ticket_replay_fails() {
     let database = plain_database().await;
     let server = plain_server(&database).await;
-    let page = server
-        .login_page(Some(APP), "en", None)
-        .await
-        .text()
-        .await
-        .expect("body");
-    let login_ticket = login_ticket(&page);
+    let form = server.open_form(Some(APP), "en").await;
     let fields = [
         ("username", "alice"),
         ("password", "alice-password"),
-        ("lt", login_ticket.as_str()),
+        ("lt", form.login_ticket.as_str()),
         ("service", APP),
     ];
 
-    let first = server.post_login(&fields, None).await;
-    let replay = server.post_login(&fields, None).await;
+    let first = server.post_login(&fields, Some(&form.cookie)).await;
+    let replay = server.post_login(&fields, Some(&form.cookie)).await;
 
     assert_eq!(first.status(), StatusCode::SEE_OTHER);
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
@@ -243,7 +232,7 @@ async fn login_ticket_replay_fails() {
         .text()
         .await
         .expect("body")
-        .contains("expired or was already used"));
+        .contains("expired, was already used"));
 
     let forged_ticket = format!("LT-{}", "0".repeat(40));
     for lt in ["", "LT-forged", forged_ticket.as_str()] {
@@ -254,7 +243,7 @@ async fn login_ticket_replay_fails() {
                     ("password", "alice-password"),
                     ("lt", lt),
                 ],
-                None,
+                Some(&form.cookie),
             )
             .await;
         assert_eq!(forged.status(), StatusCode::BAD_REQUEST, "{lt}");
@@ -294,19 +283,14 @@ async fn unregistered_service_rejected() {
         assert!(location(response.headers()).is_none(), "{invalid}");
     }
 
-    let page = server
-        .login_page(Some(APP), "en", None)
-        .await
-        .text()
-        .await
-        .expect("body");
+    let form = server.open_form(Some(APP), "en").await;
     let fields = [
         ("username", "alice"),
         ("password", "alice-password"),
-        ("lt", &login_ticket(&page)),
+        ("lt", &form.login_ticket),
         ("service", STRANGER),
     ];
-    let posted = server.post_login(&fields, None).await;
+    let posted = server.post_login(&fields, Some(&form.cookie)).await;
     assert_eq!(posted.status(), StatusCode::FORBIDDEN);
     assert!(location(posted.headers()).is_none());
     assert!(set_cookie(posted.headers()).is_none());

@@ -146,15 +146,14 @@ async fn upgrade_keeps_concurrent_change() {
     })
     .await;
 
-    let page = server.login_page(Some(APP), "en", None).await;
-    let login_ticket = login_ticket(&page.text().await.expect("body"));
+    let form = server.open_form(Some(APP), "en").await;
     let fields = [
         ("username", "alice"),
         ("password", PASSWORD),
-        ("lt", login_ticket.as_str()),
+        ("lt", form.login_ticket.as_str()),
         ("service", APP),
     ];
-    let login = server.post_login(&fields, None);
+    let login = server.post_login(&fields, Some(&form.cookie));
     let change = async {
         wait_for_sleeping_query(&database).await;
         let statement =

@@ -70,6 +70,32 @@ pub fn expire_warn_cookie(base_path: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&value).ok()
 }
 
+/// Name of the cookie that binds a login form to the browser that opened it.
+pub const LOGIN_COOKIE_NAME: &str = "CASLOGIN";
+
+/// Returns the login cookie values of the request that have the form of a value this
+/// server sets: lowercase hex of [`LOGIN_COOKIE_BYTES`] bytes.
+pub fn login_cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    cookie_values(headers, LOGIN_COOKIE_NAME).filter(|value| {
+        value.len() == 2 * LOGIN_COOKIE_BYTES
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Random bytes in a login cookie value.
+pub const LOGIN_COOKIE_BYTES: usize = 32;
+
+/// Builds the `Set-Cookie` value of the login cookie. Only `/login` under the base path
+/// reads it, and it ends with the login tickets it binds, after `max_age_seconds`.
+pub fn set_login_cookie(value: &str, base_path: &str, max_age_seconds: u64) -> Option<HeaderValue> {
+    let value = format!(
+        "{LOGIN_COOKIE_NAME}={value}; Path={base_path}/login; Max-Age={max_age_seconds}; Secure; HttpOnly; SameSite=Lax"
+    );
+    HeaderValue::from_str(&value).ok()
+}
+
 fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(COOKIE)
@@ -138,6 +164,26 @@ mod tests {
         assert_eq!(
             expire_warn_cookie("").expect("valid"),
             "CASPRIVACY=; Path=/login; Secure; HttpOnly; SameSite=Lax; Max-Age=0"
+        );
+    }
+
+    #[test]
+    fn login_cookie_is_narrow_and_checked() {
+        let good = "ab".repeat(LOGIN_COOKIE_BYTES);
+        let line = format!(
+            "CASLOGIN=short; CASLOGIN={good}; CASLOGIN={}",
+            "AB".repeat(32)
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_str(&line).expect("valid"));
+
+        assert_eq!(
+            login_cookie_values(&headers).collect::<Vec<_>>(),
+            vec![good.as_str()]
+        );
+        assert_eq!(
+            set_login_cookie("v", "/cas", 600).expect("valid"),
+            "CASLOGIN=v; Path=/cas/login; Max-Age=600; Secure; HttpOnly; SameSite=Lax"
         );
     }
 

@@ -1,5 +1,7 @@
 //! `GET /login` (form or single sign-on redirect) and `POST /login` (credential check).
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::{Response, StatusCode};
@@ -7,10 +9,13 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use cas_core::service::ServiceUrl;
-use cas_core::ticket::TicketGrantingTicket;
+use cas_core::ticket::{digest_for_log, TicketGrantingTicket};
 
 use super::confirm::{self, CONFIRM_FIELD};
-use super::cookie::{expire_warn_cookie, has_warn_cookie, set_tgc, set_warn_cookie, tgc_values};
+use super::cookie::{
+    expire_warn_cookie, has_warn_cookie, login_cookie_values, set_login_cookie, set_tgc,
+    set_warn_cookie, tgc_values, LOGIN_COOKIE_BYTES,
+};
 use super::delivery::{deliver_ticket, ResponseMethod};
 use super::pages::{self, Link, LoginForm};
 use super::params::Params;
@@ -19,8 +24,9 @@ use crate::app::App;
 use crate::i18n::{Language, LanguageTexts, Texts};
 use crate::metrics::outcome;
 use crate::sso::{self, ServiceRejection};
+use crate::throttle::{self, LoginAttempt};
 use crate::tickets::{SsoSession, StoreError};
-use crate::users::Authentication;
+use crate::users::{Authentication, FailureReason};
 use cas_core::validation::Attributes;
 
 /// Largest accepted login form body, in bytes.
@@ -87,7 +93,7 @@ async fn try_get(
         method,
         warn: false,
     };
-    form(app, language, StatusCode::OK, &options, "", None).await
+    form(app, parts, language, StatusCode::OK, &options, "", None).await
 }
 
 /// A live SSO session found by the request's TGC.
@@ -156,7 +162,7 @@ async fn continue_single_sign_on(
 
     let Some((ticket, session)) = current_session(app, parts).await? else {
         // The session ended while the page was open, so the user logs in again.
-        return form(app, language, StatusCode::OK, options, "", None).await;
+        return form(app, parts, language, StatusCode::OK, options, "", None).await;
     };
     if !sso::consume_confirmation_token(app.store(), token, &ticket).await? {
         tracing::info!("confirmation with a missing, used, expired or foreign token");
@@ -188,6 +194,8 @@ pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) 
         Err(rejection) => {
             if rejection.0 == StatusCode::SERVICE_UNAVAILABLE {
                 app.metrics.count_login(outcome::ERROR);
+                let client = client_address(parts);
+                tracing::info!(target: "audit", event = "login_failed", reason = "unavailable", %client);
             }
             rejection.page(language)
         }
@@ -224,16 +232,25 @@ async fn try_post(
         .map_err(|_| bad_request())?
         .unwrap_or_default();
 
-    if !sso::consume_login_ticket(app.store(), login_ticket).await? {
-        tracing::info!("login form with a missing, used or expired login ticket");
+    let client = client_address(parts);
+    if !consume_login_ticket(app, parts, login_ticket).await? {
+        let missing_cookie = login_cookie_values(&parts.headers).next().is_none();
+        tracing::info!(target: "audit", event = "login_failed", reason = "bad_token", user = %username.escape_debug(), %client, missing_cookie);
         app.metrics.count_login(outcome::BAD_LOGIN_TICKET);
+        let texts = language.texts();
+        let message = match missing_cookie {
+            true => texts.login_cookie_missing,
+            false => texts.bad_login_ticket,
+        };
+        let status = StatusCode::BAD_REQUEST;
         return form(
             app,
+            parts,
             language,
-            StatusCode::BAD_REQUEST,
+            status,
             &options,
             username,
-            Some(language.texts().bad_login_ticket),
+            Some(message),
         )
         .await;
     }
@@ -241,6 +258,7 @@ async fn try_post(
         app.metrics.count_login(outcome::MISSING_FIELDS);
         return form(
             app,
+            parts,
             language,
             StatusCode::BAD_REQUEST,
             &options,
@@ -250,13 +268,30 @@ async fn try_post(
         .await;
     }
 
+    // The throttle check comes before any user lookup or password hash, so a throttled
+    // attempt costs one counter read per limit.
+    let attempt = LoginAttempt {
+        username,
+        address: client,
+    };
+    let limits = &app.config.throttle;
+    if throttle::is_throttled(app.store(), limits, &attempt).await? {
+        tracing::info!(target: "audit", event = "login_failed", reason = "throttled", user = %username.escape_debug(), %client);
+        app.metrics.count_login(outcome::THROTTLED);
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        let message = Some(language.texts().throttled);
+        return form(app, parts, language, status, &options, username, message).await;
+    }
+
     let user = match app.users.authenticate(username, password).await {
         Ok(Authentication::Success { user }) => user,
         Ok(Authentication::Failure(reason)) => {
-            log_failure(username, reason);
+            log_failure(username, client, reason);
+            throttle::record_failure(app.store(), limits, &attempt).await?;
             app.metrics.count_login(outcome::BAD_CREDENTIALS);
             return form(
                 app,
+                parts,
                 language,
                 StatusCode::UNAUTHORIZED,
                 &options,
@@ -283,9 +318,39 @@ async fn try_post(
             }));
         }
     };
+    throttle::record_success(app.store(), limits, &attempt).await?;
     let response = logged_in(app, parts, &user, attributes, &options, language).await?;
     app.metrics.count_login(outcome::SUCCESS);
     Ok(response)
+}
+
+/// Consumes the form's login ticket with the login cookies of the request. A ticket
+/// issued to another browser, or a request without the cookie, does not match.
+async fn consume_login_ticket(
+    app: &App,
+    parts: &Parts,
+    login_ticket: Option<&str>,
+) -> Result<bool, StoreError> {
+    for browser_key in login_cookie_values(&parts.headers) {
+        if sso::consume_browser_login_ticket(app.store(), login_ticket, browser_key).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Returns the client address: the IP address of the TCP peer, which the router puts
+/// into the request's extensions.
+///
+/// NOTE: behind a reverse proxy this is the proxy's address for every user, so the
+/// address throttle counts all users together. No setting reads a forwarded-for header.
+pub fn client_address(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<SocketAddr>()
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| {
+            peer.ip().to_canonical()
+        })
 }
 
 async fn logged_in(
@@ -306,6 +371,15 @@ async fn logged_in(
         app.config.sso_session_idle,
     )
     .await?;
+    tracing::info!(
+        target: "audit",
+        event = "login_succeeded",
+        user,
+        client = %client_address(parts),
+        service = options.service.as_ref().map(ServiceUrl::without_fragment),
+        session = %digest_for_log(ticket.as_str()),
+    );
+
     let mut response = match &options.service {
         Some(service) => {
             let ttl = app.config.service_ticket_ttl;
@@ -429,15 +503,22 @@ pub async fn current_session(
     Ok(None)
 }
 
+/// Shows the login form with a new login ticket bound to the browser's login cookie.
+/// A request without a valid login cookie gets a new one.
 async fn form(
     app: &App,
+    parts: &Parts,
     language: Language,
     status: StatusCode,
     options: &LoginOptions,
     username: &str,
     error: Option<&'static str>,
 ) -> Result<Response<Body>, Rejection> {
-    let login_ticket = sso::issue_login_ticket(app.store()).await?;
+    let browser_key = match login_cookie_values(&parts.headers).next() {
+        Some(existing) => existing.to_owned(),
+        None => new_browser_key()?,
+    };
+    let login_ticket = sso::issue_browser_login_ticket(app.store(), &browser_key).await?;
     let action = app.endpoint("login");
     let service = options.service.as_ref();
     let registry = app.registry();
@@ -454,7 +535,19 @@ async fn form(
         username,
         error,
     };
-    Ok(pages::login(language, status, form))
+    let mut response = pages::login(language, status, form);
+
+    let max_age = sso::LOGIN_TICKET_TTL.as_secs();
+    let cookie = set_login_cookie(&browser_key, &app.config.base_path, max_age);
+    response::set_cookie(&mut response, cookie.ok_or_else(bad_request)?);
+    Ok(response)
+}
+
+fn new_browser_key() -> Result<String, StoreError> {
+    let mut random = [0u8; LOGIN_COOKIE_BYTES];
+    getrandom::fill(&mut random)
+        .map_err(|e| StoreError::Unavailable(format!("random source failed: {e}")))?;
+    Ok(hex::encode(random))
 }
 
 fn logged_in_page(app: &App, language: Language, status: StatusCode, user: &str) -> Response<Body> {
@@ -473,16 +566,22 @@ fn logged_in_page(app: &App, language: Language, status: StatusCode, user: &str)
     )
 }
 
-fn log_failure(username: &str, reason: crate::users::FailureReason) {
-    use crate::users::FailureReason;
-
-    // The typed name is logged for auditing; it is not a secret, unlike the password.
-    match reason {
-        FailureReason::AmbiguousUser => {
-            tracing::error!(user = ?username, "user query returned more than one row; login rejected")
-        }
-        _ => tracing::info!(user = ?username, ?reason, "login failed"),
+/// Writes the audit event of a rejected credential check. The typed name is logged for
+/// auditing; it is not a secret, unlike the password.
+fn log_failure(username: &str, client: IpAddr, reason: FailureReason) {
+    if reason == FailureReason::AmbiguousUser {
+        tracing::error!(user = ?username, "user query returned more than one row; login rejected");
     }
+
+    let audit_reason = match reason {
+        FailureReason::WrongPassword | FailureReason::UnusablePassword => "bad_password",
+        FailureReason::Disabled => "disabled",
+        FailureReason::UnknownUser
+        | FailureReason::NameMismatch
+        | FailureReason::AmbiguousUser
+        | FailureReason::UnusableName => "unknown_user",
+    };
+    tracing::info!(target: "audit", event = "login_failed", reason = audit_reason, detail = ?reason, user = %username.escape_debug(), %client);
 }
 
 fn bad_request() -> Rejection {

@@ -47,7 +47,7 @@ async fn end_session(app: &App, value: &str) {
 
     match app.store().end_session(&ticket).await {
         Ok(Some(ended)) => {
-            tracing::info!(user = %ended.user, session = %digest_for_log(value), "SSO session ended by logout");
+            tracing::info!(target: "audit", event = "logout", user = %ended.user, session = %digest_for_log(value));
             app.slo.notify(&app.registry(), &ended);
         }
         Ok(None) => {}

@@ -24,6 +24,8 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// Handles one request. Every error becomes an error response, so this cannot fail.
 pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let mut request = request;
+    request.extensions_mut().insert(peer);
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), %peer);
     async move {
         let is_head = request.method() == Method::HEAD;

@@ -655,6 +655,18 @@ impl TicketStore for MemoryTicketStore {
         Ok(1)
     }
 
+    async fn counter_value(&self, key: &str) -> Result<u64, StoreError> {
+        let now = self.now();
+        let shard = self.counter_shard(key);
+
+        let count = shard
+            .counters
+            .get(key)
+            .filter(|counter| now < counter.expires_at)
+            .map_or(0, |counter| counter.count);
+        Ok(count)
+    }
+
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
         if self.counter_shard(key).counters.remove(key).is_some() {
             self.release(1);

@@ -183,6 +183,11 @@ impl TicketStore for MeteredTicketStore {
             .await
     }
 
+    async fn counter_value(&self, key: &str) -> Result<u64, StoreError> {
+        self.timed("counter_value", self.inner.counter_value(key))
+            .await
+    }
+
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
         self.timed("reset_counter", self.inner.reset_counter(key))
             .await

@@ -219,6 +219,10 @@ pub trait TicketStore: Send + Sync {
     /// starts a fixed window of `window`; the counter disappears when it ends.
     async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
 
+    /// Returns the count of the counter `key` without changing it: 0 when it does not
+    /// exist or its window has ended.
+    async fn counter_value(&self, key: &str) -> Result<u64, StoreError>;
+
     /// Deletes the counter `key`, for instance after a successful login.
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError>;
 

@@ -644,6 +644,13 @@ impl TicketStore for RedisTicketStore {
         Ok(count)
     }
 
+    async fn counter_value(&self, key: &str) -> Result<u64, StoreError> {
+        let count: Option<u64> = self
+            .query(&redis::cmd("GET").arg(self.keys.counter(key)).clone())
+            .await?;
+        Ok(count.unwrap_or(0))
+    }
+
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
         self.query(&redis::cmd("DEL").arg(self.keys.counter(key)).clone())
             .await

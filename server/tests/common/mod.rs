@@ -236,25 +236,33 @@ impl TestServer {
         request.send().await.expect("POST login")
     }
 
-    /// Fetches a fresh form, then posts the credentials with its login ticket.
+    /// GET `/cas/login` without a session and returns the form with its login ticket
+    /// and the login cookie that the ticket is bound to.
+    pub async fn open_form(&self, service: Option<&str>, language: &str) -> OpenedForm {
+        let response = self.login_page(service, language, None).await;
+        let cookie = login_cookie_pair(response.headers()).expect("login cookie");
+        let page = response.text().await.expect("body");
+        OpenedForm {
+            login_ticket: login_ticket(&page),
+            cookie,
+            page,
+        }
+    }
+
+    /// Fetches a fresh form, then posts the credentials with its login ticket and
+    /// login cookie.
     pub async fn login(&self, service: Option<&str>, username: &str, password: &str) -> Response {
-        let page = self
-            .login_page(service, "en", None)
-            .await
-            .text()
-            .await
-            .expect("body");
-        let login_ticket = login_ticket(&page);
+        let form = self.open_form(service, "en").await;
 
         let mut fields = vec![
             ("username", username),
             ("password", password),
-            ("lt", login_ticket.as_str()),
+            ("lt", form.login_ticket.as_str()),
         ];
         if let Some(service) = service {
             fields.push(("service", service));
         }
-        self.post_login(&fields, None).await
+        self.post_login(&fields, Some(&form.cookie)).await
     }
 
     /// Logs in to `service` and returns the service ticket and the TGC cookie pair.
@@ -307,6 +315,14 @@ impl TestServer {
     }
 }
 
+/// A login form as a browser received it.
+pub struct OpenedForm {
+    pub page: String,
+    pub login_ticket: String,
+    /// The `CASLOGIN=…` pair of the login cookie, ready for a Cookie header.
+    pub cookie: String,
+}
+
 /// Builds an HTTPS client that trusts only `ca_cert` and does not follow redirects.
 pub fn client(ca_cert: &Path) -> Client {
     let pem = std::fs::read(ca_cert).expect("CA file");
@@ -338,11 +354,28 @@ pub fn tgc_pair(headers: &HeaderMap) -> Option<String> {
     cookie.split(';').next().map(str::to_owned)
 }
 
-/// Returns the first Set-Cookie header as text.
+/// Name of the cookie that binds a login form to its browser.
+pub const LOGIN_COOKIE: &str = "CASLOGIN";
+
+/// Returns the first Set-Cookie header as text, leaving out the login cookie that every
+/// login form sets, so that tests can check for the TGC and the warn cookie alone.
 pub fn set_cookie(headers: &HeaderMap) -> Option<String> {
     headers
-        .get(SET_COOKIE)
+        .get_all(SET_COOKIE)
+        .iter()
         .map(|v| v.to_str().expect("ascii").to_owned())
+        .find(|cookie| !cookie.starts_with(&format!("{LOGIN_COOKIE}=")))
+}
+
+/// Extracts the `CASLOGIN=…` pair of the login cookie from the Set-Cookie headers.
+pub fn login_cookie_pair(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii"))
+        .find(|cookie| cookie.starts_with(&format!("{LOGIN_COOKIE}=")))
+        .and_then(|cookie| cookie.split(';').next())
+        .map(str::to_owned)
 }
 
 /// Returns the Location header as text.
