@@ -150,25 +150,18 @@ async fn base_url_selects_endpoint() {
     stack.assert_running();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_setting_names_itself() {
+/// Starts an edge with `options` and checks that its configuration error page names
+/// `setting`.
+async fn assert_misconfigured(options: EdgeOptions, setting: &str) {
     let mut stack = Stack::start(StackOptions::default()).await;
-    let edge = stack
-        .start_edge(EdgeOptions {
-            vars: vec![(
-                "PATH_RULES",
-                r#"[{"pattern": "/", "match": "fuzzy"}]"#.to_owned(),
-            )],
-            ..Default::default()
-        })
-        .await;
+    let edge = stack.start_edge(options).await;
     let mut browser = stack.browser();
 
     let page = browser.get(&format!("{edge}/"), &[]).await;
 
     assert_eq!(page.status.as_u16(), 500, "{}", page.body);
     assert!(
-        page.body.contains("<code>PATH_RULES</code>"),
+        page.body.contains(&format!("<code>{setting}</code>")),
         "{}",
         page.body
     );
@@ -176,25 +169,26 @@ async fn bad_setting_names_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn bad_setting_names_itself() {
+    let options = EdgeOptions {
+        vars: vec![(
+            "PATH_RULES",
+            r#"[{"pattern": "/", "match": "fuzzy"}]"#.to_owned(),
+        )],
+        ..Default::default()
+    };
+
+    assert_misconfigured(options, "PATH_RULES").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn missing_revocation_store_is_named() {
-    let mut stack = Stack::start(StackOptions::default()).await;
-    let edge = stack
-        .start_edge(EdgeOptions {
-            without_revocations_kv: true,
-            ..Default::default()
-        })
-        .await;
-    let mut browser = stack.browser();
+    let options = EdgeOptions {
+        without_revocations_kv: true,
+        ..Default::default()
+    };
 
-    let page = browser.get(&format!("{edge}/"), &[]).await;
-
-    assert_eq!(page.status.as_u16(), 500, "{}", page.body);
-    assert!(
-        page.body.contains("<code>CAS_REVOCATIONS</code>"),
-        "{}",
-        page.body
-    );
-    stack.assert_running();
+    assert_misconfigured(options, "CAS_REVOCATIONS").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
