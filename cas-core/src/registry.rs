@@ -65,8 +65,8 @@ pub struct ServiceDefinition {
     /// session that gave it a ticket ends.
     #[serde(default = "default_true")]
     pub single_logout: bool,
-    /// Where the logout request goes; by default the service URL the ticket was issued
-    /// for.
+    /// Target URL of the logout request; by default the service URL the ticket was
+    /// issued for.
     #[serde(default)]
     pub logout_url: Option<String>,
 }
@@ -91,7 +91,7 @@ impl Default for ServiceDefinition {
     }
 }
 
-/// Which user attributes a service receives.
+/// Release policy: the user attributes a service receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttributeRelease {
     /// Every attribute the user store returns.

@@ -192,7 +192,7 @@ pub fn cas_timeout_ms(source: &dyn SettingSource) -> Result<u64, SettingError> {
     }
 }
 
-/// Reads `REVOCATION_CACHE_SECONDS`: how long an isolate trusts a "not revoked" answer
+/// Reads `REVOCATION_CACHE_SECONDS`: how long an isolate trusts a "not revoked" result
 /// from KV, 0 to read KV on every request.
 pub fn revocation_cache_seconds(source: &dyn SettingSource) -> Result<u64, SettingError> {
     const SETTING: &str = "REVOCATION_CACHE_SECONDS";

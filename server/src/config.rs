@@ -702,7 +702,7 @@ fn parse_ttl(key: &'static str, value: Option<u64>) -> Result<Duration, ConfigEr
     Ok(Duration::from_secs(seconds))
 }
 
-/// Largest accepted `max_connections`. Each connection holds a file descriptor and
+/// Largest accepted `max_connections`. Each connection uses a file descriptor and
 /// buffers, so a value past this is more likely a typo than a plan.
 const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
 

@@ -108,7 +108,7 @@ impl SingleLogout {
 
     /// Sends the request once and returns the 2xx status, or why the attempt failed.
     async fn attempt(&self, delivery: &LogoutDelivery) -> Result<u16, String> {
-        // The semaphore is never closed, so acquiring only fails if that changes.
+        // Nothing in this module closes the semaphore, so acquiring fails only if that changes.
         let Ok(_permit) = self.permits.acquire().await else {
             return Err("sender is shutting down".into());
         };

@@ -486,7 +486,7 @@ async fn tls_10_and_11_are_rejected() {
         let read = tokio::time::timeout(CLOSE_LIMIT, tcp.read_to_end(&mut answer)).await;
 
         assert!(read.is_ok(), "{name}: server kept the connection open");
-        // The whole answer is one alert record (type 21) of level fatal (2), where a
+        // The whole response is one alert record (type 21) of level fatal (2), where a
         // server that accepted the version would send a ServerHello (type 22). rustls
         // 0.23 sends handshake_failure (40); protocol_version (70) is accepted too.
         assert_eq!(answer.len(), 7, "{name}: {answer:?}");

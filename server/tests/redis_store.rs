@@ -648,7 +648,10 @@ async fn proxy_granting_ticket_shares_session_ttl() {
     assert!(ticket_ttl > 0, "{ticket_ttl}");
     // The ticket's TTL is copied from the session's PTTL a moment after that was set, so
     // it may end a few milliseconds later; /proxy checks the session anyway.
-    assert!(ticket_ttl <= session_ttl + 50, "{ticket_ttl} vs {session_ttl}");
+    assert!(
+        ticket_ttl <= session_ttl + 50,
+        "{ticket_ttl} vs {session_ttl}"
+    );
     assert!(
         session_ttl - ticket_ttl < 1000,
         "{ticket_ttl} vs {session_ttl}"

@@ -95,7 +95,7 @@ async fn single_logout_revokes_session() {
 }
 
 /// Two edges share one KV namespace, as Workers in many locations do. A logout request
-/// that reaches one edge ends the session on the other once that edge's kept answer
+/// that reaches one edge ends the session on the other once that edge's kept result
 /// expires.
 #[tokio::test(flavor = "multi_thread")]
 async fn single_logout_reaches_every_edge() {

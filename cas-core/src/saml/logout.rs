@@ -27,7 +27,7 @@ pub fn write_logout_request(request: &LogoutRequest) -> String {
     let mut writer = Writer::new(Vec::new());
     let written = write(&mut writer, request);
 
-    // Writing into a Vec cannot fail; a failure here would be a quick-xml bug.
+    // Writing into a Vec has no I/O error, so a failure here would be a quick-xml bug.
     debug_assert!(written.is_ok());
     String::from_utf8(writer.into_inner()).unwrap_or_default()
 }

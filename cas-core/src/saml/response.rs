@@ -85,7 +85,7 @@ pub fn write_saml_response(response: &SamlResponse) -> String {
     let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
     let written = write_envelope(&mut writer, response);
 
-    // Writing into a Vec cannot fail; a failure here would be a quick-xml bug.
+    // Writing into a Vec has no I/O error, so a failure here would be a quick-xml bug.
     debug_assert!(written.is_ok());
     String::from_utf8(writer.into_inner()).unwrap_or_default()
 }

@@ -8,7 +8,7 @@
 //! unusable ticket `samlp:Requester` with `samlp:RequestDenied`, a store failure
 //! `samlp:Responder`. Only a body larger than [`MAX_SAML_REQUEST_BYTES`] (413) or one
 //! that does not arrive within [`FORM_READ_TIMEOUT`] (408) changes the HTTP status, and
-//! those responses still carry a SAML failure. The router answers GET and HEAD with 405.
+//! those responses still carry a SAML failure. The router rejects GET and HEAD with 405.
 
 use std::time::SystemTime;
 

@@ -77,7 +77,7 @@ fn hash_new_password(password: &str) -> Result<String, AdminError> {
     Ok(hash_argon2id(password)?)
 }
 
-// sqlx asks MySQL for the rows a statement matched, not only those it changed, so
+// sqlx requests from MySQL the rows a statement matched, not only those it changed, so
 // disabling a user twice still counts one row.
 fn expect_changed(rows: u64, name: &str, key: &'static str) -> Result<(), AdminError> {
     if rows == 0 {

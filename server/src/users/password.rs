@@ -1,6 +1,6 @@
 //! Password checks against the stored form. One encoding is configured for the whole
-//! store; besides it, an Argon2id PHC string is accepted in every encoding, because
-//! upgrade on login and `cas-server users` write Argon2id into stores of any encoding.
+//! store. An Argon2id PHC string is accepted in every encoding as well, because upgrade
+//! on login and `cas-server users` write Argon2id into stores of any encoding.
 
 mod bcrypt_hash;
 mod django_pbkdf2;

@@ -81,7 +81,7 @@ impl PrivateMariaDb {
         let _ = child.wait();
     }
 
-    /// Starts the server on the same port and data folder and waits until it answers.
+    /// Starts the server on the same port and data folder and waits until it accepts connections.
     pub async fn restart(&mut self) {
         self.stop();
         let folder = self.folder.path();
@@ -98,7 +98,7 @@ impl PrivateMariaDb {
             .args(["--bind-address=127.0.0.1", "--skip-grant-tables"])
             .args(["--skip-name-resolve", "--skip-log-bin"])
             .args(["--innodb-buffer-pool-size=8M", "--innodb-log-file-size=4M"])
-            // mariadbd refuses to run as root unless told which user to run as.
+            // mariadbd rejects running as root unless --user names the account to run as.
             .arg("--user=root")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

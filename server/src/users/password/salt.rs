@@ -1,7 +1,7 @@
 //! Salt settings of the hex digest encodings: where the salt is stored and on which side
 //! of the password it is hashed.
 
-/// Where the salt of a hex digest is stored.
+/// Location of the salt of a hex digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaltSource {
     /// No salt: the stored value is the hex digest of the password alone.
