@@ -97,11 +97,21 @@ impl Connection {
         self.send(request).await
     }
 
-    /// Sends a form POST and reads the whole response.
-    pub async fn post_form(&mut self, path: &str, form: String) -> Result<Reply, BenchError> {
+    /// Sends a form POST with an optional Cookie header and reads the whole response.
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        form: String,
+        cookie: Option<&str>,
+    ) -> Result<Reply, BenchError> {
         let mut request = self.request(Method::POST, path, Bytes::from(form))?;
         let form_type = HeaderValue::from_static("application/x-www-form-urlencoded");
         request.headers_mut().insert(CONTENT_TYPE, form_type);
+        if let Some(cookie) = cookie {
+            request
+                .headers_mut()
+                .insert(COOKIE, HeaderValue::from_str(cookie)?);
+        }
         self.send(request).await
     }
 

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use http::header::{LOCATION, SET_COOKIE};
+use http::HeaderMap;
 use http::StatusCode;
 
 use crate::client::{BenchError, Connection};
@@ -113,7 +114,9 @@ impl Step for FullLogin {
     }
 }
 
-/// Logs in once and returns the status, the Location and the `TGC=…` cookie pair.
+/// Logs in once and returns the status, the Location and the `TGC=…` cookie pair. The
+/// form's cookie goes back with the POST, because the server binds each login form to
+/// the browser that fetched it.
 pub async fn log_in(
     connection: &mut Connection,
     base: &str,
@@ -125,21 +128,31 @@ pub async fn log_in(
         .await?;
     expect_status(page.status, StatusCode::OK)?;
     let login_ticket = login_ticket(&page.body).ok_or("no login ticket in the form")?;
+    let form_cookie = cookie_pair(&page.headers, "CASLOGIN=");
 
     let form = format!("lt={login_ticket}&service={service_query}&{form_tail}");
-    let reply = connection.post_form(&format!("{base}/login"), form).await?;
+    let reply = connection
+        .post_form(&format!("{base}/login"), form, form_cookie.as_deref())
+        .await?;
     let location = reply
         .headers
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let cookie = reply
-        .headers
-        .get(SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned);
+    let cookie = cookie_pair(&reply.headers, "TGC=");
     Ok((reply.status, location, cookie))
+}
+
+/// Returns the `name=value` pair of the first `Set-Cookie` header that starts with
+/// `prefix` and sets a value.
+fn cookie_pair(headers: &HeaderMap, prefix: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.split(';').next())
+        .find(|pair| pair.starts_with(prefix) && pair.len() > prefix.len())
+        .map(str::to_owned)
 }
 
 fn login_ticket(page: &[u8]) -> Option<String> {
