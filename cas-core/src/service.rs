@@ -6,6 +6,7 @@
 //! no other normalisation is applied, so `https://a/x` and `https://A/x` differ.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Maximum length of an accepted service URL, in bytes.
 pub const MAX_SERVICE_LEN: usize = 2048;
@@ -27,10 +28,11 @@ pub enum ServiceParseError {
     AmbiguousPath,
 }
 
-/// A service URL as the client sent it, validated as an absolute http(s) URL.
+/// A service URL as the client sent it, validated as an absolute http(s) URL. Clones
+/// share the text, so a store can keep one copy for many tickets of one service.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ServiceUrl {
-    raw: String,
+    raw: Arc<str>,
 }
 
 impl ServiceUrl {
@@ -58,9 +60,7 @@ impl ServiceUrl {
             return Err(ServiceParseError::AmbiguousPath);
         }
 
-        Ok(Self {
-            raw: text.to_owned(),
-        })
+        Ok(Self { raw: text.into() })
     }
 
     /// Returns the URL as received, fragment included.
@@ -76,6 +76,15 @@ impl ServiceUrl {
     /// Returns whether `other` names the same service under the comparison rule.
     pub fn same_service(&self, other: &ServiceUrl) -> bool {
         self.without_fragment() == other.without_fragment()
+    }
+
+    /// Returns whether `text`, a service from outside input, is a valid service URL
+    /// that names the same service as this one. Text equal to this URL needs no parsing.
+    pub fn same_service_as_text(&self, text: &str) -> bool {
+        if split_fragment(text).0 != self.without_fragment() {
+            return false;
+        }
+        text == self.as_str() || Self::parse(text).is_ok()
     }
 
     /// Returns the redirect target: this URL with `ticket=…` added to its query, before any fragment.
@@ -287,6 +296,19 @@ mod tests {
         assert!(!issued.same_service(&service("https://app/x?a=2")));
         assert!(!issued.same_service(&service("https://APP/x?a=1")));
         assert!(!issued.same_service(&service("https://app/x%3Fa=1")));
+    }
+
+    #[test]
+    fn same_service_as_text_checks_the_text() {
+        let issued = service("https://app/x?a=1#top");
+
+        assert!(issued.same_service_as_text("https://app/x?a=1#top"));
+        assert!(issued.same_service_as_text("https://app/x?a=1"));
+        assert!(issued.same_service_as_text("https://app/x?a=1#other"));
+        assert!(!issued.same_service_as_text("https://app/x?a=2"));
+        assert!(!issued.same_service_as_text("https://APP/x?a=1"));
+        assert!(!issued.same_service_as_text("https://app/x?a=1#bad\r\nfragment"));
+        assert!(!issued.same_service_as_text(""));
     }
 
     #[test]

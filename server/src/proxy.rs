@@ -267,8 +267,7 @@ async fn check_proxy_ticket(
         Err(error) => return Err(internal_error(error)),
     };
 
-    let same =
-        ServiceUrl::parse(service).is_ok_and(|presented| grant.service.same_service(&presented));
+    let same = grant.service.same_service_as_text(service);
     if !same {
         tracing::warn!(ticket = %digest_for_log(ticket.as_str()), issued_for = %grant.service.without_fragment(), "proxy ticket presented for another service");
         return Err(ValidationError {

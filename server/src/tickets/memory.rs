@@ -56,13 +56,13 @@ struct StoredSession {
     hard_expires_at: Millis,
     idle: Millis,
     /// Service tickets issued by the session with their services, for single logout.
-    index: Vec<(TicketId, Arc<str>)>,
+    index: Vec<(TicketId, ServiceUrl)>,
     /// Proxy-granting tickets issued from the session, removed with it.
     proxy_granting: Vec<TicketId>,
 }
 
 struct StoredGrant {
-    service: Arc<str>,
+    service: ServiceUrl,
     user: Arc<str>,
     attributes: SharedAttributes,
     session: TicketId,
@@ -86,7 +86,7 @@ struct StoredProxying {
 }
 
 struct StoredProxyTicket {
-    service: Box<str>,
+    service: ServiceUrl,
     user: Arc<str>,
     session: TicketId,
     /// Milliseconds since the Unix epoch.
@@ -201,7 +201,7 @@ impl MemoryTicketStore {
     }
 
     /// Removes service tickets of an ended session. They were counted with its index.
-    fn remove_indexed(&self, index: &[(TicketId, Arc<str>)]) {
+    fn remove_indexed(&self, index: &[(TicketId, ServiceUrl)]) {
         for (id, _) in index {
             self.shard(id).service_tickets.remove(id);
         }
@@ -235,8 +235,8 @@ impl MemoryTicketStore {
         &self,
         session: &TicketId,
         id: TicketId,
-        service: &str,
-    ) -> Option<(Arc<str>, SharedAttributes, Arc<str>)> {
+        service: &ServiceUrl,
+    ) -> Option<(Arc<str>, SharedAttributes, ServiceUrl)> {
         let now = self.now();
         let mut shard = self.shard(session);
         let stored = shard
@@ -255,7 +255,7 @@ impl MemoryTicketStore {
         if stored.index.len() < SMALL_INDEX {
             stored.index.reserve_exact(1);
         }
-        stored.index.push((id, Arc::clone(&service)));
+        stored.index.push((id, service.clone()));
         Some((Arc::clone(&stored.user), stored.attributes.clone(), service))
     }
 
@@ -443,14 +443,14 @@ impl TicketStore for MemoryTicketStore {
         self.reserve()?;
 
         let session = ticket_id(grant.session.as_str(), TicketGrantingTicket::PREFIX);
-        let indexed = session.and_then(|s| self.index_ticket(&s, id, grant.service.as_str()));
+        let indexed = session.and_then(|s| self.index_ticket(&s, id, &grant.service));
         let is_indexed = indexed.is_some();
         let (user, attributes, service) = match indexed {
             Some(shared) => shared,
             None => (
                 grant.user.into(),
                 shared_attributes(grant.attributes),
-                grant.service.as_str().into(),
+                grant.service,
             ),
         };
         let stored = StoredGrant {
@@ -488,7 +488,7 @@ impl TicketStore for MemoryTicketStore {
         if self.now() >= stored.expires_at {
             return Ok(None);
         }
-        Ok(grant_from(stored))
+        Ok(Some(grant_from(stored)))
     }
 
     async fn put_proxy_granting_ticket(
@@ -559,7 +559,7 @@ impl TicketStore for MemoryTicketStore {
         self.reserve()?;
 
         let stored = StoredProxyTicket {
-            service: grant.service.as_str().into(),
+            service: grant.service,
             user: grant.user.into(),
             session,
             authenticated_at: unix_millis(grant.authenticated_at),
@@ -588,7 +588,7 @@ impl TicketStore for MemoryTicketStore {
         if self.now() >= stored.expires_at {
             return Ok(None);
         }
-        Ok(proxy_grant_from(stored))
+        Ok(Some(proxy_grant_from(stored)))
     }
 
     async fn session_tickets(
@@ -604,7 +604,7 @@ impl TicketStore for MemoryTicketStore {
         let Some(session) = shard.sessions.get(&id).filter(|s| now < s.expires_at) else {
             return Ok(Vec::new());
         };
-        Ok(session.index.iter().filter_map(issued_ticket).collect())
+        Ok(session.index.iter().map(issued_ticket).collect())
     }
 
     async fn end_session(
@@ -711,14 +711,14 @@ impl TicketStore for MemoryTicketStore {
     }
 }
 
-/// Returns the service text of a recent index entry when it is the same service, so
-/// that a session visiting one service many times stores its URL once.
-fn shared_service(index: &[(TicketId, Arc<str>)], service: &str) -> Arc<str> {
+/// Returns the service of a recent index entry when it is the same URL, so that a
+/// session visiting one service many times stores its text once.
+fn shared_service(index: &[(TicketId, ServiceUrl)], service: &ServiceUrl) -> ServiceUrl {
     let recent = index.iter().rev().take(RECENT_SERVICES);
-    match recent.map(|(_, s)| s).find(|s| s.as_ref() == service) {
-        Some(found) => Arc::clone(found),
-        None => service.into(),
-    }
+    let found = recent
+        .map(|(_, s)| s)
+        .find(|s| s.as_str() == service.as_str());
+    found.unwrap_or(service).clone()
 }
 
 /// Decodes the random part of a ticket this server issued: the prefix followed by the
@@ -733,32 +733,32 @@ fn ticket_id(text: &str, prefix: &str) -> Option<TicketId> {
     Some(id)
 }
 
-fn grant_from(stored: StoredGrant) -> Option<ServiceGrant> {
-    Some(ServiceGrant {
-        service: ServiceUrl::parse(&stored.service).ok()?,
+fn grant_from(stored: StoredGrant) -> ServiceGrant {
+    ServiceGrant {
+        service: stored.service,
         user: stored.user.to_string(),
         session: TicketGrantingTicket::from_random(stored.session),
         authenticated_at: from_unix_millis(stored.authenticated_at),
         from_new_login: stored.from_new_login,
         attributes: owned_attributes(&stored.attributes),
-    })
+    }
 }
 
-fn proxy_grant_from(stored: StoredProxyTicket) -> Option<ProxyTicketGrant> {
-    Some(ProxyTicketGrant {
-        service: ServiceUrl::parse(&stored.service).ok()?,
+fn proxy_grant_from(stored: StoredProxyTicket) -> ProxyTicketGrant {
+    ProxyTicketGrant {
+        service: stored.service,
         user: stored.user.to_string(),
         session: TicketGrantingTicket::from_random(stored.session),
         authenticated_at: from_unix_millis(stored.authenticated_at),
         proxies: stored.proxies,
-    })
+    }
 }
 
 fn ended_session(id: TicketId, stored: &StoredSession) -> EndedSession {
     EndedSession {
         ticket: TicketGrantingTicket::from_random(id),
         user: stored.user.to_string(),
-        tickets: stored.index.iter().filter_map(issued_ticket).collect(),
+        tickets: stored.index.iter().map(issued_ticket).collect(),
     }
 }
 
@@ -770,11 +770,11 @@ fn owned_attributes(shared: &SharedAttributes) -> Attributes {
     shared.as_deref().cloned().unwrap_or_default()
 }
 
-fn issued_ticket((id, service): &(TicketId, Arc<str>)) -> Option<IssuedTicket> {
-    Some(IssuedTicket {
+fn issued_ticket((id, service): &(TicketId, ServiceUrl)) -> IssuedTicket {
+    IssuedTicket {
         ticket: ServiceTicket::from_random(*id),
-        service: ServiceUrl::parse(service).ok()?,
-    })
+        service: service.clone(),
+    }
 }
 
 fn millis(duration: Duration) -> Millis {
@@ -1324,17 +1324,18 @@ mod tests {
 
     #[test]
     fn recent_service_text_is_shared() {
-        let first: Arc<str> = "https://a.example/".into();
+        let url = |text| ServiceUrl::parse(text).expect("valid");
+        let first = url("https://a.example/");
         let index = vec![
-            ([1; 20], Arc::clone(&first)),
-            ([2; 20], "https://b.example/".into()),
+            ([1; 20], first.clone()),
+            ([2; 20], url("https://b.example/")),
         ];
 
-        let same = shared_service(&index, "https://a.example/");
-        let other = shared_service(&index, "https://c.example/");
+        let same = shared_service(&index, &url("https://a.example/"));
+        let other = shared_service(&index, &url("https://c.example/"));
 
-        assert!(Arc::ptr_eq(&same, &first));
-        assert_eq!(other.as_ref(), "https://c.example/");
+        assert!(std::ptr::eq(same.as_str(), first.as_str()));
+        assert_eq!(other.as_str(), "https://c.example/");
     }
 
     #[test]
