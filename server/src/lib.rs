@@ -17,6 +17,7 @@ pub mod server;
 pub mod slo;
 pub mod sso;
 pub mod throttle;
+pub mod theme;
 pub mod tickets;
 pub mod tls;
 pub mod user_command;

@@ -17,9 +17,11 @@ use super::cookie::{
     set_warn_cookie, tgc_values, LOGIN_COOKIE_BYTES,
 };
 use super::delivery::{deliver_ticket, ResponseMethod};
-use super::pages::{self, Link, LoginForm};
+use super::language::{login_switch_href, LoginState};
+use super::pages::{self, Link, LoginForm, Message, PageTheme};
 use super::params::Params;
 use super::response::{self, Body};
+use super::theme::THEMES_PATH;
 use crate::app::App;
 use crate::i18n::{Language, LanguageTexts, Texts};
 use crate::metrics::outcome;
@@ -27,6 +29,7 @@ use crate::sso::{self, ServiceRejection};
 use crate::throttle::{self, LoginAttempt};
 use crate::tickets::{SsoSession, StoreError};
 use crate::users::{Authentication, FailureReason};
+use cas_core::theme::{AccentColor, Theme};
 use cas_core::validation::Attributes;
 
 /// Largest accepted login form body, in bytes.
@@ -90,6 +93,7 @@ async fn try_get(
     }
     let options = LoginOptions {
         service,
+        renew,
         method,
         warn: false,
     };
@@ -141,6 +145,8 @@ async fn single_sign_on(
 /// The options of a login request besides the credentials.
 struct LoginOptions {
     service: Option<ServiceUrl>,
+    /// Whether the request set `renew`, which the language switch keeps.
+    renew: bool,
     method: ResponseMethod,
     /// Whether the user ticked "warn me before signing me in to other sites".
     warn: bool,
@@ -211,6 +217,7 @@ async fn try_post(
     let params = read_form(parts, body).await?;
     let options = LoginOptions {
         service: service_param(app, &params)?,
+        renew: false,
         method: ResponseMethod::from_params(&params).map_err(|_| bad_request())?,
         warn: params.flag("warn").map_err(|_| bad_request())?,
     };
@@ -522,18 +529,23 @@ async fn form(
     let action = app.endpoint("login");
     let service = options.service.as_ref();
     let registry = app.registry();
-    let service_name = service
-        .and_then(|s| registry.find(s))
-        .map(|s| s.name.as_str());
+    let registered = service.and_then(|s| registry.find(s));
+    let state = LoginState {
+        service,
+        renew: options.renew,
+        method: options.method,
+    };
 
     let form = LoginForm {
         action: &action,
         login_ticket: login_ticket.as_str(),
         service: service.map(ServiceUrl::as_str),
-        service_name,
+        service_name: registered.map(|s| s.name.as_str()),
         method: options.method.form_value(),
         username,
         error,
+        switch_href: login_switch_href(&action, language.other(), &state),
+        theme: registered.map(|s| page_theme(app, &s.theme)),
     };
     let mut response = pages::login(language, status, form);
 
@@ -541,6 +553,17 @@ async fn form(
     let cookie = set_login_cookie(&browser_key, &app.config.base_path, max_age);
     response::set_cookie(&mut response, cookie.ok_or_else(bad_request)?);
     Ok(response)
+}
+
+fn page_theme(app: &App, theme: &Theme) -> PageTheme {
+    PageTheme {
+        accent: theme.color.map(AccentColor::css),
+        accent_text: theme.color.map_or("#ffffff", AccentColor::text_css),
+        logo_src: theme
+            .logo
+            .as_ref()
+            .map(|name| app.endpoint(&format!("{THEMES_PATH}{name}"))),
+    }
 }
 
 fn new_browser_key() -> Result<String, StoreError> {
@@ -556,14 +579,21 @@ fn logged_in_page(app: &App, language: Language, status: StatusCode, user: &str)
         href: app.endpoint("logout"),
         label: texts.logout_link,
     };
-    pages::message(
-        language,
-        status,
-        texts.logged_in_title,
-        texts.logged_in_message,
-        Some(user),
-        Some(link),
-    )
+    // Opening the login address without a service shows this page again while the
+    // session lasts.
+    let state = LoginState {
+        service: None,
+        renew: false,
+        method: ResponseMethod::Redirect,
+    };
+    let content = Message {
+        title: texts.logged_in_title,
+        message: texts.logged_in_message,
+        detail: Some(user),
+        link: Some(link),
+        switch_href: login_switch_href(&app.endpoint("login"), language.other(), &state),
+    };
+    pages::message(language, status, content)
 }
 
 /// Writes the audit event of a rejected credential check. The typed name is logged for
