@@ -29,7 +29,7 @@ pub fn check_logo_files(
     };
     let Some(directory) = theme_dir else {
         return Err(LogoProblem {
-            value: String::new(),
+            value: "(unset)".into(),
             fix: format!("a service sets theme_logo = {first:?}; set theme_dir to the directory that contains the logo files"),
         });
     };
