@@ -191,8 +191,21 @@ mod tests {
     #[test]
     fn only_exact_tags_parse() {
         assert_eq!(Language::from_tag("en"), Some(Language::English));
-        assert_eq!(Language::from_tag("zh-CN"), Some(Language::SimplifiedChinese));
-        for tag in ["", "EN", "zh", "zh-cn", "zh-TW", "en-US", "fr", "en\r\nX: y", "<b>"] {
+        assert_eq!(
+            Language::from_tag("zh-CN"),
+            Some(Language::SimplifiedChinese)
+        );
+        for tag in [
+            "",
+            "EN",
+            "zh",
+            "zh-cn",
+            "zh-TW",
+            "en-US",
+            "fr",
+            "en\r\nX: y",
+            "<b>",
+        ] {
             assert_eq!(Language::from_tag(tag), None, "{tag:?}");
         }
     }
@@ -202,12 +215,24 @@ mod tests {
         let chinese = Language::SimplifiedChinese;
         let english = Language::English;
 
-        assert_eq!(choose_page_language(Some("en"), Some("zh-CN"), Some("zh")), english);
-        assert_eq!(choose_page_language(None, Some("zh-CN"), Some("en")), chinese);
+        assert_eq!(
+            choose_page_language(Some("en"), Some("zh-CN"), Some("zh")),
+            english
+        );
+        assert_eq!(
+            choose_page_language(None, Some("zh-CN"), Some("en")),
+            chinese
+        );
         assert_eq!(choose_page_language(None, None, Some("zh")), chinese);
         assert_eq!(choose_page_language(None, None, None), english);
-        assert_eq!(choose_page_language(Some("fr"), Some("zh-CN"), None), chinese);
-        assert_eq!(choose_page_language(Some("xx"), Some("yy"), Some("zh")), chinese);
+        assert_eq!(
+            choose_page_language(Some("fr"), Some("zh-CN"), None),
+            chinese
+        );
+        assert_eq!(
+            choose_page_language(Some("xx"), Some("yy"), Some("zh")),
+            chinese
+        );
     }
 
     #[test]

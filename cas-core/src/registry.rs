@@ -37,7 +37,9 @@ pub enum RegistryError {
     BadProxyCallback { id: String, url: String },
     #[error("service {id}: logout_url {url:?} is not an http(s) URL")]
     BadLogoutUrl { id: String, url: String },
-    #[error("service {id}: theme_color {color:?} is invalid; write #rgb or #rrggbb, such as #1f5fbf")]
+    #[error(
+        "service {id}: theme_color {color:?} is invalid; write #rgb or #rrggbb, such as #1f5fbf"
+    )]
     BadThemeColor { id: String, color: String },
     #[error("service {id}: theme_logo {name:?} is invalid; write a file name of letters, digits, '.', '_' and '-' ending in .png, .svg, .jpg, .jpeg or .webp")]
     BadThemeLogo { id: String, name: String },
@@ -254,12 +256,14 @@ fn checked_logout_url(definition: &ServiceDefinition) -> Result<Option<ServiceUr
 fn checked_theme(definition: &ServiceDefinition) -> Result<Theme, RegistryError> {
     let color = match &definition.theme_color {
         None => None,
-        Some(text) => Some(AccentColor::parse(text).ok_or_else(|| {
-            RegistryError::BadThemeColor {
-                id: definition.id.clone(),
-                color: text.clone(),
-            }
-        })?),
+        Some(text) => {
+            Some(
+                AccentColor::parse(text).ok_or_else(|| RegistryError::BadThemeColor {
+                    id: definition.id.clone(),
+                    color: text.clone(),
+                })?,
+            )
+        }
     };
 
     if let Some(name) = &definition.theme_logo {
@@ -488,14 +492,20 @@ mod tests {
             theme_logo: Some("app.svg".into()),
             ..definition("a", "prefix", "https://a.example/")
         });
-        assert_eq!(themed.theme.color.map(AccentColor::css), Some("#00aa00".into()));
+        assert_eq!(
+            themed.theme.color.map(AccentColor::css),
+            Some("#00aa00".into())
+        );
         assert_eq!(themed.theme.logo.as_deref(), Some("app.svg"));
 
         let bad_color = RegisteredService::from_definition(&ServiceDefinition {
             theme_color: Some("red;}".into()),
             ..definition("a", "prefix", "https://a.example/")
         });
-        assert!(matches!(bad_color, Err(RegistryError::BadThemeColor { .. })));
+        assert!(matches!(
+            bad_color,
+            Err(RegistryError::BadThemeColor { .. })
+        ));
 
         let bad_logo = RegisteredService::from_definition(&ServiceDefinition {
             theme_logo: Some("../secret.png".into()),

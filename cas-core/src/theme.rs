@@ -120,11 +120,30 @@ mod tests {
 
     #[test]
     fn colours_parse_strictly() {
-        assert_eq!(AccentColor::parse("#1f5fbf").map(AccentColor::css), Some("#1f5fbf".into()));
-        assert_eq!(AccentColor::parse("#ABC").map(AccentColor::css), Some("#aabbcc".into()));
+        assert_eq!(
+            AccentColor::parse("#1f5fbf").map(AccentColor::css),
+            Some("#1f5fbf".into())
+        );
+        assert_eq!(
+            AccentColor::parse("#ABC").map(AccentColor::css),
+            Some("#aabbcc".into())
+        );
         for bad in [
-            "", "#", "1f5fbf", "#12", "#1234", "#12345", "#1234567", "#ggg", "red",
-            "rgb(1,2,3)", "#fff;", "#fff}body{", " #fff", "#fff ", "#+1f5fb",
+            "",
+            "#",
+            "1f5fbf",
+            "#12",
+            "#1234",
+            "#12345",
+            "#1234567",
+            "#ggg",
+            "red",
+            "rgb(1,2,3)",
+            "#fff;",
+            "#fff}body{",
+            " #fff",
+            "#fff ",
+            "#+1f5fb",
         ] {
             assert_eq!(AccentColor::parse(bad), None, "{bad:?}");
         }
@@ -146,8 +165,19 @@ mod tests {
         assert_eq!(logo_media_type("Acme_Logo-2.SVG"), Some("image/svg+xml"));
         assert_eq!(logo_media_type("a.jpeg"), Some("image/jpeg"));
         for bad in [
-            "", ".png", "../a.png", "a/b.png", "a\\b.png", "a.png/", "a.gif", "a", "a.html",
-            "a b.png", "%2e%2e.png", "-a.png", "a.png?x",
+            "",
+            ".png",
+            "../a.png",
+            "a/b.png",
+            "a\\b.png",
+            "a.png/",
+            "a.gif",
+            "a",
+            "a.html",
+            "a b.png",
+            "%2e%2e.png",
+            "-a.png",
+            "a.png?x",
         ] {
             assert_eq!(logo_media_type(bad), None, "{bad:?}");
         }

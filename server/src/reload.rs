@@ -16,7 +16,10 @@ use crate::theme::check_logo_files;
 /// Reads the services of the configuration file as at start: the file's list, or the
 /// built-in default services when the file has none. Logo files are looked up in
 /// `theme_dir`, the directory the server started with. Returns every problem found.
-pub fn read_registry(path: &Path, theme_dir: Option<&Path>) -> Result<ServiceRegistry, Vec<String>> {
+pub fn read_registry(
+    path: &Path,
+    theme_dir: Option<&Path>,
+) -> Result<ServiceRegistry, Vec<String>> {
     let file = ConfigLayer::from_toml_file(path).map_err(|error| vec![error.to_string()])?;
     let services = ConfigLayer::defaults()
         .overridden_by(file)

@@ -44,13 +44,19 @@ pub fn check_logo_files(
             None => {
                 return Err(LogoProblem {
                     value: directory.display().to_string(),
-                    fix: format!("the logo file {} is missing or not a regular file", path.display()),
+                    fix: format!(
+                        "the logo file {} is missing or not a regular file",
+                        path.display()
+                    ),
                 })
             }
             Some(bytes) if bytes > MAX_LOGO_BYTES => {
                 return Err(LogoProblem {
                     value: directory.display().to_string(),
-                    fix: format!("the logo file {} has {bytes} bytes; the limit is {MAX_LOGO_BYTES}", path.display()),
+                    fix: format!(
+                        "the logo file {} has {bytes} bytes; the limit is {MAX_LOGO_BYTES}",
+                        path.display()
+                    ),
                 })
             }
             Some(_) => {}

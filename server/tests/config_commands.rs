@@ -87,6 +87,9 @@ fn check_config_rejects_bad_theme_colour() {
     let errors = String::from_utf8_lossy(&output.stderr);
 
     assert_eq!(output.status.code(), Some(2), "{errors}");
-    assert!(errors.contains("theme_color \"blue\" is invalid"), "{errors}");
+    assert!(
+        errors.contains("theme_color \"blue\" is invalid"),
+        "{errors}"
+    );
     assert!(errors.contains("#rrggbb"), "{errors}");
 }

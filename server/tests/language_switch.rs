@@ -33,7 +33,12 @@ async fn server(database: &TestDatabase) -> TestServer {
 }
 
 /// GET a path on the server with a raw query, an Accept-Language and an optional cookie.
-async fn get(server: &TestServer, path_and_query: &str, accept: &str, cookie: Option<&str>) -> Response {
+async fn get(
+    server: &TestServer,
+    path_and_query: &str,
+    accept: &str,
+    cookie: Option<&str>,
+) -> Response {
     let mut request = server
         .client
         .get(server.url(path_and_query))
@@ -81,7 +86,10 @@ async fn parameter_selects_language_and_sets_cookie() {
     assert!(page.contains("<html lang=\"zh-CN\">"), "{page}");
     assert!(page.contains(CHINESE_FORM), "{page}");
     assert_eq!(switch_href(&page), "/cas/login?lang=en");
-    assert!(page.contains("hreflang=\"en\" lang=\"en\">English</a>"), "{page}");
+    assert!(
+        page.contains("hreflang=\"en\" lang=\"en\">English</a>"),
+        "{page}"
+    );
 
     server.stop().await;
 }
@@ -97,15 +105,23 @@ async fn precedence_is_parameter_cookie_header() {
     assert!(page.contains(CHINESE_FORM), "cookie beats Accept-Language");
     assert_eq!(switch_href(&page), "/cas/login?lang=en");
 
-    let parameter_over_cookie =
-        get(&server, "/cas/login?lang=en", "zh-CN", Some("CASLANG=zh-CN")).await;
+    let parameter_over_cookie = get(
+        &server,
+        "/cas/login?lang=en",
+        "zh-CN",
+        Some("CASLANG=zh-CN"),
+    )
+    .await;
     let page = parameter_over_cookie.text().await.expect("body");
     assert!(page.contains(ENGLISH_FORM), "parameter beats the cookie");
     assert!(page.contains("简体中文</a>"), "{page}");
 
     let header_only = get(&server, "/cas/login", "zh-CN,zh;q=0.9", None).await;
     let page = header_only.text().await.expect("body");
-    assert!(page.contains(CHINESE_FORM), "Accept-Language without a choice");
+    assert!(
+        page.contains(CHINESE_FORM),
+        "Accept-Language without a choice"
+    );
 
     server.stop().await;
 }
@@ -143,12 +159,20 @@ async fn unsupported_values_are_ignored() {
         );
     }
 
-    for cookie in ["CASLANG=fr", "CASLANG=<script>", "CASLANG=", "CASLANG=zh-cn"] {
+    for cookie in [
+        "CASLANG=fr",
+        "CASLANG=<script>",
+        "CASLANG=",
+        "CASLANG=zh-cn",
+    ] {
         let response = get(&server, "/cas/login", "en", Some(cookie)).await;
         assert_eq!(response.status(), StatusCode::OK, "{cookie}");
         let page = response.text().await.expect("body");
 
-        assert!(page.contains(ENGLISH_FORM), "{cookie}: Accept-Language decides");
+        assert!(
+            page.contains(ENGLISH_FORM),
+            "{cookie}: Accept-Language decides"
+        );
         assert!(!page.contains("<script>"), "{cookie}");
     }
 
@@ -275,7 +299,10 @@ async fn message_pages_have_a_switch() {
     let logged_in = get(&server, "/cas/login?lang=zh-CN", "en", Some(&tgc)).await;
     assert_eq!(logged_in.status(), StatusCode::OK);
     let page = logged_in.text().await.expect("body");
-    assert!(page.contains("您已成功登录"), "the switch shows the same page: {page}");
+    assert!(
+        page.contains("您已成功登录"),
+        "the switch shows the same page: {page}"
+    );
     assert!(page.contains("alice"), "{page}");
 
     let logged_out = get(&server, "/cas/logout", "en", Some(&tgc)).await;

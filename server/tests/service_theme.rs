@@ -41,7 +41,10 @@ async fn heading_names_the_service_in_both_languages() {
     let without_service = server.login_page(None, "en", None).await;
     let plain = without_service.text().await.expect("body");
 
-    assert!(english.contains("<h1>Sign in to Service app</h1>"), "{english}");
+    assert!(
+        english.contains("<h1>Sign in to Service app</h1>"),
+        "{english}"
+    );
     assert!(chinese.contains("<h1>登录到 Service app</h1>"), "{chinese}");
     assert!(plain.contains("<h1>Central sign-in</h1>"), "{plain}");
     assert!(!english.contains("--accent:"), "no theme, no accent style");
@@ -102,7 +105,10 @@ async fn accent_colour_and_logo_are_shown() {
     );
     assert!(policy.contains("script-src 'self';"), "{policy}");
     assert!(policy.contains("img-src 'self';"), "{policy}");
-    assert!(!policy.contains("script-src 'self' 'unsafe-inline'"), "{policy}");
+    assert!(
+        !policy.contains("script-src 'self' 'unsafe-inline'"),
+        "{policy}"
+    );
 
     let logo = server
         .client
@@ -147,7 +153,10 @@ fn logo_needs_theme_dir_and_file() {
 
     let without_dir = Config::from_layer(ConfigLayer::defaults().overridden_by(layer.clone()))
         .expect_err("theme_dir is missing");
-    assert!(without_dir.to_string().contains("theme_dir"), "{without_dir}");
+    assert!(
+        without_dir.to_string().contains("theme_dir"),
+        "{without_dir}"
+    );
 
     let folder = tempfile::tempdir().expect("temp dir");
     let with_dir = ConfigLayer {
@@ -156,7 +165,10 @@ fn logo_needs_theme_dir_and_file() {
     };
     let missing_file = Config::from_layer(ConfigLayer::defaults().overridden_by(with_dir))
         .expect_err("the logo file is missing");
-    assert!(missing_file.to_string().contains("absent.png"), "{missing_file}");
+    assert!(
+        missing_file.to_string().contains("absent.png"),
+        "{missing_file}"
+    );
 }
 
 #[test]
@@ -168,6 +180,9 @@ fn bad_colour_is_rejected_at_load() {
         };
         let error = Config::from_layer(ConfigLayer::defaults().overridden_by(layer))
             .expect_err("invalid colour");
-        assert!(error.to_string().contains("theme_color"), "{colour}: {error}");
+        assert!(
+            error.to_string().contains("theme_color"),
+            "{colour}: {error}"
+        );
     }
 }

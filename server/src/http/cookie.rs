@@ -211,7 +211,10 @@ mod tests {
     #[test]
     fn language_cookie_attributes() {
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_static("XCASLANG=en; CASLANG=zh-CN"));
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("XCASLANG=en; CASLANG=zh-CN"),
+        );
 
         assert_eq!(language_cookie_value(&headers), Some("zh-CN"));
         assert_eq!(

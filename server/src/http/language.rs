@@ -109,7 +109,11 @@ mod tests {
 
     #[test]
     fn parameter_wins_and_is_explicit() {
-        let picked = request_language(&parts("/cas/login?lang=en", Some("CASLANG=zh-CN"), Some("zh")));
+        let picked = request_language(&parts(
+            "/cas/login?lang=en",
+            Some("CASLANG=zh-CN"),
+            Some("zh"),
+        ));
 
         assert_eq!(picked.language, Language::English);
         assert!(picked.explicit);
@@ -147,7 +151,10 @@ mod tests {
             renew: false,
             method: ResponseMethod::Redirect,
         };
-        assert_eq!(login_switch_href("/login", Language::English, &plain), "/login?lang=en");
+        assert_eq!(
+            login_switch_href("/login", Language::English, &plain),
+            "/login?lang=en"
+        );
         assert_eq!(same_path_switch_href(Language::English), "?lang=en");
     }
 }
