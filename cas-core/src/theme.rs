@@ -1,6 +1,6 @@
 //! Per-service look of the login page: an accent colour and a logo file. Both are checked
-//! strictly at configuration load, so a page can put them into its style and markup
-//! without any other escaping and without loosening the Content-Security-Policy.
+//! strictly at configuration load, so a page can put them into its `<style>` element and
+//! markup without loosening the Content-Security-Policy.
 
 /// An accent colour written as `#rgb` or `#rrggbb`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl AccentColor {
     }
 
     /// Returns the text colour for a button filled with this colour: black or white,
-    /// whichever has the higher contrast ratio (WCAG 2.1, section 1.4.3).
+    /// whichever has the higher contrast ratio as WCAG 2.1 defines it.
     pub fn text_css(self) -> &'static str {
         let background = self.relative_luminance();
         let with_white = 1.05 / (background + 0.05);

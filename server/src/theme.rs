@@ -85,7 +85,7 @@ pub async fn read_logo(theme_dir: Option<&Path>, name: &str) -> Option<Logo> {
     match tokio::fs::read(&path).await {
         Ok(bytes) => Some(Logo { media_type, bytes }),
         Err(error) => {
-            tracing::warn!(path = %path.display(), %error, "cannot read logo file");
+            tracing::warn!(path = %path.display(), %error, "failed to read logo file");
             None
         }
     }

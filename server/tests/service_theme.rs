@@ -9,7 +9,8 @@ use common::*;
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use reqwest::StatusCode;
 
-/// The first bytes of a PNG file; enough for a file the server only copies.
+/// The signature of a PNG file and some text. The server only copies the file, so it need
+/// not be a whole image.
 const PNG_BYTES: &[u8] = b"\x89PNG\r\n\x1a\nnot a real image";
 
 const THEMED: &str = "https://themed.example.test/app";

@@ -52,7 +52,7 @@ pub fn request_language(parts: &Parts) -> RequestLanguage {
     RequestLanguage { language, explicit }
 }
 
-/// What the login page's switch link keeps of the request. Only checked values go in:
+/// Request state that the login page's switch link keeps. Only checked values go in:
 /// a service URL the registry admits, the `renew` flag and the response method.
 pub struct LoginState<'a> {
     pub service: Option<&'a ServiceUrl>,

@@ -30,8 +30,8 @@ pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body>
                 message: texts.logged_out_message,
                 detail: None,
                 link: None,
-                // Opening /logout again in the other language ends no session, because
-                // this request already ended them.
+                // The switch opens /logout again. This request already ended the
+                // browser's sessions, so it ends none unless the user signed in since.
                 switch_href: same_path_switch_href(language.other()),
             };
             pages::message(language, StatusCode::OK, content)

@@ -54,8 +54,8 @@ pub fn script(source: &'static str) -> Response<Body> {
     response
 }
 
-/// Policy of image responses. An SVG logo opened on its own runs no script and loads
-/// nothing.
+/// Content-Security-Policy of logo responses. An SVG logo opened on its own runs no
+/// script and loads nothing.
 const IMAGE_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
 
 /// Builds the response of a logo file. Browsers may keep it for an hour.
