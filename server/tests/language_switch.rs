@@ -362,6 +362,10 @@ async fn throttled_and_unavailable_pages_have_a_switch() {
     assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
     let page = unavailable.text().await.expect("body");
     assert!(page.contains("temporarily unavailable"), "{page}");
-    assert_eq!(switch_href(&page), "?lang=zh-CN");
+    assert_eq!(
+        switch_href(&page),
+        "/cas/login?service=https%3A%2F%2Fapp.example.test%2Fhome&lang=zh-CN",
+        "the error page keeps the checked service"
+    );
     unavailable_server.stop().await;
 }

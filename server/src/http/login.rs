@@ -43,8 +43,13 @@ pub const FORM_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 struct Rejection(StatusCode, fn(&Texts) -> &'static str);
 
 impl Rejection {
-    fn page(self, language: Language) -> Response<Body> {
-        pages::error(language, self.0, self.1)
+    /// Renders the error page. `switch_href` is the login address in the other language
+    /// with the checked request state, when the request got that far.
+    fn page(self, language: Language, switch_href: Option<String>) -> Response<Body> {
+        match switch_href {
+            Some(href) => pages::error_with_switch(language, self.0, self.1, href),
+            None => pages::error(language, self.0, self.1),
+        }
     }
 }
 
@@ -58,22 +63,37 @@ impl From<StoreError> for Rejection {
 /// Handles `GET /login`: redirects with a new ticket when a session exists, otherwise
 /// shows the form.
 pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body> {
-    match try_get(app, parts, language).await {
+    let mut switch_href = None;
+    match try_get(app, parts, language, &mut switch_href).await {
         Ok(response) => response,
-        Err(rejection) => rejection.page(language),
+        Err(rejection) => rejection.page(language, switch_href),
     }
 }
 
+/// Handles `GET /login`. Once the parameters are checked, `switch_href` receives the
+/// language switch address that an error page keeps them with.
 async fn try_get(
     app: &App,
     parts: &Parts,
     language: Language,
+    switch_href: &mut Option<String>,
 ) -> Result<Response<Body>, Rejection> {
     let params = Params::from_query(parts.uri.query()).map_err(|_| bad_request())?;
     let service = service_param(app, &params)?;
     let renew = params.flag("renew").map_err(|_| bad_request())?;
     let gateway = params.flag("gateway").map_err(|_| bad_request())?;
     let method = ResponseMethod::from_params(&params).map_err(|_| bad_request())?;
+
+    let state = LoginState {
+        service: service.as_ref(),
+        renew,
+        method,
+    };
+    *switch_href = Some(login_switch_href(
+        &app.endpoint("login"),
+        language.other(),
+        &state,
+    ));
 
     if !renew {
         if let Some((ticket, session)) = current_session(app, parts).await? {
@@ -152,6 +172,18 @@ struct LoginOptions {
     warn: bool,
 }
 
+impl LoginOptions {
+    /// Returns the login address in the other language with these options.
+    fn switch_href(&self, app: &App, language: Language) -> String {
+        let state = LoginState {
+            service: self.service.as_ref(),
+            renew: self.renew,
+            method: self.method,
+        };
+        login_switch_href(&app.endpoint("login"), language.other(), &state)
+    }
+}
+
 /// Handles the continue button of the confirmation page: checks its token against the
 /// session and issues the ticket the page held back.
 async fn continue_single_sign_on(
@@ -195,7 +227,8 @@ async fn continue_single_sign_on(
 /// session and sends a new ticket to the service. A form with `confirm` is the continue
 /// button of the confirmation page instead.
 pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) -> Response<Body> {
-    match try_post(app, parts, body, language).await {
+    let mut switch_href = None;
+    match try_post(app, parts, body, language, &mut switch_href).await {
         Ok(response) => response,
         Err(rejection) => {
             if rejection.0 == StatusCode::SERVICE_UNAVAILABLE {
@@ -203,16 +236,19 @@ pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) 
                 let client = client_address(parts);
                 tracing::info!(target: "audit", event = "login_failed", reason = "unavailable", %client);
             }
-            rejection.page(language)
+            rejection.page(language, switch_href)
         }
     }
 }
 
+/// Handles `POST /login`. Once the form's service and method are checked,
+/// `switch_href` receives the language switch address that an error page keeps them with.
 async fn try_post(
     app: &App,
     parts: &Parts,
     body: Incoming,
     language: Language,
+    switch_href: &mut Option<String>,
 ) -> Result<Response<Body>, Rejection> {
     let params = read_form(parts, body).await?;
     let options = LoginOptions {
@@ -221,6 +257,7 @@ async fn try_post(
         method: ResponseMethod::from_params(&params).map_err(|_| bad_request())?,
         warn: params.flag("warn").map_err(|_| bad_request())?,
     };
+    *switch_href = Some(options.switch_href(app, language));
     if params
         .single(CONFIRM_FIELD)
         .map_err(|_| bad_request())?
@@ -530,11 +567,6 @@ async fn form(
     let service = options.service.as_ref();
     let registry = app.registry();
     let registered = service.and_then(|s| registry.find(s));
-    let state = LoginState {
-        service,
-        renew: options.renew,
-        method: options.method,
-    };
 
     let form = LoginForm {
         action: &action,
@@ -544,7 +576,7 @@ async fn form(
         method: options.method.form_value(),
         username,
         error,
-        switch_href: login_switch_href(&action, language.other(), &state),
+        switch_href: options.switch_href(app, language),
         theme: registered.map(|s| page_theme(app, &s.theme)),
     };
     let mut response = pages::login(language, status, form);

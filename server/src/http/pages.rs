@@ -236,14 +236,22 @@ pub fn error(
     status: StatusCode,
     pick: fn(&Texts) -> &'static str,
 ) -> Response<Body> {
+    let href = same_path_switch_href(language.other());
+    error_with_switch(language, status, pick, href)
+}
+
+/// Renders an error page whose language switch opens `switch_href`.
+pub fn error_with_switch(
+    language: Language,
+    status: StatusCode,
+    pick: fn(&Texts) -> &'static str,
+    switch_href: String,
+) -> Response<Body> {
     let texts = language.texts();
     let page = MessagePage {
         lang: language.tag(),
         title: texts.error_title,
-        switch: Some(LanguageSwitch::new(
-            language,
-            same_path_switch_href(language.other()),
-        )),
+        switch: Some(LanguageSwitch::new(language, switch_href)),
         message: pick(texts),
         is_error: true,
         detail: None,
@@ -325,6 +333,41 @@ mod tests {
         assert!(english.contains("User name"));
         assert!(!chinese.contains("<script"));
         assert!(!english.contains("<script"));
+    }
+
+    #[tokio::test]
+    async fn login_error_is_tied_to_fields() {
+        let form = |error| LoginForm {
+            action: "/cas/login",
+            login_ticket: "LT-1",
+            service: None,
+            service_name: None,
+            method: None,
+            username: "alice",
+            error,
+            switch_href: "/cas/login?lang=zh-CN".into(),
+            theme: None,
+        };
+
+        let failed = body_text(login(
+            Language::English,
+            StatusCode::UNAUTHORIZED,
+            form(Some("The user name or password is incorrect.")),
+        ))
+        .await;
+        let fresh = body_text(login(Language::English, StatusCode::OK, form(None))).await;
+
+        assert!(failed.contains("<p class=\"error\" id=\"login-error\" role=\"alert\">"));
+        assert_eq!(
+            failed.matches("aria-describedby=\"login-error\"").count(),
+            2
+        );
+        assert_eq!(failed.matches("aria-invalid=\"true\"").count(), 2);
+        assert!(!fresh.contains("aria-describedby"), "{fresh}");
+        assert!(!fresh.contains("aria-invalid"), "{fresh}");
+        assert!(fresh.contains("<label for=\"username\">"), "{fresh}");
+        assert!(fresh.contains("<label for=\"password\">"), "{fresh}");
+        assert!(fresh.contains("<label class=\"check\" for=\"warn\"><input id=\"warn\""));
     }
 
     #[tokio::test]
