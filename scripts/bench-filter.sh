@@ -20,6 +20,7 @@
 # the revocation lookup.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+STEPS_TOTAL=3
 cd "$ROOT"
 
 SECONDS_EACH="${BENCH_SECONDS:-10}"
@@ -218,6 +219,8 @@ measure_for() {
     local name=$1 seconds=$2
     shift 2
     local out
+    # The caller captures stdout, so the progress line goes to stderr.
+    printf '    measuring %s for %s s\n' "$name" "$seconds" >&2
     out=$(wrk --latency -t1 -c "$CONNECTIONS" -d "${seconds}s" "$@")
     printf '%s\n' "$out" >"$WORK/wrk-$name.txt"
     local rps p50 p99 errors
@@ -259,3 +262,4 @@ done
 wasm=edge-filter/build/index_bg.wasm
 printf '\nwasm bundle: %s bytes, %s bytes gzipped\n' "$(wc -c <"$wasm")" "$(gzip -9 -c "$wasm" | wc -c)"
 echo "machine: $(nproc) cores, $(. /etc/os-release && echo "$PRETTY_NAME"); CAS: $CAS_SERVER, origin: $DEMO_ORIGIN"
+finish_step

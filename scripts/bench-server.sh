@@ -18,6 +18,8 @@ cd "$ROOT"
 
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
+# Three steps before the rounds, three in each round, two after them.
+STEPS_TOTAL=$((3 + 3 * ROUNDS + 2))
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 LOGIN_CONNECTIONS="${BENCH_LOGIN_CONNECTIONS:-4}"
 CEILING_PORT="${BENCH_CEILING_PORT:-19443}"
@@ -81,8 +83,9 @@ cas_args() {
         --ca "$WORK/certs/ca.pem" --seconds "$SECONDS_PER_RUN"
 }
 
-step "building in release mode"
-cargo build --release -p cas-server --bins
+step "building in release mode (several minutes on a fresh machine)"
+# shellcheck disable=SC2046 # cargo_quiet_flag prints nothing or one word.
+run_long "building in release mode" cargo build $(cargo_quiet_flag) --release -p cas-server --bins
 
 step "machine"
 uname -srm
@@ -106,7 +109,7 @@ ceiling() {
 
 for ROUND in $(seq 1 "$ROUNDS"); do
 
-step "round $ROUND: CAS server, memory store: SSO issue, validation, full logins"
+step "round $ROUND of $ROUNDS: CAS server, memory store: SSO issue, validation, full logins"
 start_cas --ticket-store memory --memory-max-tickets 10000000
 ceiling memory
 # shellcheck disable=SC2046
@@ -116,10 +119,10 @@ bench logins $(cas_args) --connections "$LOGIN_CONNECTIONS"
 stop_server
 
 # Right after the logins, so both see the same load from other processes.
-step "round $ROUND: raw Argon2id verifications, same parameters, $(nproc) threads"
+step "round $ROUND of $ROUNDS: raw Argon2id verifications, same parameters, $(nproc) threads"
 bench hash --threads "$(nproc)" --seconds "$SECONDS_PER_RUN"
 
-step "round $ROUND: CAS server, Redis store ($REDIS_URL, prefix $PREFIX)"
+step "round $ROUND of $ROUNDS: CAS server, Redis store ($REDIS_URL, prefix $PREFIX)"
 start_cas --ticket-store redis --redis-url "$REDIS_URL" --redis-key-prefix "$PREFIX"
 ceiling redis
 # shellcheck disable=SC2046
@@ -171,3 +174,4 @@ awk '
         printf "resident bytes per live service ticket = %s (target <= 300)\n", bytes
     }
 ' "$RESULTS"
+finish_step

@@ -18,6 +18,9 @@ export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$TOOLS_DIR/bin/wasm-bindgen}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$ROOT/node_modules/binaryen/bin/wasm-opt}"
 
+started=$SECONDS
+
+echo "==> [1/3] checking worker-build, wasm-bindgen, esbuild and wasm-opt"
 for tool in "$WORKER_BUILD_BIN" "$WASM_BINDGEN_BIN" "$ESBUILD_BIN" "$WASM_OPT_BIN"; do
     if [ ! -x "$tool" ]; then
         echo "error: $tool is missing or not executable; run scripts/setup.sh first" >&2
@@ -25,8 +28,13 @@ for tool in "$WORKER_BUILD_BIN" "$WASM_BINDGEN_BIN" "$ESBUILD_BIN" "$WASM_OPT_BI
     fi
 done
 
+# worker-build runs cargo, which shows its progress bar on a terminal and one line per
+# crate otherwise.
+echo "==> [2/3] building edge-filter for wasm32 in release mode, then wasm-bindgen, wasm-opt and esbuild (several minutes on a fresh machine)"
+step_started=$SECONDS
 cd "$ROOT/edge-filter"
 "$WORKER_BUILD_BIN" --release
+echo "    ($((SECONDS - step_started)) s)"
 
 wasm="$ROOT/edge-filter/build/index_bg.wasm"
 if [ ! -f "$wasm" ]; then
@@ -37,6 +45,8 @@ if [ -z "$wasm" ] || [ ! -f "$wasm" ]; then
     exit 1
 fi
 
+echo "==> [3/3] measuring the bundle"
 raw=$(wc -c < "$wasm")
 gzipped=$(gzip -9 -c "$wasm" | wc -c)
 echo "edge filter wasm: ${wasm#"$ROOT"/} $raw bytes ($gzipped bytes gzipped)"
+echo "edge filter built in $((SECONDS - started)) s"

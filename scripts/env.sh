@@ -24,8 +24,58 @@ export XDG_CONFIG_HOME="$ROOT/.wrangler/config"
 export WASM_BINDGEN_BIN="$TOOLS_DIR/bin/wasm-bindgen"
 export ESBUILD_BIN="$ROOT/node_modules/@esbuild/linux-x64/bin/esbuild"
 
+# Progress of a script's steps. A script that sets STEPS_TOTAL gets "[n/N]" before
+# each step title. Each new step, and finish_step, print how long the previous one took.
+STEP_NUMBER=0
+STEP_STARTED=""
+
 step() {
-    printf '\n==> %s\n' "$*"
+    finish_step
+    STEP_NUMBER=$((STEP_NUMBER + 1))
+    STEP_STARTED=$SECONDS
+    if [ -n "${STEPS_TOTAL:-}" ]; then
+        printf '\n==> [%d/%d] %s\n' "$STEP_NUMBER" "$STEPS_TOTAL" "$*"
+    else
+        printf '\n==> %s\n' "$*"
+    fi
+}
+
+finish_step() {
+    if [ -n "$STEP_STARTED" ]; then
+        printf '    (%d s)\n' "$((SECONDS - STEP_STARTED))"
+    fi
+    STEP_STARTED=""
+}
+
+# Prints --quiet when stderr is not a terminal. On a terminal cargo draws its own
+# progress bar; in a log it would print one line per crate.
+cargo_quiet_flag() {
+    [ -t 2 ] || printf '%s' --quiet
+}
+
+# Runs a long command. When stderr is not a terminal, a line every HEARTBEAT_SECONDS
+# (default 60) shows that it is still running, so CI logs neither stay silent for
+# minutes nor fill with progress bars.
+run_long() {
+    local label=$1
+    shift
+    if [ -t 2 ]; then
+        "$@"
+        return
+    fi
+
+    local started=$SECONDS interval=${HEARTBEAT_SECONDS:-60}
+    (
+        while sleep "$interval"; do
+            printf '    still %s after %d s\n' "$label" "$((SECONDS - started))"
+        done
+    ) &
+    local heartbeat=$!
+    local status=0
+    "$@" || status=$?
+    kill "$heartbeat" 2>/dev/null || true
+    wait "$heartbeat" 2>/dev/null || true
+    return "$status"
 }
 
 die() {

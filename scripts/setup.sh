@@ -6,6 +6,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
 started=$SECONDS
+STEPS_TOTAL=10
 
 require_system_tools() {
     step "checking system tools"
@@ -44,17 +45,23 @@ cargo_install() {
         echo "$crate $version already in $TOOLS_DIR"
         return
     fi
-    echo "building $crate $version into $TOOLS_DIR (a few minutes on a fresh machine)"
-    cargo install "$crate" --version "$version" $locked --root "$TOOLS_DIR" --quiet
+    echo "building $crate $version into $TOOLS_DIR (several minutes on a fresh machine)"
+    # shellcheck disable=SC2046 # cargo_quiet_flag prints nothing or one word.
+    run_long "building $crate" \
+        cargo install "$crate" --version "$version" $locked --root "$TOOLS_DIR" $(cargo_quiet_flag)
 }
 
-install_wasm_tools() {
-    step "worker-build and wasm-bindgen-cli"
+install_worker_build() {
+    step "worker-build $WORKER_BUILD_VERSION"
+    cargo_install worker-build "$WORKER_BUILD_VERSION" worker-build --locked
+}
+
+install_wasm_bindgen() {
     local bindgen_version
     bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
     [ -n "$bindgen_version" ] || die "wasm-bindgen is not in Cargo.lock; run cargo generate-lockfile"
 
-    cargo_install worker-build "$WORKER_BUILD_VERSION" worker-build --locked
+    step "wasm-bindgen-cli $bindgen_version"
     # The crates.io copy of wasm-bindgen-cli lacks one locked dependency, so no --locked.
     cargo_install wasm-bindgen-cli "$bindgen_version" wasm-bindgen ""
 }
@@ -68,7 +75,8 @@ install_npm_packages() {
         echo "node_modules matches package-lock.json"
         return
     fi
-    npm ci --no-audit --no-fund --loglevel=error
+    echo "running npm ci (a minute or more on a fresh machine)"
+    run_long "running npm ci" npm ci --no-audit --no-fund --loglevel=error
     echo "$want" > "$stamp"
 }
 
@@ -83,13 +91,15 @@ install_python_packages() {
         return
     fi
     python3 -m venv "$PYTHON_VENV"
-    "$PYTHON_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    run_long "installing python-cas" \
+        "$PYTHON_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
     echo "$want" > "$stamp"
 }
 
 build_native() {
-    step "building the CAS server and the demo origin"
-    cargo build --quiet -p cas-server -p cas-origin --bins
+    step "building the CAS server and the demo origin (several minutes on a fresh machine)"
+    # shellcheck disable=SC2046 # cargo_quiet_flag prints nothing or one word.
+    run_long "building the server" cargo build $(cargo_quiet_flag) -p cas-server -p cas-origin --bins
 }
 
 make_certificates() {
@@ -113,7 +123,8 @@ make_dev_vars() {
 
 require_system_tools
 install_wasm_target
-install_wasm_tools
+install_worker_build
+install_wasm_bindgen
 install_npm_packages
 install_python_packages
 build_native
@@ -122,4 +133,6 @@ make_dev_vars
 step "building the edge filter (wasm)"
 bash scripts/build-filter.sh
 
-step "setup finished in $((SECONDS - started)) s"
+finish_step
+echo
+echo "setup finished in $((SECONDS - started)) s"

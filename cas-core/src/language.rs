@@ -16,6 +16,47 @@ impl Language {
             Self::SimplifiedChinese => "zh-CN",
         }
     }
+
+    /// Parses the value of the `lang` query parameter or the language cookie. Only the
+    /// exact tags that [`Language::tag`] returns are accepted, so nothing else a client
+    /// sends can reach a page or a header.
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        match tag {
+            "en" => Some(Self::English),
+            "zh-CN" => Some(Self::SimplifiedChinese),
+            _ => None,
+        }
+    }
+
+    /// Returns the language that the language switch link offers.
+    pub fn other(self) -> Self {
+        match self {
+            Self::English => Self::SimplifiedChinese,
+            Self::SimplifiedChinese => Self::English,
+        }
+    }
+
+    /// Returns the name of the language in that language, the label of a link to it.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Self::English => "English",
+            Self::SimplifiedChinese => "简体中文",
+        }
+    }
+}
+
+/// Picks the page language by precedence: an explicit `lang` parameter, then the
+/// language cookie, then the Accept-Language header, then English. An unsupported
+/// parameter or cookie value is skipped as if it were absent.
+pub fn choose_page_language(
+    parameter: Option<&str>,
+    cookie: Option<&str>,
+    accept_language: Option<&str>,
+) -> Language {
+    parameter
+        .and_then(Language::from_tag)
+        .or_else(|| cookie.and_then(Language::from_tag))
+        .unwrap_or_else(|| choose_language(accept_language))
 }
 
 /// Picks the page language from an Accept-Language value: the supported range with the
@@ -145,6 +186,59 @@ mod tests {
         assert_eq!(choose_language(Some("zh;q=abc")), Language::English);
         assert_eq!(choose_language(Some("zh;q=0.1234")), Language::English);
         assert_eq!(choose_language(Some(";;;,zh-CN;;q")), Language::English);
+    }
+
+    #[test]
+    fn only_exact_tags_parse() {
+        assert_eq!(Language::from_tag("en"), Some(Language::English));
+        assert_eq!(
+            Language::from_tag("zh-CN"),
+            Some(Language::SimplifiedChinese)
+        );
+        for tag in [
+            "",
+            "EN",
+            "zh",
+            "zh-cn",
+            "zh-TW",
+            "en-US",
+            "fr",
+            "en\r\nX: y",
+            "<b>",
+        ] {
+            assert_eq!(Language::from_tag(tag), None, "{tag:?}");
+        }
+    }
+
+    #[test]
+    fn page_language_precedence() {
+        let chinese = Language::SimplifiedChinese;
+        let english = Language::English;
+
+        assert_eq!(
+            choose_page_language(Some("en"), Some("zh-CN"), Some("zh")),
+            english
+        );
+        assert_eq!(
+            choose_page_language(None, Some("zh-CN"), Some("en")),
+            chinese
+        );
+        assert_eq!(choose_page_language(None, None, Some("zh")), chinese);
+        assert_eq!(choose_page_language(None, None, None), english);
+        assert_eq!(
+            choose_page_language(Some("fr"), Some("zh-CN"), None),
+            chinese
+        );
+        assert_eq!(
+            choose_page_language(Some("xx"), Some("yy"), Some("zh")),
+            chinese
+        );
+    }
+
+    #[test]
+    fn switch_offers_the_other_language() {
+        assert_eq!(Language::English.other(), Language::SimplifiedChinese);
+        assert_eq!(Language::SimplifiedChinese.other().native_name(), "English");
     }
 
     #[test]

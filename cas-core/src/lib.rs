@@ -11,6 +11,7 @@ pub mod response_format;
 pub mod saml;
 pub mod service;
 pub mod signing;
+pub mod theme;
 pub mod ticket;
 pub mod validation;
 pub mod xml_parse;

@@ -6,6 +6,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::service::ServiceUrl;
+use crate::theme::{logo_media_type, AccentColor, Theme};
 use crate::validation::Attributes;
 
 /// How a registered service matches service URLs. Every rule compares the URL without its fragment.
@@ -36,6 +37,12 @@ pub enum RegistryError {
     BadProxyCallback { id: String, url: String },
     #[error("service {id}: logout_url {url:?} is not an http(s) URL")]
     BadLogoutUrl { id: String, url: String },
+    #[error(
+        "service {id}: theme_color {color:?} is invalid; write #rgb or #rrggbb, such as #1f5fbf"
+    )]
+    BadThemeColor { id: String, color: String },
+    #[error("service {id}: theme_logo {name:?} is invalid; write a file name of letters, digits, '.', '_' and '-' ending in .png, .svg, .jpg, .jpeg or .webp")]
+    BadThemeLogo { id: String, name: String },
 }
 
 /// A service definition as written in the configuration file. Only `id`, `name`,
@@ -69,6 +76,12 @@ pub struct ServiceDefinition {
     /// issued for.
     #[serde(default)]
     pub logout_url: Option<String>,
+    /// Accent colour of the login page for this service, `#rgb` or `#rrggbb`.
+    #[serde(default)]
+    pub theme_color: Option<String>,
+    /// File name of a logo in the server's `theme_dir`, shown on the login page.
+    #[serde(default)]
+    pub theme_logo: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -87,6 +100,8 @@ impl Default for ServiceDefinition {
             attributes: Vec::new(),
             single_logout: true,
             logout_url: None,
+            theme_color: None,
+            theme_logo: None,
         }
     }
 }
@@ -132,6 +147,7 @@ pub struct RegisteredService {
     pub attributes: AttributeRelease,
     pub single_logout: bool,
     pub logout_url: Option<ServiceUrl>,
+    pub theme: Theme,
 }
 
 impl RegisteredService {
@@ -151,6 +167,7 @@ impl RegisteredService {
             attributes: AttributeRelease::from_names(&definition.attributes),
             single_logout: definition.single_logout,
             logout_url: checked_logout_url(definition)?,
+            theme: checked_theme(definition)?,
         })
     }
 
@@ -234,6 +251,41 @@ fn checked_logout_url(definition: &ServiceDefinition) -> Result<Option<ServiceUr
             id: definition.id.clone(),
             url: url.clone(),
         })
+}
+
+fn checked_theme(definition: &ServiceDefinition) -> Result<Theme, RegistryError> {
+    let color = match &definition.theme_color {
+        None => None,
+        Some(text) => {
+            Some(
+                AccentColor::parse(text).ok_or_else(|| RegistryError::BadThemeColor {
+                    id: definition.id.clone(),
+                    color: text.clone(),
+                })?,
+            )
+        }
+    };
+
+    if let Some(name) = &definition.theme_logo {
+        if logo_media_type(name).is_none() {
+            return Err(RegistryError::BadThemeLogo {
+                id: definition.id.clone(),
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(Theme {
+        color,
+        logo: definition.theme_logo.clone(),
+    })
+}
+
+/// Returns the logo file names that the services name, each once.
+pub fn logo_names(definitions: &[ServiceDefinition]) -> BTreeSet<&str> {
+    definitions
+        .iter()
+        .filter_map(|definition| definition.theme_logo.as_deref())
+        .collect()
 }
 
 fn prefix_matches(prefix: &str, url: &str) -> bool {
@@ -431,6 +483,35 @@ mod tests {
             ..definition("a", "prefix", "https://app.example.org/")
         });
         assert!(matches!(result, Err(RegistryError::BadLogoutUrl { .. })));
+    }
+
+    #[test]
+    fn theme_is_checked() {
+        let themed = service(ServiceDefinition {
+            theme_color: Some("#0a0".into()),
+            theme_logo: Some("app.svg".into()),
+            ..definition("a", "prefix", "https://a.example/")
+        });
+        assert_eq!(
+            themed.theme.color.map(AccentColor::css),
+            Some("#00aa00".into())
+        );
+        assert_eq!(themed.theme.logo.as_deref(), Some("app.svg"));
+
+        let bad_color = RegisteredService::from_definition(&ServiceDefinition {
+            theme_color: Some("red;}".into()),
+            ..definition("a", "prefix", "https://a.example/")
+        });
+        assert!(matches!(
+            bad_color,
+            Err(RegistryError::BadThemeColor { .. })
+        ));
+
+        let bad_logo = RegisteredService::from_definition(&ServiceDefinition {
+            theme_logo: Some("../secret.png".into()),
+            ..definition("a", "prefix", "https://a.example/")
+        });
+        assert!(matches!(bad_logo, Err(RegistryError::BadThemeLogo { .. })));
     }
 
     #[test]

@@ -261,6 +261,11 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_OUTBOUND_CA_FILE", value_name = "FILE")]
     pub outbound_ca_file: Option<PathBuf>,
 
+    /// Directory of the logo files that services name with theme_logo, served under
+    /// {base_path}/themes/ [default: none].
+    #[arg(long, env = "CAS_THEME_DIR", value_name = "DIRECTORY")]
+    pub theme_dir: Option<PathBuf>,
+
     /// Time limit of each proxy callback and logout request, in seconds [default: 5].
     #[arg(long, env = "CAS_OUTBOUND_TIMEOUT_SECONDS", value_name = "SECONDS")]
     pub outbound_timeout_seconds: Option<u64>,
@@ -315,6 +320,7 @@ impl RunArgs {
             metrics_path: self.metrics_path.clone(),
             log_format: self.log_format.clone(),
             outbound_ca_file: self.outbound_ca_file.clone(),
+            theme_dir: self.theme_dir.clone(),
             outbound_timeout_seconds: self.outbound_timeout_seconds,
             database_timeout_seconds: self.database_timeout_seconds,
             max_connections: self.max_connections,

@@ -55,6 +55,7 @@ pub struct ConfigLayer {
     pub metrics_path: Option<String>,
     pub log_format: Option<String>,
     pub outbound_ca_file: Option<PathBuf>,
+    pub theme_dir: Option<PathBuf>,
     pub outbound_timeout_seconds: Option<u64>,
     pub database_timeout_seconds: Option<u64>,
     pub max_connections: Option<u64>,
@@ -102,6 +103,7 @@ impl ConfigLayer {
             metrics_path: Some(String::new()),
             log_format: Some("text".into()),
             outbound_ca_file: None,
+            theme_dir: None,
             outbound_timeout_seconds: Some(5),
             database_timeout_seconds: Some(5),
             max_connections: Some(1024),
@@ -182,6 +184,7 @@ impl ConfigLayer {
             metrics_path: higher.metrics_path.or(self.metrics_path),
             log_format: higher.log_format.or(self.log_format),
             outbound_ca_file: higher.outbound_ca_file.or(self.outbound_ca_file),
+            theme_dir: higher.theme_dir.or(self.theme_dir),
             outbound_timeout_seconds: higher
                 .outbound_timeout_seconds
                 .or(self.outbound_timeout_seconds),
@@ -289,6 +292,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Extra trusted roots for proxy callbacks and logout requests, beside the system's.
     pub outbound_ca_file: Option<PathBuf>,
+    /// Directory of the logo files that services name with `theme_logo`, served under
+    /// `{base_path}/themes/`.
+    pub theme_dir: Option<PathBuf>,
     /// Time limit of each proxy callback and logout request.
     pub outbound_timeout: Duration,
     /// Time limit of each user database lookup (user name, password, attributes), the
@@ -397,6 +403,7 @@ impl fmt::Debug for Config {
             .field("metrics_path", &self.metrics_path)
             .field("log_format", &self.log_format)
             .field("outbound_ca_file", &self.outbound_ca_file)
+            .field("theme_dir", &self.theme_dir)
             .field("outbound_timeout", &self.outbound_timeout)
             .field("database_timeout", &self.database_timeout)
             .field("max_connections", &self.max_connections)
@@ -420,6 +427,8 @@ impl Config {
             "add at least one [[services]] table",
         )?;
         let registry = build_registry(&services)?;
+        crate::theme::check_logo_files(layer.theme_dir.as_deref(), &services)
+            .map_err(|problem| invalid("theme_dir", problem.value, problem.fix))?;
         let base_path = parse_base_path(required(layer.base_path, "base_path", "set it to /cas")?)?;
         let metrics_path = parse_metrics_path(layer.metrics_path.unwrap_or_default(), &base_path)?;
         let password_encoding = parse_encoding(required(
@@ -509,6 +518,7 @@ impl Config {
             metrics_path,
             log_format: parse_log_format(layer.log_format)?,
             outbound_ca_file: layer.outbound_ca_file,
+            theme_dir: layer.theme_dir,
             outbound_timeout: parse_ttl(
                 "outbound_timeout_seconds",
                 layer.outbound_timeout_seconds,

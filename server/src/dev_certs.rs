@@ -51,8 +51,31 @@ pub struct DevCertsReport {
     pub created_ca: bool,
     pub created_server_cert: bool,
     pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+}
+
+impl DevCertsReport {
+    /// Returns the files this run wrote, each with a description, in writing order.
+    pub fn written_files(&self) -> Vec<(&Path, &'static str)> {
+        let mut written = Vec::new();
+        if self.created_ca {
+            written.push((
+                self.ca_cert.as_path(),
+                "development CA certificate; trust it in clients",
+            ));
+            written.push((
+                self.ca_key.as_path(),
+                "development CA private key, mode 0600",
+            ));
+        }
+        if self.created_server_cert {
+            written.push((self.server_cert.as_path(), "server certificate chain"));
+            written.push((self.server_key.as_path(), "server private key, mode 0600"));
+        }
+        written
+    }
 }
 
 /// Creates the CA in `out` unless it exists, and a server certificate for `names` unless
@@ -74,6 +97,7 @@ pub fn ensure_dev_certs(out: &Path, names: &[String]) -> Result<DevCertsReport, 
         created_ca,
         created_server_cert: !reusable,
         ca_cert: out.join(CA_CERT_FILE),
+        ca_key: out.join(CA_KEY_FILE),
         server_cert,
         server_key,
     })

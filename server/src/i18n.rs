@@ -21,7 +21,8 @@ impl LanguageTexts for Language {
 pub struct Texts {
     pub login_title: &'static str,
     pub login_heading: &'static str,
-    pub login_for_service: &'static str,
+    /// Start of the heading "Sign in to <service name>".
+    pub login_to_service: &'static str,
     pub username_label: &'static str,
     pub password_label: &'static str,
     pub submit_label: &'static str,
@@ -57,7 +58,7 @@ pub struct Texts {
 static ENGLISH: Texts = Texts {
     login_title: "Sign in",
     login_heading: "Central sign-in",
-    login_for_service: "You are signing in to",
+    login_to_service: "Sign in to",
     username_label: "User name",
     password_label: "Password",
     submit_label: "Sign in",
@@ -97,7 +98,7 @@ static ENGLISH: Texts = Texts {
 static CHINESE: Texts = Texts {
     login_title: "登录",
     login_heading: "统一身份认证",
-    login_for_service: "您正在登录",
+    login_to_service: "登录到",
     username_label: "用户名",
     password_label: "密码",
     submit_label: "登录",

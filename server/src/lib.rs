@@ -16,6 +16,7 @@ pub mod reload;
 pub mod server;
 pub mod slo;
 pub mod sso;
+pub mod theme;
 pub mod throttle;
 pub mod tickets;
 pub mod tls;

@@ -145,6 +145,11 @@ async fn receive(signal: std::io::Result<Signal>, name: &'static str) {
 }
 
 fn dev_certs(args: &DevCertsArgs) -> ExitCode {
+    println!(
+        "checking development certificates in {} for {}",
+        args.out.display(),
+        args.names.join(", ")
+    );
     let report = match ensure_dev_certs(&args.out, &args.names) {
         Ok(report) => report,
         Err(error) => {
@@ -153,21 +158,13 @@ fn dev_certs(args: &DevCertsArgs) -> ExitCode {
         }
     };
 
-    if report.created_ca {
-        println!(
-            "created development CA {} (trust it in clients)",
-            report.ca_cert.display()
-        );
-    } else {
+    if !report.created_ca {
         println!("reusing development CA {}", report.ca_cert.display());
     }
-    if report.created_server_cert {
-        println!(
-            "created server certificate {} and key {}",
-            report.server_cert.display(),
-            report.server_key.display()
-        );
-    } else {
+    for (path, description) in report.written_files() {
+        println!("wrote {} ({description})", path.display());
+    }
+    if !report.created_server_cert {
         println!(
             "server certificate {} is valid for {}; nothing to do",
             report.server_cert.display(),

@@ -11,17 +11,25 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::config::ConfigLayer;
+use crate::theme::check_logo_files;
 
 /// Reads the services of the configuration file as at start: the file's list, or the
-/// built-in default services when the file has none. Returns every problem found.
-pub fn read_registry(path: &Path) -> Result<ServiceRegistry, Vec<String>> {
+/// built-in default services when the file has none. Logo files are looked up in
+/// `theme_dir`, the directory the server started with. Returns every problem found.
+pub fn read_registry(
+    path: &Path,
+    theme_dir: Option<&Path>,
+) -> Result<ServiceRegistry, Vec<String>> {
     let file = ConfigLayer::from_toml_file(path).map_err(|error| vec![error.to_string()])?;
     let services = ConfigLayer::defaults()
         .overridden_by(file)
         .services
         .unwrap_or_default();
 
-    let problems = service_problems(&services);
+    let mut problems = service_problems(&services);
+    if let Err(problem) = check_logo_files(theme_dir, &services) {
+        problems.push(format!("theme_dir {:?}: {}", problem.value, problem.fix));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -51,7 +59,7 @@ fn service_problems(services: &[ServiceDefinition]) -> Vec<String> {
 /// Replaces the app's registry with the file's services, or keeps the current one and
 /// logs each problem. Returns whether the registry was replaced.
 pub fn reload_services(app: &App, path: &Path) -> bool {
-    match read_registry(path) {
+    match read_registry(path, app.config.theme_dir.as_deref()) {
         Ok(registry) => {
             let services = registry.len();
             app.replace_registry(registry);
@@ -104,7 +112,7 @@ mod tests {
             "[[services]]\nid = \"a\"\nname = \"A\"\nmatch = \"prefix\"\npattern = \"https://a.example/\"\n",
         );
 
-        let registry = read_registry(&path).expect("valid");
+        let registry = read_registry(&path, None).expect("valid");
 
         assert_eq!(registry.len(), 1);
     }
@@ -117,7 +125,7 @@ mod tests {
             "[[services]]\nid = \"c\"\nname = \"C\"\nmatch = \"glob\"\npattern = \"x\"\n",
         ));
 
-        let problems = read_registry(&path).expect_err("invalid");
+        let problems = read_registry(&path, None).expect_err("invalid");
 
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].contains("regular expression"), "{problems:?}");
@@ -129,7 +137,7 @@ mod tests {
     fn unreadable_file_is_one_problem() {
         let (_folder, path) = write("services = 3\n");
 
-        let problems = read_registry(&path).expect_err("invalid");
+        let problems = read_registry(&path, None).expect_err("invalid");
 
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("cas.toml"), "{problems:?}");

@@ -72,3 +72,24 @@ fn print_config_hides_passwords() {
     );
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+#[test]
+fn check_config_rejects_bad_theme_colour() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("cas.toml");
+    let services = "[[services]]\nid = \"app\"\nname = \"App\"\nmatch = \"prefix\"\npattern = \"https://app.example/\"\ntheme_color = \"blue\"\n";
+    std::fs::write(&file, services).expect("write");
+
+    let output = cas_server(
+        &["check-config", "--config", file.to_str().expect("utf-8")],
+        &[],
+    );
+    let errors = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(output.status.code(), Some(2), "{errors}");
+    assert!(
+        errors.contains("theme_color \"blue\" is invalid"),
+        "{errors}"
+    );
+    assert!(errors.contains("#rrggbb"), "{errors}");
+}

@@ -513,3 +513,33 @@ async fn login_without_warn_clears_cookie() {
     assert_eq!(sso.status(), StatusCode::FOUND);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn confirmation_switch_shows_confirmation_again() {
+    let database = database().await;
+    let server = server(&database).await;
+    let cookie = warned_login(&server, "alice", "alice-password").await;
+
+    let response = get_login(&server, &[("service", OTHER_APP)], Some(&cookie)).await;
+    let page = response.text().await.expect("body");
+    let href = "/cas/login?service=https%3A%2F%2Fother.example.test%2Fpage&#38;lang=zh-CN";
+    assert!(page.contains(&format!("<a href=\"{href}\"")), "{page}");
+
+    let switched = server
+        .client
+        .get(server.url(&href.replace("&#38;", "&")))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("GET switch");
+    assert_eq!(switched.status(), StatusCode::OK);
+    assert!(
+        switched.headers().get("location").is_none(),
+        "no ticket without the click"
+    );
+    let page = switched.text().await.expect("body");
+    assert!(page.contains("<html lang=\"zh-CN\">"), "{page}");
+    assert!(page.contains("您即将登录"), "{page}");
+    assert!(!page.contains("ST-"), "{page}");
+    server.stop().await;
+}

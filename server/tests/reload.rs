@@ -28,6 +28,15 @@ match = "exact"
 pattern = "https://other.example.test/page"
 "#;
 
+const RENAMED_APP_SERVICE: &str = r##"
+[[services]]
+id = "app"
+name = "App Renamed"
+match = "prefix"
+pattern = "https://app.example.test/"
+theme_color = "#123456"
+"##;
+
 /// Two problems in one file: an invalid regular expression and a repeated id.
 const BROKEN_SERVICES: &str = r#"
 [[services]]
@@ -135,6 +144,12 @@ async fn hangup_reloads_services() {
     server.send_hangup();
     wait_for_status(&client, port, OTHER_APP, StatusCode::OK).await;
 
+    let renamed = format!("{RENAMED_APP_SERVICE}{OTHER_SERVICE}");
+    write_config(&config, &settings, &renamed);
+    server.send_hangup();
+    wait_for_page_text(&client, port, APP, "Sign in to App Renamed").await;
+    wait_for_page_text(&client, port, APP, "--accent: #123456").await;
+
     write_config(&config, &settings, BROKEN_SERVICES);
     server.send_hangup();
     let logs = folder.path().join("server.log");
@@ -157,6 +172,26 @@ async fn hangup_reloads_services() {
         Some(StatusCode::OK),
         "an unreadable file keeps the registry too"
     );
+}
+
+/// Polls until the login page for `service` contains `needle`, for at most ten seconds.
+async fn wait_for_page_text(client: &Client, port: u16, service: &str, needle: &str) {
+    let mut last = String::new();
+    for _ in 0..200 {
+        let response = client
+            .get(format!("https://127.0.0.1:{port}/cas/login"))
+            .query(&[("service", service)])
+            .send()
+            .await;
+        if let Ok(response) = response {
+            last = response.text().await.unwrap_or_default();
+            if last.contains(needle) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{service}: page never contained {needle:?}; last page: {last}");
 }
 
 /// Polls the log until `needle` appears `count` times, for at most ten seconds.

@@ -183,9 +183,15 @@ fn dev_certs_command_is_idempotent() {
     let first = String::from_utf8(run().stdout).expect("utf-8");
     let second = String::from_utf8(run().stdout).expect("utf-8");
 
-    assert!(first.contains("created development CA"), "{first}");
+    assert!(
+        first.contains("checking development certificates in"),
+        "{first}"
+    );
     assert!(second.contains("nothing to do"), "{second}");
+    assert!(!second.contains("wrote "), "{second}");
     for file in ["ca.pem", "ca-key.pem", "server.pem", "server-key.pem"] {
         assert!(folder.path().join(file).exists(), "{file}");
+        let line = format!("wrote {} (", folder.path().join(file).display());
+        assert!(first.contains(&line), "{file} is listed: {first}");
     }
 }

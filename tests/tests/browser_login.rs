@@ -1,6 +1,6 @@
 //! A real browser through the whole system: headless Chromium driven by chromedriver signs
-//! in at the CAS server through one edge, reaches a second site by single sign-on, checks
-//! the cookie flags and logs out. With `CAS_UPDATE_SCREENSHOTS=1` it also saves the login
+//! in at the CAS server through one edge, switches the login page's language, reaches a
+//! second site by single sign-on, checks the cookie flags and logs out. With `CAS_UPDATE_SCREENSHOTS=1` it also saves the login
 //! page in both languages under docs/screenshots/.
 
 use std::path::{Path, PathBuf};
@@ -55,6 +55,22 @@ async fn wait_for_url(browser: &Chromium, prefix: &str) -> String {
     }
 }
 
+/// Waits until the page source contains `needle`, after following a link.
+async fn wait_for_source(browser: &Chromium, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let source = browser.page_source().await;
+        if source.contains(needle) {
+            return source;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "page never contained {needle:?}: {source}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn cookie<'a>(cookies: &'a [Value], name: &str) -> Option<&'a Value> {
     cookies.iter().find(|c| c["name"] == name)
 }
@@ -86,8 +102,28 @@ async fn chromium_login_sso_and_logout() {
     );
     let form = browser.page_source().await;
     assert!(form.contains(r#"lang="zh-CN""#), "{form}");
-    assert!(form.contains("登录"), "{form}");
+    assert!(form.contains("<h1>登录到 "), "{form}");
+    assert!(form.contains(">English</a>"), "{form}");
+    assert!(form.contains(r#"id="warn""#), "{form}");
     browser.screenshot(&shots.join("login-zh-CN.png")).await;
+
+    // The language link shows the same form in English, for the same service, and keeps
+    // the choice in a cookie that the login post then carries.
+    browser.click("nav.language a").await;
+    let switched = wait_for_source(&browser, r#"<html lang="en">"#).await;
+    assert!(switched.contains("<h1>Sign in to "), "{switched}");
+    assert!(switched.contains(">简体中文</a>"), "{switched}");
+    let switched_url = browser.current_url().await;
+    assert!(switched_url.contains("lang=en"), "{switched_url}");
+    let kept_service = format!(
+        r#"name="service" value="{}/private/report.html""#,
+        stack.edge
+    );
+    assert!(switched.contains(&kept_service), "{switched}");
+    let cas_cookies = browser.cookies().await;
+    let language = cookie(&cas_cookies, "CASLANG").unwrap_or_else(|| panic!("{cas_cookies:?}"));
+    assert_eq!(language["value"], "en", "{language}");
+    assert_flags(language, "/cas");
 
     // Signing in lands on the origin page, which shows the user.
     browser.type_into("#username", "alice").await;
@@ -140,6 +176,7 @@ async fn chromium_login_sso_and_logout() {
         .await;
     let form = english.page_source().await;
     assert!(form.contains(r#"lang="en""#), "{form}");
+    assert!(form.contains(">简体中文</a>"), "{form}");
     english.screenshot(&shots.join("login-en.png")).await;
 
     stack.assert_running();

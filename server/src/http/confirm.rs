@@ -9,6 +9,7 @@ use cas_core::service::ServiceUrl;
 use cas_core::ticket::TicketGrantingTicket;
 
 use super::delivery::ResponseMethod;
+use super::language::{login_switch_href, LoginState};
 use super::pages::{self, Confirmation};
 use super::response::Body;
 use crate::app::App;
@@ -38,6 +39,15 @@ pub async fn page(
             registered.name.as_str()
         });
 
+    // Opening the login address again shows this page again, because the warn cookie
+    // is still set.
+    let state = LoginState {
+        service: Some(service),
+        renew: false,
+        method,
+    };
+    let switch_href = login_switch_href(&action, language.other(), &state);
+
     let confirmation = Confirmation {
         action: &action,
         token: token.as_str(),
@@ -45,6 +55,7 @@ pub async fn page(
         service_name,
         method: method.form_value(),
         error,
+        switch_href,
     };
     Ok(pages::confirm(language, status, confirmation))
 }

@@ -96,6 +96,27 @@ pub fn set_login_cookie(value: &str, base_path: &str, max_age_seconds: u64) -> O
     HeaderValue::from_str(&value).ok()
 }
 
+/// Name of the cookie that keeps the language a user picked with the language switch.
+pub const LANGUAGE_COOKIE_NAME: &str = "CASLANG";
+
+/// Lifetime of the language cookie: a year, in seconds.
+pub const LANGUAGE_COOKIE_MAX_AGE: u64 = 365 * 24 * 60 * 60;
+
+/// Returns the first language cookie value of the request, unchecked.
+pub fn language_cookie_value(headers: &HeaderMap) -> Option<&str> {
+    cookie_values(headers, LANGUAGE_COOKIE_NAME).next()
+}
+
+/// Builds the `Set-Cookie` value of the language cookie. `tag` is a tag that
+/// `Language::tag` returned, never a value from the request.
+pub fn set_language_cookie(tag: &'static str, base_path: &str) -> Option<HeaderValue> {
+    let value = format!(
+        "{LANGUAGE_COOKIE_NAME}={tag}; Path={}; Max-Age={LANGUAGE_COOKIE_MAX_AGE}; Secure; HttpOnly; SameSite=Lax",
+        cookie_path(base_path)
+    );
+    HeaderValue::from_str(&value).ok()
+}
+
 fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(COOKIE)
@@ -184,6 +205,25 @@ mod tests {
         assert_eq!(
             set_login_cookie("v", "/cas", 600).expect("valid"),
             "CASLOGIN=v; Path=/cas/login; Max-Age=600; Secure; HttpOnly; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn language_cookie_attributes() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("XCASLANG=en; CASLANG=zh-CN"),
+        );
+
+        assert_eq!(language_cookie_value(&headers), Some("zh-CN"));
+        assert_eq!(
+            set_language_cookie("en", "/cas").expect("valid"),
+            "CASLANG=en; Path=/cas; Max-Age=31536000; Secure; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            set_language_cookie("zh-CN", "").expect("valid"),
+            "CASLANG=zh-CN; Path=/; Max-Age=31536000; Secure; HttpOnly; SameSite=Lax"
         );
     }
 

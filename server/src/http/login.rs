@@ -17,9 +17,11 @@ use super::cookie::{
     set_warn_cookie, tgc_values, LOGIN_COOKIE_BYTES,
 };
 use super::delivery::{deliver_ticket, ResponseMethod};
-use super::pages::{self, Link, LoginForm};
+use super::language::{login_switch_href, LoginState};
+use super::pages::{self, Link, LoginForm, Message, PageTheme};
 use super::params::Params;
 use super::response::{self, Body};
+use super::theme::THEMES_PATH;
 use crate::app::App;
 use crate::i18n::{Language, LanguageTexts, Texts};
 use crate::metrics::outcome;
@@ -27,6 +29,7 @@ use crate::sso::{self, ServiceRejection};
 use crate::throttle::{self, LoginAttempt};
 use crate::tickets::{SsoSession, StoreError};
 use crate::users::{Authentication, FailureReason};
+use cas_core::theme::{AccentColor, Theme};
 use cas_core::validation::Attributes;
 
 /// Largest accepted login form body, in bytes.
@@ -40,8 +43,13 @@ pub const FORM_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 struct Rejection(StatusCode, fn(&Texts) -> &'static str);
 
 impl Rejection {
-    fn page(self, language: Language) -> Response<Body> {
-        pages::error(language, self.0, self.1)
+    /// Renders the error page. `switch_href` is the login address in the other language
+    /// with the checked request state, when the request got that far.
+    fn page(self, language: Language, switch_href: Option<String>) -> Response<Body> {
+        match switch_href {
+            Some(href) => pages::error_with_switch(language, self.0, self.1, href),
+            None => pages::error(language, self.0, self.1),
+        }
     }
 }
 
@@ -55,22 +63,37 @@ impl From<StoreError> for Rejection {
 /// Handles `GET /login`: redirects with a new ticket when a session exists, otherwise
 /// shows the form.
 pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body> {
-    match try_get(app, parts, language).await {
+    let mut switch_href = None;
+    match try_get(app, parts, language, &mut switch_href).await {
         Ok(response) => response,
-        Err(rejection) => rejection.page(language),
+        Err(rejection) => rejection.page(language, switch_href),
     }
 }
 
+/// Handles `GET /login`. Once the parameters are checked, `switch_href` receives the
+/// language switch address that an error page keeps them with.
 async fn try_get(
     app: &App,
     parts: &Parts,
     language: Language,
+    switch_href: &mut Option<String>,
 ) -> Result<Response<Body>, Rejection> {
     let params = Params::from_query(parts.uri.query()).map_err(|_| bad_request())?;
     let service = service_param(app, &params)?;
     let renew = params.flag("renew").map_err(|_| bad_request())?;
     let gateway = params.flag("gateway").map_err(|_| bad_request())?;
     let method = ResponseMethod::from_params(&params).map_err(|_| bad_request())?;
+
+    let state = LoginState {
+        service: service.as_ref(),
+        renew,
+        method,
+    };
+    *switch_href = Some(login_switch_href(
+        &app.endpoint("login"),
+        language.other(),
+        &state,
+    ));
 
     if !renew {
         if let Some((ticket, session)) = current_session(app, parts).await? {
@@ -90,6 +113,7 @@ async fn try_get(
     }
     let options = LoginOptions {
         service,
+        renew,
         method,
         warn: false,
     };
@@ -141,9 +165,23 @@ async fn single_sign_on(
 /// The options of a login request besides the credentials.
 struct LoginOptions {
     service: Option<ServiceUrl>,
+    /// Whether the request set `renew`, which the language switch keeps.
+    renew: bool,
     method: ResponseMethod,
     /// Whether the user ticked "warn me before signing me in to other sites".
     warn: bool,
+}
+
+impl LoginOptions {
+    /// Returns the login address in the other language with these options.
+    fn switch_href(&self, app: &App, language: Language) -> String {
+        let state = LoginState {
+            service: self.service.as_ref(),
+            renew: self.renew,
+            method: self.method,
+        };
+        login_switch_href(&app.endpoint("login"), language.other(), &state)
+    }
 }
 
 /// Handles the continue button of the confirmation page: checks its token against the
@@ -189,7 +227,8 @@ async fn continue_single_sign_on(
 /// session and sends a new ticket to the service. A form with `confirm` is the continue
 /// button of the confirmation page instead.
 pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) -> Response<Body> {
-    match try_post(app, parts, body, language).await {
+    let mut switch_href = None;
+    match try_post(app, parts, body, language, &mut switch_href).await {
         Ok(response) => response,
         Err(rejection) => {
             if rejection.0 == StatusCode::SERVICE_UNAVAILABLE {
@@ -197,23 +236,28 @@ pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) 
                 let client = client_address(parts);
                 tracing::info!(target: "audit", event = "login_failed", reason = "unavailable", %client);
             }
-            rejection.page(language)
+            rejection.page(language, switch_href)
         }
     }
 }
 
+/// Handles `POST /login`. Once the form's service and method are checked,
+/// `switch_href` receives the language switch address that an error page keeps them with.
 async fn try_post(
     app: &App,
     parts: &Parts,
     body: Incoming,
     language: Language,
+    switch_href: &mut Option<String>,
 ) -> Result<Response<Body>, Rejection> {
     let params = read_form(parts, body).await?;
     let options = LoginOptions {
         service: service_param(app, &params)?,
+        renew: false,
         method: ResponseMethod::from_params(&params).map_err(|_| bad_request())?,
         warn: params.flag("warn").map_err(|_| bad_request())?,
     };
+    *switch_href = Some(options.switch_href(app, language));
     if params
         .single(CONFIRM_FIELD)
         .map_err(|_| bad_request())?
@@ -522,18 +566,18 @@ async fn form(
     let action = app.endpoint("login");
     let service = options.service.as_ref();
     let registry = app.registry();
-    let service_name = service
-        .and_then(|s| registry.find(s))
-        .map(|s| s.name.as_str());
+    let registered = service.and_then(|s| registry.find(s));
 
     let form = LoginForm {
         action: &action,
         login_ticket: login_ticket.as_str(),
         service: service.map(ServiceUrl::as_str),
-        service_name,
+        service_name: registered.map(|s| s.name.as_str()),
         method: options.method.form_value(),
         username,
         error,
+        switch_href: options.switch_href(app, language),
+        theme: registered.map(|s| page_theme(app, &s.theme)),
     };
     let mut response = pages::login(language, status, form);
 
@@ -541,6 +585,17 @@ async fn form(
     let cookie = set_login_cookie(&browser_key, &app.config.base_path, max_age);
     response::set_cookie(&mut response, cookie.ok_or_else(bad_request)?);
     Ok(response)
+}
+
+fn page_theme(app: &App, theme: &Theme) -> PageTheme {
+    PageTheme {
+        accent: theme.color.map(AccentColor::css),
+        accent_text: theme.color.map_or("#ffffff", AccentColor::text_css),
+        logo_src: theme
+            .logo
+            .as_ref()
+            .map(|name| app.endpoint(&format!("{THEMES_PATH}{name}"))),
+    }
 }
 
 fn new_browser_key() -> Result<String, StoreError> {
@@ -556,14 +611,21 @@ fn logged_in_page(app: &App, language: Language, status: StatusCode, user: &str)
         href: app.endpoint("logout"),
         label: texts.logout_link,
     };
-    pages::message(
-        language,
-        status,
-        texts.logged_in_title,
-        texts.logged_in_message,
-        Some(user),
-        Some(link),
-    )
+    // Opening the login address without a service shows this page again while the
+    // session lasts.
+    let state = LoginState {
+        service: None,
+        renew: false,
+        method: ResponseMethod::Redirect,
+    };
+    let content = Message {
+        title: texts.logged_in_title,
+        message: texts.logged_in_message,
+        detail: Some(user),
+        link: Some(link),
+        switch_href: login_switch_href(&app.endpoint("login"), language.other(), &state),
+    };
+    pages::message(language, status, content)
 }
 
 /// Writes the audit event of a rejected credential check. The typed name is logged for

@@ -6,7 +6,8 @@ use http::{Response, StatusCode};
 use cas_core::ticket::{digest_for_log, TicketGrantingTicket};
 
 use super::cookie::{expire_tgc, tgc_values};
-use super::pages;
+use super::language::same_path_switch_href;
+use super::pages::{self, Message};
 use super::params::Params;
 use super::response::{self, Body};
 use crate::app::App;
@@ -24,14 +25,16 @@ pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body>
         Some(target) => response::redirect(StatusCode::FOUND, &target),
         None => {
             let texts = language.texts();
-            pages::message(
-                language,
-                StatusCode::OK,
-                texts.logged_out_title,
-                texts.logged_out_message,
-                None,
-                None,
-            )
+            let content = Message {
+                title: texts.logged_out_title,
+                message: texts.logged_out_message,
+                detail: None,
+                link: None,
+                // The switch opens /logout again. This request already ended the
+                // browser's sessions, so it ends none unless the user signed in since.
+                switch_href: same_path_switch_href(language.other()),
+            };
+            pages::message(language, StatusCode::OK, content)
         }
     };
     if let Some(cookie) = expire_tgc(&app.config.base_path) {

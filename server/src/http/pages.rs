@@ -4,6 +4,7 @@
 use askama::Template;
 use http::{Response, StatusCode};
 
+use super::language::same_path_switch_href;
 use super::response::{self, Body};
 use crate::i18n::{Language, LanguageTexts, Texts};
 
@@ -13,11 +14,43 @@ pub struct Link {
     pub label: &'static str,
 }
 
+/// The link at the top of a page that shows it in the other language.
+pub struct LanguageSwitch {
+    pub href: String,
+    /// Tag of the language the link leads to, for its `lang` and `hreflang`.
+    pub tag: &'static str,
+    pub label: &'static str,
+}
+
+impl LanguageSwitch {
+    /// Builds the switch from a page in `current` to the other language at `href`.
+    pub fn new(current: Language, href: String) -> Self {
+        let target = current.other();
+        Self {
+            href,
+            tag: target.tag(),
+            label: target.native_name(),
+        }
+    }
+}
+
+/// The theme values of a login page, all checked at configuration load.
+pub struct PageTheme {
+    /// Accent colour as `#rrggbb`.
+    pub accent: Option<String>,
+    /// Button text colour that contrasts with the accent colour.
+    pub accent_text: &'static str,
+    /// Address of the logo on this server.
+    pub logo_src: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     lang: &'static str,
     title: &'static str,
+    switch: Option<LanguageSwitch>,
+    theme: Option<PageTheme>,
     texts: &'static Texts,
     action: &'a str,
     login_ticket: &'a str,
@@ -33,6 +66,7 @@ struct LoginPage<'a> {
 struct PostToServicePage<'a> {
     lang: &'static str,
     title: &'static str,
+    switch: Option<LanguageSwitch>,
     texts: &'static Texts,
     action: &'a str,
     ticket: &'a str,
@@ -44,6 +78,7 @@ struct PostToServicePage<'a> {
 struct ConfirmPage<'a> {
     lang: &'static str,
     title: &'static str,
+    switch: Option<LanguageSwitch>,
     texts: &'static Texts,
     action: &'a str,
     token: &'a str,
@@ -58,6 +93,7 @@ struct ConfirmPage<'a> {
 struct MessagePage<'a> {
     lang: &'static str,
     title: &'static str,
+    switch: Option<LanguageSwitch>,
     message: &'static str,
     is_error: bool,
     detail: Option<&'a str>,
@@ -76,6 +112,9 @@ pub struct LoginForm<'a> {
     /// The name typed before, shown again after a failed attempt.
     pub username: &'a str,
     pub error: Option<&'static str>,
+    /// Address of this form in the other language.
+    pub switch_href: String,
+    pub theme: Option<PageTheme>,
 }
 
 /// Renders the login form.
@@ -84,6 +123,8 @@ pub fn login(language: Language, status: StatusCode, form: LoginForm<'_>) -> Res
     let page = LoginPage {
         lang: language.tag(),
         title: texts.login_title,
+        switch: Some(LanguageSwitch::new(language, form.switch_href)),
+        theme: form.theme,
         texts,
         action: form.action,
         login_ticket: form.login_ticket,
@@ -98,7 +139,8 @@ pub fn login(language: Language, status: StatusCode, form: LoginForm<'_>) -> Res
 
 /// Renders the page that posts `ticket` to `action`, the service URL without its
 /// fragment. The script at `script` submits the form; without script the user presses
-/// its button.
+/// its button. The page has no language switch, because opening the login address again
+/// would issue another ticket.
 pub fn post_to_service(
     language: Language,
     action: &str,
@@ -109,6 +151,7 @@ pub fn post_to_service(
     let page = PostToServicePage {
         lang: language.tag(),
         title: texts.post_title,
+        switch: None,
         texts,
         action,
         ticket,
@@ -127,6 +170,8 @@ pub struct Confirmation<'a> {
     pub service_name: &'a str,
     pub method: Option<&'static str>,
     pub error: Option<&'static str>,
+    /// Address of this page in the other language.
+    pub switch_href: String,
 }
 
 /// Renders the confirmation page shown before single sign-on when the warn cookie is set.
@@ -139,6 +184,7 @@ pub fn confirm(
     let page = ConfirmPage {
         lang: language.tag(),
         title: texts.confirm_title,
+        switch: Some(LanguageSwitch::new(language, confirmation.switch_href)),
         texts,
         action: confirmation.action,
         token: confirmation.token,
@@ -150,18 +196,30 @@ pub fn confirm(
     render(status, &page)
 }
 
+/// The content of a message page.
+pub struct Message<'a> {
+    pub title: &'static str,
+    pub message: &'static str,
+    /// Text shown in bold under the message.
+    pub detail: Option<&'a str>,
+    pub link: Option<Link>,
+    /// Address of this page in the other language.
+    pub switch_href: String,
+}
+
 /// Renders a page with a title, a message, an optional bold detail and an optional link.
-pub fn message(
-    language: Language,
-    status: StatusCode,
-    title: &'static str,
-    message: &'static str,
-    detail: Option<&str>,
-    link: Option<Link>,
-) -> Response<Body> {
+pub fn message(language: Language, status: StatusCode, content: Message<'_>) -> Response<Body> {
+    let Message {
+        title,
+        message,
+        detail,
+        link,
+        switch_href,
+    } = content;
     let page = MessagePage {
         lang: language.tag(),
         title,
+        switch: Some(LanguageSwitch::new(language, switch_href)),
         message,
         is_error: false,
         detail,
@@ -170,16 +228,30 @@ pub fn message(
     render(status, &page)
 }
 
-/// Renders an error page: `status` and a message chosen from the page texts.
+/// Renders an error page: `status` and a message chosen from the page texts. Its
+/// language switch opens the same path with no other parameter, so it never repeats a
+/// form post.
 pub fn error(
     language: Language,
     status: StatusCode,
     pick: fn(&Texts) -> &'static str,
 ) -> Response<Body> {
+    let href = same_path_switch_href(language.other());
+    error_with_switch(language, status, pick, href)
+}
+
+/// Renders an error page whose language switch opens `switch_href`.
+pub fn error_with_switch(
+    language: Language,
+    status: StatusCode,
+    pick: fn(&Texts) -> &'static str,
+    switch_href: String,
+) -> Response<Body> {
     let texts = language.texts();
     let page = MessagePage {
         lang: language.tag(),
         title: texts.error_title,
+        switch: Some(LanguageSwitch::new(language, switch_href)),
         message: pick(texts),
         is_error: true,
         detail: None,
@@ -224,6 +296,8 @@ mod tests {
             method: None,
             username: "\"onfocus=alert(1)",
             error: None,
+            switch_href: "/cas/login?service=%22%3E&lang=zh-CN".into(),
+            theme: None,
         };
         let html = body_text(login(Language::English, StatusCode::OK, form)).await;
 
@@ -246,6 +320,8 @@ mod tests {
             method: None,
             username: "",
             error: None,
+            switch_href: "/cas/login?lang=en".into(),
+            theme: None,
         };
 
         let chinese = body_text(login(Language::SimplifiedChinese, StatusCode::OK, form())).await;
@@ -257,6 +333,41 @@ mod tests {
         assert!(english.contains("User name"));
         assert!(!chinese.contains("<script"));
         assert!(!english.contains("<script"));
+    }
+
+    #[tokio::test]
+    async fn login_error_is_tied_to_fields() {
+        let form = |error| LoginForm {
+            action: "/cas/login",
+            login_ticket: "LT-1",
+            service: None,
+            service_name: None,
+            method: None,
+            username: "alice",
+            error,
+            switch_href: "/cas/login?lang=zh-CN".into(),
+            theme: None,
+        };
+
+        let failed = body_text(login(
+            Language::English,
+            StatusCode::UNAUTHORIZED,
+            form(Some("The user name or password is incorrect.")),
+        ))
+        .await;
+        let fresh = body_text(login(Language::English, StatusCode::OK, form(None))).await;
+
+        assert!(failed.contains("<p class=\"error\" id=\"login-error\" role=\"alert\">"));
+        assert_eq!(
+            failed.matches("aria-describedby=\"login-error\"").count(),
+            2
+        );
+        assert_eq!(failed.matches("aria-invalid=\"true\"").count(), 2);
+        assert!(!fresh.contains("aria-describedby"), "{fresh}");
+        assert!(!fresh.contains("aria-invalid"), "{fresh}");
+        assert!(fresh.contains("<label for=\"username\">"), "{fresh}");
+        assert!(fresh.contains("<label for=\"password\">"), "{fresh}");
+        assert!(fresh.contains("<label class=\"check\" for=\"warn\"><input id=\"warn\""));
     }
 
     #[tokio::test]

@@ -54,6 +54,27 @@ pub fn script(source: &'static str) -> Response<Body> {
     response
 }
 
+/// Content-Security-Policy of logo responses. An SVG logo opened on its own runs no
+/// script and loads nothing.
+const IMAGE_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
+
+/// Builds the response of a logo file. Browsers may keep it for an hour.
+pub fn image(media_type: &'static str, bytes: Vec<u8>) -> Response<Body> {
+    let mut response = with_common_headers(StatusCode::OK, Bytes::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(IMAGE_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.remove(header::PRAGMA);
+    response
+}
+
 /// Builds a CAS XML validation response. CAS reports failures inside the document, so the
 /// status is always 200.
 pub fn xml(document: String) -> Response<Body> {

@@ -4,18 +4,21 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT_LANGUAGE, ALLOW, CONTENT_LENGTH};
+use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
+use super::cookie::set_language_cookie;
+use super::language::{request_language, RequestLanguage};
 use super::pages;
 use super::response::{self, Body};
+use super::theme::THEMES_PATH;
 use super::validate::Protocol;
-use super::{delivery, health, login, logout, proxy, saml_validate, validate, validate_v1};
+use super::{delivery, health, login, logout, proxy, saml_validate, theme, validate, validate_v1};
 use crate::app::App;
-use crate::i18n::{choose_language, Language};
+use crate::i18n::Language;
 
 /// Longest accepted request target (path and query), in bytes; a longer one gets 414.
 /// Apache and nginx reject request lines past about 8 KiB by default, so CAS clients
@@ -43,12 +46,25 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> 
 
 async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let language = choose_language(
-        parts
-            .headers
-            .get(ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let RequestLanguage { language, explicit } = request_language(&parts);
+
+    let mut response = route_endpoint(app, parts, body, language).await;
+    // A page opened with a valid `lang` parameter keeps that language for later pages,
+    // the login post included.
+    if explicit {
+        if let Some(cookie) = set_language_cookie(language.tag(), &app.config.base_path) {
+            response::set_cookie(&mut response, cookie);
+        }
+    }
+    response
+}
+
+async fn route_endpoint(
+    app: &App,
+    parts: http::request::Parts,
+    body: Incoming,
+    language: Language,
+) -> Response<Body> {
     if request_target_length(&parts.uri) > MAX_URI_BYTES {
         return pages::error(language, StatusCode::URI_TOO_LONG, |t| t.uri_too_long);
     }
@@ -83,6 +99,9 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         }
         ("samlValidate", _) => method_not_allowed(language, "POST"),
         (delivery::AUTO_SUBMIT_SCRIPT_PATH, true) => response::script(delivery::AUTO_SUBMIT_SCRIPT),
+        (path, true) if path.starts_with(THEMES_PATH) => {
+            theme::logo(app, &path[THEMES_PATH.len()..], language).await
+        }
         (
             "serviceValidate"
             | "p3/serviceValidate"
