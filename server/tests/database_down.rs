@@ -1,6 +1,7 @@
 //! A private MariaDB that stops, comes back, or blocks on a table lock: logins get a 503
 //! page within the database timeout while validation and single sign-on, which need only
-//! the ticket store, go on working. Logins work again once the database is back.
+//! the ticket store, go on working. Logins work again once the database is back, also
+//! when the server started while it was down.
 
 mod common;
 
@@ -149,6 +150,43 @@ async fn database_outage_spares_tickets_and_sessions() {
     );
     assert_ticket_validates(&server, &ticket_from_location(response.headers())).await;
     server.stop().await;
+}
+
+#[tokio::test]
+async fn server_starts_while_database_is_down() {
+    let mut database = start_database().await;
+    database.stop();
+
+    let server = start_server(&database).await;
+
+    let (status, body) = ready(&server).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("user database"), "{body}");
+    assert_login_unavailable(&server, "en", ENGLISH_UNAVAILABLE).await;
+
+    database.restart().await;
+    wait_until_ready(&server).await;
+
+    let response = post_credentials(&server, "en").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_ticket_validates(&server, &ticket_from_location(response.headers())).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_database_stops_the_start() {
+    let database = start_database().await;
+    let url = format!("{}_missing", database.url());
+    let mut config = cas_server::Config::from_defaults().expect("defaults");
+    config.database_url = Some(url);
+    config.database_timeout = DATABASE_TIMEOUT;
+
+    let started = cas_server::users::UserDirectory::connect(&config).await;
+
+    assert!(
+        started.is_err(),
+        "a database the server does not have must stop the start"
+    );
 }
 
 #[tokio::test]

@@ -65,6 +65,10 @@ impl UserDatabase {
     /// Connects to a MySQL or MariaDB server. The server's tables are used as they are.
     /// Waiting for a pooled connection, which includes connecting while the server is
     /// down, fails after `acquire_timeout`.
+    ///
+    /// A server that cannot be reached at start is not an error: the pool connects when
+    /// a login needs it, and logins answer 503 until then. A malformed URL, refused
+    /// credentials or an unknown database stop the start, because waiting cannot fix them.
     pub async fn connect_mysql(
         url: &str,
         acquire_timeout: Duration,
@@ -72,9 +76,16 @@ impl UserDatabase {
         let pool = MySqlPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(acquire_timeout)
-            .connect(url)
-            .await
+            .connect_lazy(url)
             .map_err(DatabaseError::Connect)?;
+
+        match pool.acquire().await {
+            Ok(_) => {}
+            Err(error) if is_unreachable(&error) => {
+                tracing::warn!(%error, "the user database is unreachable; logins answer 503 until it is back");
+            }
+            Err(error) => return Err(DatabaseError::Connect(error)),
+        }
         Ok(Self::MySql(pool))
     }
 
@@ -348,6 +359,12 @@ async fn insert_demo_user_if_empty(
         "created the demo user in the embedded store"
     );
     Ok(())
+}
+
+/// Returns whether a connection error means the database server could not be reached,
+/// which may pass, rather than that it refused the connection.
+fn is_unreachable(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
 }
 
 #[cfg(test)]
