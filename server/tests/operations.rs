@@ -150,6 +150,13 @@ async fn metrics_count_logins_and_validations() {
         .to_str()
         .expect("ascii")
         .to_owned();
+    for (name, value) in [
+        ("strict-transport-security", "max-age=31536000"),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(response.headers()[name], value, "{name}");
+    }
     let text = response.text().await.expect("body");
 
     assert!(

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
-use http_body_util::Full;
 
 use super::response::{self, Body};
 use crate::app::App;
@@ -61,12 +59,13 @@ fn log_not_ready(dependency: &'static str, error: &dyn std::fmt::Display) -> boo
     false
 }
 
-/// Returns every metric in the Prometheus text format.
+/// Returns every metric in the Prometheus text format, with the security headers of
+/// every other response.
 pub fn metrics(app: &App) -> Response<Body> {
     let text = app.metrics.render(app.store().live_entries());
-    let mut response = Response::new(Full::new(Bytes::from(text)));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response = response::text(text);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
     response
 }
