@@ -52,6 +52,7 @@ pub struct Texts {
     pub method_not_allowed: &'static str,
     pub body_too_large: &'static str,
     pub uri_too_long: &'static str,
+    pub head_too_large: &'static str,
     pub unavailable: &'static str,
 }
 
@@ -92,6 +93,7 @@ static ENGLISH: Texts = Texts {
     method_not_allowed: "This request method is not allowed here.",
     body_too_large: "The submitted form is too large.",
     uri_too_long: "The requested address is too long.",
+    head_too_large: "The request headers are too large. Clearing this site's cookies may help.",
     unavailable: "The sign-in service is temporarily unavailable. Please try again later.",
 };
 
@@ -129,5 +131,6 @@ static CHINESE: Texts = Texts {
     method_not_allowed: "此处不允许该请求方法。",
     body_too_large: "提交的表单过大。",
     uri_too_long: "请求的地址过长。",
+    head_too_large: "请求头过大。清除本网站的 Cookie 可能有帮助。",
     unavailable: "认证服务暂时不可用，请稍后再试。",
 };

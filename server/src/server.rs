@@ -26,14 +26,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// for a request, so it also closes keep-alive connections that stay idle this long.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest request head (request line and header fields), in bytes. A larger one gets
-/// 431 from hyper. It also caps the read buffer, so a head that never ends cannot grow
-/// it further. Nginx accepts up to four 8 KiB header buffers by default, so 64 KiB
-/// leaves room for large cookies while bounding the memory of each connection.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-/// Most header fields in one request; more get 431 from hyper.
-const MAX_HEADER_FIELDS: usize = 100;
+/// Request head limit of hyper itself: twice the router's, so that heads between the two
+/// get the router's 431 page with its headers.
+///
+/// NOTE: a head past this limit, or with more than twice the router's header fields,
+/// gets hyper's own 431, and a request target past 64 KiB hyper's own 414. Neither has
+/// a body or the security headers.
+const HYPER_HEAD_BYTES: usize = 2 * router::MAX_HEAD_BYTES;
+const HYPER_HEADER_FIELDS: usize = 2 * router::MAX_HEADER_FIELDS;
 
 /// Time open connections get to finish their requests after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -120,9 +120,9 @@ async fn serve_connection(
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_header_size(MAX_HEADER_BYTES)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .max_headers(MAX_HEADER_FIELDS)
+        .max_header_size(HYPER_HEAD_BYTES)
+        .max_buf_size(HYPER_HEAD_BYTES)
+        .max_headers(HYPER_HEADER_FIELDS)
         .serve_connection(TokioIo::new(tls), service);
 
     if let Err(error) = watcher.watch(connection).await {

@@ -129,24 +129,44 @@ async fn long_request_line_gets_414() {
     server.stop().await;
 }
 
+/// Checks that a raw answer is the server's own 431 page, with its security headers.
+fn assert_head_too_large_page(answer: &str) {
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let lowered = answer.to_ascii_lowercase();
+    assert!(
+        lowered.contains("strict-transport-security: max-age="),
+        "{answer}"
+    );
+    assert!(lowered.contains("content-security-policy:"), "{answer}");
+    assert!(
+        answer.contains("The request headers are too large."),
+        "{answer}"
+    );
+}
+
 #[tokio::test]
-async fn request_line_past_head_limit_gets_431() {
+async fn request_line_near_head_limit_gets_414_page() {
     let server = start().await;
     let request = format!(
-        "GET /cas/login?service={} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-        "a".repeat(70 * 1024)
+        "GET /cas/login?service={} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        "a".repeat(60 * 1024)
     );
 
     let answer = exchange(&server, request.into_bytes()).await;
 
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    assert!(
+        answer.contains("The requested address is too long."),
+        "{answer}"
+    );
     server.stop().await;
 }
 
 #[tokio::test]
-async fn too_many_headers_get_431() {
+async fn too_many_headers_get_431_page() {
     let server = start().await;
-    let mut request = String::from("GET /cas/health HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    let mut request =
+        String::from("GET /cas/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     for index in 0..120 {
         request.push_str(&format!("X-Filler-{index}: {index}\r\n"));
     }
@@ -154,16 +174,30 @@ async fn too_many_headers_get_431() {
 
     let answer = exchange(&server, request.into_bytes()).await;
 
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_head_too_large_page(&answer);
     server.stop().await;
 }
 
 #[tokio::test]
-async fn oversized_header_gets_431() {
+async fn oversized_header_gets_431_page() {
+    let server = start().await;
+    let request = format!(
+        "GET /cas/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: big={}\r\n\r\n",
+        "c".repeat(70 * 1024)
+    );
+
+    let answer = exchange(&server, request.into_bytes()).await;
+
+    assert_head_too_large_page(&answer);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn head_past_twice_the_limit_gets_431_from_hyper() {
     let server = start().await;
     let request = format!(
         "GET /cas/health HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: big={}\r\n\r\n",
-        "c".repeat(70 * 1024)
+        "c".repeat(140 * 1024)
     );
 
     let answer = exchange(&server, request.into_bytes()).await;

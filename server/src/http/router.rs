@@ -25,6 +25,14 @@ use crate::i18n::Language;
 /// and their service URLs already stay below it.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
+/// Largest request head (request line and header fields), in bytes; a larger one gets a
+/// 431 page. Nginx accepts up to four 8 KiB header buffers by default, so 64 KiB leaves
+/// room for large cookies while bounding the memory of each connection.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Most header fields in one request; more get a 431 page.
+pub const MAX_HEADER_FIELDS: usize = 100;
+
 /// Handles one request. Every error becomes an error response, so this cannot fail.
 pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let mut request = request;
@@ -67,6 +75,11 @@ async fn route_endpoint(
 ) -> Response<Body> {
     if request_target_length(&parts.uri) > MAX_URI_BYTES {
         return pages::error(language, StatusCode::URI_TOO_LONG, |t| t.uri_too_long);
+    }
+    if head_length(&parts) > MAX_HEAD_BYTES || parts.headers.len() > MAX_HEADER_FIELDS {
+        return pages::error(language, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, |t| {
+            t.head_too_large
+        });
     }
     let readable = parts.method == Method::GET || parts.method == Method::HEAD;
     if parts.uri.path() == app.config.metrics_path {
@@ -123,6 +136,18 @@ async fn route_endpoint(
 fn request_target_length(uri: &http::Uri) -> usize {
     uri.path_and_query()
         .map_or(0, |target| target.as_str().len())
+}
+
+/// Returns the length of the request head as the client sent it: the request line and
+/// each header field with its `: ` and line end.
+fn head_length(parts: &http::request::Parts) -> usize {
+    let request_line = parts.method.as_str().len() + request_target_length(&parts.uri) + 11;
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    request_line + fields
 }
 
 /// Returns the endpoint path below the base path, or `None` when the path is outside it.
