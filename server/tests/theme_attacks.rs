@@ -1,5 +1,6 @@
-//! Hostile uses of the theme features: symbolic links that lead out of `theme_dir`,
-//! such as one to a file in /proc whose size the file system does not report.
+//! Hostile uses of the theme and language features: symbolic links that lead out of
+//! `theme_dir`, files whose size the file system does not report, and the language
+//! cookie on responses that shared caches may store.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::path::Path;
 use cas_core::registry::ServiceDefinition;
 use cas_server::config::{Config, ConfigLayer};
 use common::*;
+use reqwest::header::{CACHE_CONTROL, SET_COOKIE};
 use reqwest::StatusCode;
 
 const PNG_BYTES: &[u8] = b"\x89PNG\r\n\x1a\nnot a real image";
@@ -114,4 +116,43 @@ fn outside_link_fails_load() {
     assert!(error.contains("leak.png"), "{error}");
     assert!(error.contains("outside"), "{error}");
     assert_eq!(load_error(&themes, "logo.png"), "");
+}
+
+#[tokio::test]
+async fn public_responses_set_no_language_cookie() {
+    let (_root, themes) = theme_folders();
+    let directory = themes.clone();
+    let server = TestServer::start(move |config| {
+        config.theme_dir = Some(directory);
+        add_services(config, vec![themed_service("logo.png")]);
+    })
+    .await;
+
+    for path in [
+        "/cas/themes/logo.png?lang=zh-CN",
+        "/cas/static/auto-submit.js?lang=zh-CN",
+    ] {
+        let response = get(&server, path).await;
+        let cache = response.headers()[CACHE_CONTROL].to_str().expect("ascii");
+
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(cache.starts_with("public"), "{path}: {cache}");
+        assert!(response.headers().get(SET_COOKIE).is_none(), "{path}");
+    }
+    let page = get(&server, "/cas/login?lang=zh-CN").await;
+    let cookies: Vec<&str> = page
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().expect("ascii"))
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|cookie| cookie.starts_with("CASLANG=zh-CN;")),
+        "{cookies:?}"
+    );
+    assert_eq!(page.headers()[CACHE_CONTROL], "no-store");
+
+    server.stop().await;
 }
