@@ -1,6 +1,6 @@
 //! Hostile uses of the theme and language features: symbolic links that lead out of
-//! `theme_dir`, files whose size the file system does not report, and the language
-//! cookie on responses that shared caches may store.
+//! `theme_dir`, files whose size the file system does not report, the language cookie
+//! on responses that shared caches may store, and methods other than GET and HEAD.
 
 mod common;
 
@@ -10,8 +10,8 @@ use std::path::Path;
 use cas_core::registry::ServiceDefinition;
 use cas_server::config::{Config, ConfigLayer};
 use common::*;
-use reqwest::header::{CACHE_CONTROL, SET_COOKIE};
-use reqwest::StatusCode;
+use reqwest::header::{ALLOW, CACHE_CONTROL, SET_COOKIE};
+use reqwest::{Method, StatusCode};
 
 const PNG_BYTES: &[u8] = b"\x89PNG\r\n\x1a\nnot a real image";
 
@@ -153,6 +153,35 @@ async fn public_responses_set_no_language_cookie() {
         "{cookies:?}"
     );
     assert_eq!(page.headers()[CACHE_CONTROL], "no-store");
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn logo_other_methods_get_405() {
+    let (_root, themes) = theme_folders();
+    let directory = themes.clone();
+    let server = TestServer::start(move |config| {
+        config.theme_dir = Some(directory);
+        add_services(config, vec![themed_service("logo.png")]);
+    })
+    .await;
+
+    for method in [Method::POST, Method::OPTIONS, Method::PUT, Method::DELETE] {
+        let response = server
+            .client
+            .request(method.clone(), server.url("/cas/themes/logo.png"))
+            .send()
+            .await
+            .expect("request");
+
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert_eq!(response.headers()[ALLOW], "GET, HEAD", "{method}");
+    }
 
     server.stop().await;
 }

@@ -103,6 +103,7 @@ async fn route_endpoint(
         (path, true) if path.starts_with(THEMES_PATH) => {
             theme::logo(app, &path[THEMES_PATH.len()..], language).await
         }
+        (path, false) if path.starts_with(THEMES_PATH) => method_not_allowed(language, "GET, HEAD"),
         (
             "serviceValidate"
             | "p3/serviceValidate"
