@@ -115,6 +115,9 @@ pub struct Logo {
 /// Reads the logo `name` from `theme_dir`, or returns `None` when the name is not a
 /// plain logo file name, no directory is configured, the file resolves to a path outside
 /// the directory, or it cannot be read.
+///
+/// NOTE: a hard link is a regular file, so a hard link in `theme_dir` to a file elsewhere
+/// on the same file system is served.
 pub async fn read_logo(theme_dir: Option<&Path>, name: &str) -> Option<Logo> {
     let media_type = logo_media_type(name)?;
     let directory = theme_dir?.to_owned();
@@ -125,7 +128,7 @@ pub async fn read_logo(theme_dir: Option<&Path>, name: &str) -> Option<Logo> {
         Ok(Located::Inside(resolved)) => resolved,
         Ok(Located::Missing) => return None,
         Ok(Located::Outside(target)) => {
-            tracing::warn!(name, target = %target.display(), "logo is a symbolic link out of theme_dir; not served");
+            tracing::warn!(name, target = %target.display(), "logo not served because it links to a file outside theme_dir");
             return None;
         }
         Err(error) => {
