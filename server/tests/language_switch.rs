@@ -369,3 +369,53 @@ async fn throttled_and_unavailable_pages_have_a_switch() {
     );
     unavailable_server.stop().await;
 }
+
+#[tokio::test]
+async fn switch_mid_login_keeps_form_binding() {
+    let database = database().await;
+    let server = server(&database).await;
+    let form = server.open_form(Some(APP), "en").await;
+    assert!(form.page.contains(ENGLISH_FORM));
+
+    let switched = get(&server, &switch_href(&form.page), "en", Some(&form.cookie)).await;
+    assert_eq!(switched.status(), StatusCode::OK);
+    let switched_page = switched.text().await.expect("body");
+    assert!(switched_page.contains(CHINESE_FORM), "{switched_page}");
+    let switched_ticket = login_ticket(&switched_page);
+    assert_ne!(switched_ticket, form.login_ticket);
+
+    let post = |login_ticket: String| {
+        let fields = [
+            ("username", "alice".to_owned()),
+            ("password", "alice-password".to_owned()),
+            ("lt", login_ticket),
+            ("service", APP.to_owned()),
+        ];
+        server
+            .client
+            .post(server.url("/cas/login"))
+            .header(COOKIE, form.cookie.clone())
+            .form(&fields)
+            .send()
+    };
+
+    let first = post(form.login_ticket.clone()).await.expect("POST login");
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert!(location(first.headers())
+        .expect("location")
+        .starts_with(&format!("{APP}?ticket=ST-")));
+
+    let replayed = post(form.login_ticket.clone()).await.expect("POST login");
+    assert_eq!(replayed.status(), StatusCode::BAD_REQUEST);
+    assert!(location(replayed.headers()).is_none());
+    let replayed_page = replayed.text().await.expect("body");
+    assert!(
+        replayed_page.contains("id=\"login-error\""),
+        "{replayed_page}"
+    );
+
+    let second = post(switched_ticket).await.expect("POST login");
+    assert_eq!(second.status(), StatusCode::SEE_OTHER);
+
+    server.stop().await;
+}

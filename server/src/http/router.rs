@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -58,8 +58,9 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
 
     let mut response = route_endpoint(app, parts, body, language).await;
     // A page opened with a valid `lang` parameter keeps that language for later pages,
-    // the login post included.
-    if explicit {
+    // the login post included. Responses that shared caches may store get no cookie,
+    // because a cache could replay it to other clients.
+    if explicit && !is_shared_cacheable(&response) {
         if let Some(cookie) = set_language_cookie(language.tag(), &app.config.base_path) {
             response::set_cookie(&mut response, cookie);
         }
@@ -115,6 +116,7 @@ async fn route_endpoint(
         (path, true) if path.starts_with(THEMES_PATH) => {
             theme::logo(app, &path[THEMES_PATH.len()..], language).await
         }
+        (path, false) if path.starts_with(THEMES_PATH) => method_not_allowed(language, "GET, HEAD"),
         (
             "serviceValidate"
             | "p3/serviceValidate"
@@ -130,6 +132,20 @@ async fn route_endpoint(
         ) => method_not_allowed(language, "GET, HEAD"),
         _ => not_found(language),
     }
+}
+
+/// Returns whether the response allows shared caches to store it: the logo files and
+/// the static script, which are the same for every client.
+fn is_shared_cacheable(response: &Response<Body>) -> bool {
+    response
+        .headers()
+        .get(CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|directive| directive.trim() == "public")
+        })
 }
 
 /// Returns the length of the path and query as the request line carried them.
