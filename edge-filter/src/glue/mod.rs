@@ -86,10 +86,11 @@ async fn handle(request: web_sys::Request, env: Env) -> Result<web_sys::Response
     };
 
     let url = request.url();
-    let url = url::Url::parse(&url)
-        .map_err(|error| worker::Error::RustError(format!("invalid request URL: {error}")))?;
+    // The URL may contain a ticket, so the error does not quote it.
+    let target = RequestTarget::from_serialized_url(&url)
+        .ok_or_else(|| worker::Error::RustError("request URL has no path".to_owned()))?;
     let method = request.method();
-    if revocations::may_be_logout(&config, url.path(), &method) {
+    if revocations::may_be_logout(&config, target.path, &method) {
         let mut logout = worker::Request::from(Clone::clone(&request));
         if let Some(response) = revocations::single_logout(&mut logout, &config, &env, lang).await {
             return response.map(web_sys::Response::from);
@@ -98,10 +99,7 @@ async fn handle(request: web_sys::Request, env: Env) -> Result<web_sys::Response
 
     let mut incoming = IncomingRequest {
         method: &method,
-        target: RequestTarget {
-            path: url.path(),
-            query: url.query(),
-        },
+        target,
         headers: Headers(Clone::clone(&incoming_headers)).entries().collect(),
         revoked: Vec::new(),
     };
