@@ -72,8 +72,8 @@ pub fn encode_values(values: &[String]) -> String {
 }
 
 /// Changes that turn the client's headers into the origin request's headers. The glue
-/// applies them to a copy of the incoming `Headers`, so headers that pass unchanged cost
-/// no calls into JavaScript. [`HeaderEdits::apply`] is the same operation on a list.
+/// applies them to a copy of the incoming `Headers`, so headers that pass unchanged need
+/// no `append` call each. [`HeaderEdits::apply`] is the same operation on a list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderEdits {
     /// Lowercase names whose every copy is removed, as `Headers.delete` does.
