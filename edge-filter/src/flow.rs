@@ -13,7 +13,7 @@ use crate::config::FilterConfig;
 use crate::cookies::{
     cookie_values, expired_cookie, session_set_cookie, GATEWAY_COOKIE, SESSION_COOKIE,
 };
-use crate::headers::{anonymous_headers, origin_headers, scrub};
+use crate::headers::{anonymous_edits, origin_edits, HeaderEdits};
 use crate::login;
 use crate::loop_guard;
 use crate::options::{Origin, SloMode};
@@ -38,7 +38,8 @@ pub const MAX_TICKET_BYTES: usize = 256;
 pub struct IncomingRequest<'a> {
     pub method: &'a str,
     pub target: RequestTarget<'a>,
-    /// Every header as received, filter headers included; [`decide`] scrubs them.
+    /// Every header as received, filter headers included. The origin request's
+    /// [`HeaderEdits`] delete those, and nothing else reads them.
     pub headers: Vec<(String, String)>,
     /// Session ids revoked by single logout, as far as the caller looked them up.
     pub revoked: Vec<String>,
@@ -70,7 +71,8 @@ impl IncomingRequest<'_> {
 pub struct OriginRequest {
     /// The origin URL; for static assets, the service URL, whose path the assets use.
     pub url: String,
-    pub headers: Vec<(String, String)>,
+    /// Changes to the incoming headers that give the origin request's headers.
+    pub headers: HeaderEdits,
     /// The session id, for logs; `None` for anonymous and excluded requests.
     pub sid: Option<String>,
     /// `Set-Cookie` values to add to the origin's response, such as a refreshed session.
@@ -98,12 +100,28 @@ pub enum Decision {
     Reply(Reply),
 }
 
+/// The session cookie of a request, opened at most once per request because opening
+/// checks an HMAC and decodes JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCookie {
+    /// Not opened yet: [`decide_with_session`] opens it where the path needs it.
+    Unopened,
+    /// Opened by [`session_to_check`]: the valid session, or `None` without one.
+    Opened(Option<Session>),
+}
+
 /// Decides what to do with `request` at `now` (seconds since the Unix epoch).
 pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> Decision {
-    let request = IncomingRequest {
-        headers: scrub(request.headers),
-        ..request
-    };
+    decide_with_session(config, request, SessionCookie::Unopened, now)
+}
+
+/// Decides like [`decide`], using `cookie` when the caller already opened the session.
+pub fn decide_with_session(
+    config: &FilterConfig,
+    request: IncomingRequest<'_>,
+    cookie: SessionCookie,
+    now: u64,
+) -> Decision {
     let lang = cas_core::language::choose_language(request.header("accept-language"));
 
     let policy = config.rules.policy(request.target.path);
@@ -111,7 +129,11 @@ pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> 
         return Decision::Forward(anonymous_request(config, request));
     }
 
-    let session = current_session(config, &request, now)
+    let session = match cookie {
+        SessionCookie::Unopened => current_session(config, &request, now),
+        SessionCookie::Opened(session) => session,
+    };
+    let session = session
         .filter(|session| !request.revoked.contains(&session.sid))
         .filter(|session| session.renewed || !policy.renew);
     if let Some(session) = session {
@@ -148,25 +170,26 @@ pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> 
     }
 }
 
-/// Returns the first session cookie that a session key signed and that is current at
-/// `now`. Tampered, expired, idle and foreign cookies count as no session. The caller
-/// checks revocation, because that needs storage.
-/// Returns the session whose revocation must be looked up before [`decide`]. Returns
-/// `None` without single logout, on excluded paths, or without a valid session cookie.
+/// Opens the session cookie when its revocation must be looked up before the decision.
+/// Returns [`SessionCookie::Unopened`] without single logout or on excluded paths, and
+/// `Opened(None)` without a valid session cookie.
 pub fn session_to_check(
     config: &FilterConfig,
     request: &IncomingRequest<'_>,
     now: u64,
-) -> Option<Session> {
+) -> SessionCookie {
     if config.slo == SloMode::Off {
-        return None;
+        return SessionCookie::Unopened;
     }
     if config.rules.policy(request.target.path).action == Action::Exclude {
-        return None;
+        return SessionCookie::Unopened;
     }
-    current_session(config, request, now)
+    SessionCookie::Opened(current_session(config, request, now))
 }
 
+/// Returns the first session cookie that a session key signed and that is current at
+/// `now`. Tampered, expired, idle and foreign cookies count as no session. The caller
+/// checks revocation, because that needs storage.
 pub fn current_session(
     config: &FilterConfig,
     request: &IncomingRequest<'_>,
@@ -195,7 +218,7 @@ pub(crate) fn anonymous_request(
 ) -> OriginRequest {
     OriginRequest {
         url: target_url(config, request.target),
-        headers: anonymous_headers(request.headers),
+        headers: anonymous_edits(&request.headers),
         sid: None,
         set_cookies: Vec::new(),
     }
@@ -220,8 +243,8 @@ fn origin_request(
     OriginRequest {
         // A ticket that comes with a valid session stays unused, and the origin never receives it.
         url: strip_ticket_params(&target_url(config, request.target)),
-        headers: origin_headers(
-            request.headers,
+        headers: origin_edits(
+            &request.headers,
             &session.user,
             &assertion,
             &session.attributes,
@@ -411,6 +434,15 @@ mod tests {
         )
     }
 
+    /// Returns the headers the origin receives for `incoming`.
+    fn sent(origin: &OriginRequest, incoming: &[(&str, &str)]) -> Vec<(String, String)> {
+        let incoming = incoming
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        origin.headers.apply(incoming)
+    }
+
     fn header<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         headers
             .iter()
@@ -487,13 +519,11 @@ mod tests {
             panic!("expected forwarding");
         };
 
+        let sent = sent(&origin, &headers);
         assert_eq!(origin.url, "http://127.0.0.1:8080/p?q=1");
-        assert_eq!(
-            header(&origin.headers, USER_HEADER),
-            vec!["%E5%BC%A0%E4%B8%89"]
-        );
-        assert_eq!(header(&origin.headers, "cookie"), vec!["a=1"]);
-        let assertion = header(&origin.headers, ASSERTION_HEADER);
+        assert_eq!(header(&sent, USER_HEADER), vec!["%E5%BC%A0%E4%B8%89"]);
+        assert_eq!(header(&sent, "cookie"), vec!["a=1"]);
+        let assertion = header(&sent, ASSERTION_HEADER);
         assert_eq!(assertion.len(), 1);
 
         let claims = open_assertion(
@@ -634,7 +664,7 @@ mod tests {
         );
 
         assert!(
-            matches!(decision, Decision::Forward(origin) if header(&origin.headers, USER_HEADER) == vec!["alice"])
+            matches!(decision, Decision::Forward(origin) if header(&sent(&origin, &[]), USER_HEADER) == vec!["alice"])
         );
     }
 
@@ -720,13 +750,33 @@ mod tests {
         config.slo = SloMode::Off;
         let without_slo = session_to_check(&config, &request("/a", None, &headers), NOW);
 
-        assert_eq!(
-            protected.map(|session| session.user),
-            Some("alice".to_owned())
+        let SessionCookie::Opened(Some(session)) = protected else {
+            panic!("expected an opened session, got {protected:?}");
+        };
+        assert_eq!(session.user, "alice");
+        assert_eq!(excluded, SessionCookie::Unopened);
+        assert_eq!(anonymous, SessionCookie::Opened(None));
+        assert_eq!(without_slo, SessionCookie::Unopened);
+    }
+
+    #[test]
+    fn opened_session_is_not_opened_again() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW);
+        let headers = [("Cookie", cookie.as_str())];
+
+        let opened = session_to_check(&config, &request("/a", None, &headers), NOW);
+        let with_session = decide_with_session(&config, request("/a", None, &headers), opened, NOW);
+        let without = decide_with_session(
+            &config,
+            request("/a", None, &headers),
+            SessionCookie::Opened(None),
+            NOW,
         );
-        assert!(excluded.is_none());
-        assert!(anonymous.is_none());
-        assert!(without_slo.is_none());
+
+        let origin = forward_of(with_session);
+        assert_eq!(header(&sent(&origin, &headers), USER_HEADER), vec!["alice"]);
+        assert_eq!(reply_of(without).status, 302);
     }
 
     fn session_cookie_with(config: &FilterConfig, session: &Session) -> String {
@@ -772,7 +822,7 @@ mod tests {
 
         assert_eq!(origin.url, "http://127.0.0.1:8080/public/a");
         assert_eq!(
-            origin.headers,
+            sent(&origin, &headers),
             vec![("Cookie".to_owned(), "a=1".to_owned())]
         );
         assert_eq!(origin.sid, None);
@@ -791,11 +841,12 @@ mod tests {
         let mark = first.header("set-cookie").expect("mark");
         assert!(mark.starts_with("cas_edge_gateway=1;"), "{mark}");
 
-        let back = request("/news", None, &[("Cookie", "cas_edge_gateway=1")]);
-        let origin = forward_of(decide(&config, back, NOW));
+        let incoming = [("Cookie", "cas_edge_gateway=1")];
+        let origin = forward_of(decide(&config, request("/news", None, &incoming), NOW));
+        let sent = sent(&origin, &incoming);
         assert_eq!(origin.sid, None);
-        assert!(header(&origin.headers, USER_HEADER).is_empty());
-        assert!(header(&origin.headers, "cookie").is_empty());
+        assert!(header(&sent, USER_HEADER).is_empty());
+        assert!(header(&sent, "cookie").is_empty());
     }
 
     #[test]
@@ -809,7 +860,7 @@ mod tests {
             NOW,
         ));
 
-        assert_eq!(header(&origin.headers, USER_HEADER), vec!["alice"]);
+        assert_eq!(header(&sent(&origin, &[]), USER_HEADER), vec!["alice"]);
     }
 
     #[test]
@@ -872,7 +923,7 @@ mod tests {
             NOW,
         ));
         assert_eq!(
-            header(&allowed.headers, "X-CAS-Attr-memberOf"),
+            header(&sent(&allowed, &[]), "X-CAS-Attr-memberOf"),
             vec!["staff"]
         );
     }

@@ -38,14 +38,6 @@ pub fn is_filter_header(name: &str) -> bool {
     start.iter().zip(FILTER_HEADER_PREFIX.as_bytes()).all(same)
 }
 
-/// Removes every copy of every filter header, whatever its case.
-pub fn scrub(headers: Vec<(String, String)>) -> Vec<(String, String)> {
-    headers
-        .into_iter()
-        .filter(|(name, _)| !is_filter_header(name))
-        .collect()
-}
-
 /// Encodes a user name for [`USER_HEADER`]: its UTF-8 bytes with controls, space, `%` and
 /// every non-ASCII byte percent-encoded, so `张三` becomes `%E5%BC%A0%E4%B8%89`. Any
 /// percent-decoder restores the name.
@@ -79,23 +71,128 @@ pub fn encode_values(values: &[String]) -> String {
     encoded.join(",")
 }
 
-/// Builds the headers of a request passed to the origin without identity: the client's
-/// headers without the filter's headers, `Host` (the origin URL sets it) or the filter's cookies.
-pub fn anonymous_headers(incoming: Vec<(String, String)>) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for (name, value) in scrub(incoming) {
-        if name.eq_ignore_ascii_case("host") {
-            continue;
+/// Changes that turn the client's headers into the origin request's headers. The glue
+/// applies them to a copy of the incoming `Headers`, so headers that pass unchanged need
+/// no `append` call each. [`HeaderEdits::apply`] is the same operation on a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderEdits {
+    /// Lowercase names whose every copy is removed, as `Headers.delete` does.
+    pub delete: Vec<String>,
+    /// Values that replace every copy of a header, as `Headers.set` does.
+    pub set: Vec<(String, String)>,
+    /// Headers added after the deletions and replacements, as `Headers.append` does.
+    pub append: Vec<(String, String)>,
+}
+
+impl HeaderEdits {
+    /// Applies the edits to `headers` in the order the glue does: deletions, then
+    /// replacements, then additions. Names compare case-insensitively, as in `Headers`.
+    pub fn apply(&self, mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
+        headers.retain(|(name, _)| !self.deletes(name));
+
+        for (name, value) in &self.set {
+            replace_header(&mut headers, name, value);
         }
-        if !name.eq_ignore_ascii_case("cookie") {
-            headers.push((name, value));
-            continue;
-        }
-        if let Some(kept) = without_filter_cookies(&value) {
-            headers.push((name, kept));
+
+        headers.extend(self.append.iter().cloned());
+        headers
+    }
+
+    fn deletes(&self, name: &str) -> bool {
+        self.delete
+            .iter()
+            .any(|deleted| deleted.eq_ignore_ascii_case(name))
+    }
+
+    fn delete_once(&mut self, name: &str) {
+        if !self.deletes(name) {
+            self.delete.push(name.to_ascii_lowercase());
         }
     }
-    headers
+}
+
+/// Sets the first copy of `name` to `value` and removes the others, or adds the header
+/// when there is none: the effect of `Headers.set`.
+fn replace_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) {
+    let mut found = false;
+    headers.retain_mut(|(header, current)| {
+        if !header.eq_ignore_ascii_case(name) {
+            return true;
+        }
+        if found {
+            return false;
+        }
+        found = true;
+        *current = value.to_owned();
+        true
+    });
+    if !found {
+        headers.push((name.to_owned(), value.to_owned()));
+    }
+}
+
+/// Builds the edits of a request passed to the origin without identity: every filter
+/// header and `Host` (the origin URL sets it) deleted, and the filter's cookies removed
+/// from `Cookie`.
+pub fn anonymous_edits(incoming: &[(String, String)]) -> HeaderEdits {
+    let mut edits = HeaderEdits::default();
+    for (name, _) in incoming {
+        if is_filter_header(name) || name.eq_ignore_ascii_case("host") {
+            edits.delete_once(name);
+        }
+    }
+
+    let cookies: Vec<&str> = incoming
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+        .map(|(_, value)| value.as_str())
+        .collect();
+    let kept: Vec<String> = cookies
+        .iter()
+        .filter_map(|value| without_filter_cookies(value))
+        .collect();
+    let unchanged = kept.len() == cookies.len() && kept.iter().zip(&cookies).all(|(a, b)| a == b);
+    if unchanged {
+        return edits;
+    }
+
+    if kept.is_empty() {
+        edits.delete_once("cookie");
+    } else {
+        edits.set.push(("Cookie".to_owned(), kept.join("; ")));
+    }
+    edits
+}
+
+/// Builds the edits of the origin request for a signed-in user: the anonymous edits plus
+/// `X-CAS-User`, `X-CAS-Assertion` and one `X-CAS-Attr-*` header per attribute. The
+/// deletions remove every client copy of these names first.
+pub fn origin_edits(
+    incoming: &[(String, String)],
+    user: &str,
+    assertion: &str,
+    attributes: &Attributes,
+) -> HeaderEdits {
+    let mut edits = anonymous_edits(incoming);
+
+    edits
+        .append
+        .push((USER_HEADER.to_owned(), encode_user(user)));
+    edits
+        .append
+        .push((ASSERTION_HEADER.to_owned(), assertion.to_owned()));
+    for (name, values) in attributes {
+        edits
+            .append
+            .push((attribute_header(name), encode_values(values)));
+    }
+    edits
+}
+
+/// Builds the headers of a request passed to the origin without identity: the client's
+/// headers without the filter's headers, `Host` or the filter's cookies.
+pub fn anonymous_headers(incoming: Vec<(String, String)>) -> Vec<(String, String)> {
+    anonymous_edits(&incoming).apply(incoming)
 }
 
 /// Builds the headers of the origin request for a signed-in user: the anonymous headers
@@ -106,14 +203,7 @@ pub fn origin_headers(
     assertion: &str,
     attributes: &Attributes,
 ) -> Vec<(String, String)> {
-    let mut headers = anonymous_headers(incoming);
-
-    headers.push((USER_HEADER.to_owned(), encode_user(user)));
-    headers.push((ASSERTION_HEADER.to_owned(), assertion.to_owned()));
-    for (name, values) in attributes {
-        headers.push((attribute_header(name), encode_values(values)));
-    }
-    headers
+    origin_edits(&incoming, user, assertion, attributes).apply(incoming)
 }
 
 #[cfg(test)]
@@ -153,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn scrub_removes_every_copy() {
+    fn anonymous_headers_remove_every_copy() {
         let incoming = pairs(&[
             ("x-cas-user", "admin"),
             ("Accept", "text/html"),
@@ -163,7 +253,71 @@ mod tests {
             ("X-CAS-Whatever", "1"),
         ]);
 
-        assert_eq!(scrub(incoming), pairs(&[("Accept", "text/html")]));
+        assert_eq!(
+            anonymous_headers(incoming),
+            pairs(&[("Accept", "text/html")])
+        );
+    }
+
+    #[test]
+    fn edits_delete_each_filter_name_once() {
+        let incoming = pairs(&[
+            ("x-cas-user", "admin"),
+            ("X-CAS-USER", "root"),
+            ("X_CAS_Assertion", "forged"),
+            ("Host", "edge.example"),
+            ("Accept", "text/html"),
+        ]);
+
+        let edits = anonymous_edits(&incoming);
+
+        assert_eq!(edits.delete, vec!["x-cas-user", "x_cas_assertion", "host"]);
+        assert!(edits.set.is_empty());
+        assert!(edits.append.is_empty());
+    }
+
+    #[test]
+    fn edits_leave_plain_cookies_alone() {
+        let incoming = pairs(&[("cookie", "a=1; b=2")]);
+
+        assert_eq!(anonymous_edits(&incoming), HeaderEdits::default());
+    }
+
+    #[test]
+    fn edits_join_kept_cookie_headers() {
+        let incoming = pairs(&[
+            ("Cookie", "a=1; cas_edge_session=s"),
+            ("cookie", "cas_edge_gateway=1"),
+            ("Cookie", "b=2"),
+        ]);
+
+        let edits = anonymous_edits(&incoming);
+
+        assert_eq!(edits.set, pairs(&[("Cookie", "a=1; b=2")]));
+        assert_eq!(edits.apply(incoming), pairs(&[("Cookie", "a=1; b=2")]));
+    }
+
+    #[test]
+    fn apply_follows_headers_methods() {
+        let edits = HeaderEdits {
+            delete: vec!["x-cas-user".to_owned()],
+            set: pairs(&[("accept", "*/*"), ("Cookie", "a=1")]),
+            append: pairs(&[("X-CAS-User", "alice")]),
+        };
+        let headers = pairs(&[
+            ("X-Cas-User", "admin"),
+            ("Accept", "text/html"),
+            ("ACCEPT", "image/png"),
+        ]);
+
+        assert_eq!(
+            edits.apply(headers),
+            pairs(&[
+                ("Accept", "*/*"),
+                ("Cookie", "a=1"),
+                ("X-CAS-User", "alice"),
+            ])
+        );
     }
 
     #[test]

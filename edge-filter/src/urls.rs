@@ -21,7 +21,27 @@ pub struct RequestTarget<'a> {
     pub query: Option<&'a str>,
 }
 
-impl RequestTarget<'_> {
+impl<'a> RequestTarget<'a> {
+    /// Splits a serialized absolute URL, such as `Request.url` in Workers, into its path
+    /// and query without a full URL parse. The WHATWG serializer escapes `/`, `?` and `#`
+    /// in the user info and forbids them in the host, so the path starts at the first of
+    /// them after `://`. Returns `None` when the URL has no `://` or no path.
+    pub fn from_serialized_url(url: &'a str) -> Option<Self> {
+        let (_, after_scheme) = url.split_once("://")?;
+        let start = after_scheme.find(['/', '?', '#'])?;
+        let target = &after_scheme[start..];
+        let target = target.split_once('#').map_or(target, |(before, _)| before);
+
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        if !path.starts_with('/') {
+            return None;
+        }
+        Some(Self { path, query })
+    }
+
     /// `path?query`, without the `?` when there is no query.
     pub fn path_and_query(&self) -> String {
         match self.query {
@@ -99,6 +119,39 @@ mod tests {
     use super::*;
 
     const BASE: &str = "http://127.0.0.1:8787";
+
+    #[test]
+    fn serialized_url_splits_like_url_crate() {
+        for text in [
+            "http://127.0.0.1:8787/",
+            "http://edge.example/a/b?c=1&d=%20",
+            "https://user:p%2F@edge.example:8443/x?",
+            "http://edge.example/p?q=1#frag",
+            "http://[::1]:8787/%E5%BC%A0?ticket=ST-1",
+            "http://edge.example/a?b?c",
+        ] {
+            let parsed = url::Url::parse(text).expect("valid URL");
+            let expected = RequestTarget {
+                path: parsed.path(),
+                query: parsed.query(),
+            };
+
+            assert_eq!(
+                RequestTarget::from_serialized_url(text),
+                Some(expected),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn serialized_url_without_path_is_none() {
+        assert_eq!(RequestTarget::from_serialized_url("/only/path"), None);
+        assert_eq!(
+            RequestTarget::from_serialized_url("http://edge.example"),
+            None
+        );
+    }
 
     fn target<'a>(path: &'a str, query: Option<&'a str>) -> RequestTarget<'a> {
         RequestTarget { path, query }

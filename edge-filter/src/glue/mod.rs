@@ -8,12 +8,15 @@ mod revocations;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{
-    console_error, console_log, event, Context, Date, Env, Headers, Request, Response, Result,
-};
+use worker::wasm_bindgen::JsValue;
+use worker::worker_sys::web_sys;
+use worker::{console_error, console_log, Date, Env, Headers, Response, Result};
 
 use crate::config::{FilterConfig, SettingSource};
-use crate::flow::{decide, finish_validation, session_to_check, Decision, IncomingRequest};
+use crate::flow::{
+    decide_with_session, finish_validation, session_to_check, Decision, IncomingRequest,
+    SessionCookie,
+};
 use crate::options::{Origin, SloMode};
 use crate::pages::Page;
 use crate::reply::Reply;
@@ -45,47 +48,82 @@ impl SettingSource for WorkerSettings<'_> {
     }
 }
 
-#[event(fetch)]
-async fn fetch(mut request: Request, env: Env, _context: Context) -> Result<Response> {
+/// The Workers `fetch` handler, exported under the name that worker-build's shim calls.
+/// It takes and returns the runtime's own `Request` and `Response` objects. The
+/// `#[event(fetch)]` wrapper of the `worker` crate (0.8.7) reads `request.cf` and parses
+/// the URL on every request, and its `Response` puts the origin's body stream into a new
+/// response, so workerd cannot pass the origin's body through natively.
+#[worker::wasm_bindgen::prelude::wasm_bindgen(
+    wasm_bindgen = ::worker::wasm_bindgen,
+    wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+    js_sys = ::worker::js_sys
+)]
+pub async fn fetch(
+    request: web_sys::Request,
+    env: Env,
+    _context: JsValue,
+) -> std::result::Result<JsValue, JsValue> {
+    std::panic::AssertUnwindSafe(async move {
+        let response = match handle(request, env).await {
+            Ok(response) => response,
+            Err(error) => {
+                console_error!("{error}");
+                Response::error("INTERNAL SERVER ERROR", 500)?.into()
+            }
+        };
+        Ok(JsValue::from(response))
+    })
+    .await
+}
+
+async fn handle(request: web_sys::Request, env: Env) -> Result<web_sys::Response> {
+    let incoming_headers = request.headers();
     let lang =
-        cas_core::language::choose_language(request.headers().get("accept-language")?.as_deref());
+        cas_core::language::choose_language(incoming_headers.get("accept-language")?.as_deref());
     let config = match load_config(&env) {
         Ok(config) => config,
-        Err(settings) => return into_response(Page::Misconfigured { settings }.render(lang)),
+        Err(settings) => return into_raw_response(Page::Misconfigured { settings }.render(lang)),
     };
 
-    if let Some(response) = revocations::single_logout(&mut request, &config, &env, lang).await {
-        return response;
-    }
-
-    let url = request.url()?;
-    let method = request.method().to_string();
-    let mut incoming = IncomingRequest {
-        method: &method,
-        target: RequestTarget {
-            path: url.path(),
-            query: url.query(),
-        },
-        headers: request.headers().entries().collect(),
-        revoked: Vec::new(),
-    };
-    if let Some(session) = session_to_check(&config, &incoming, now_seconds()) {
-        match revocations::is_revoked(&env, &config, &session.sid, now_seconds()).await {
-            Ok(true) => incoming.revoked.push(session.sid),
-            Ok(false) => {}
-            Err(()) => return into_response(Page::SessionCheckFailed.render(lang)),
+    let url = request.url();
+    // The URL may contain a ticket, so the error does not quote it.
+    let target = RequestTarget::from_serialized_url(&url)
+        .ok_or_else(|| worker::Error::RustError("request URL has no path".to_owned()))?;
+    let method = request.method();
+    if revocations::may_be_logout(&config, target.path, &method) {
+        let mut logout = worker::Request::from(Clone::clone(&request));
+        if let Some(response) = revocations::single_logout(&mut logout, &config, &env, lang).await {
+            return response.map(web_sys::Response::from);
         }
     }
 
-    match decide(&config, incoming, now_seconds()) {
-        Decision::Forward(target) => origin::forward(&request, target, &config, &env, lang).await,
+    let mut incoming = IncomingRequest {
+        method: &method,
+        target,
+        headers: Headers(Clone::clone(&incoming_headers)).entries().collect(),
+        revoked: Vec::new(),
+    };
+    let now = now_seconds();
+    let cookie = session_to_check(&config, &incoming, now);
+    if let SessionCookie::Opened(Some(session)) = &cookie {
+        match revocations::is_revoked(&env, &config, &session.sid, now).await {
+            Ok(true) => incoming.revoked.push(session.sid.clone()),
+            Ok(false) => {}
+            Err(()) => return into_raw_response(Page::SessionCheckFailed.render(lang)),
+        }
+    }
+
+    match decide_with_session(&config, incoming, cookie, now) {
+        Decision::Forward(target) => {
+            origin::forward(&request, &incoming_headers, target, &config, &env, lang).await
+        }
         Decision::Validate(check) => {
             let fetched = cas::fetch_validation(&check, config.cas_timeout_ms).await;
             let (reply, outcome) = finish_validation(&config, &check, fetched, now_seconds());
             console_log!("{outcome}");
-            into_response(reply)
+            into_raw_response(reply)
         }
-        Decision::Reply(reply) => into_response(reply),
+        Decision::Reply(reply) => into_raw_response(reply),
     }
 }
 
@@ -121,6 +159,11 @@ fn check_config(env: &Env) -> std::result::Result<FilterConfig, Vec<&'static str
 
 fn now_seconds() -> u64 {
     Date::now().as_millis() / 1000
+}
+
+/// Turns a filter-made reply into a runtime `Response`.
+fn into_raw_response(reply: Reply) -> Result<web_sys::Response> {
+    into_response(reply).map(web_sys::Response::from)
 }
 
 /// Turns a filter-made reply into a Workers response.

@@ -1,76 +1,108 @@
 //! The request to the origin, or to the static assets, for a request the filter lets through.
 
 use cas_core::language::Language;
-use worker::wasm_bindgen::JsValue;
-use worker::{
-    console_error, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response,
-    Result,
-};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::{web_sys, Fetcher};
+use worker::{console_error, js_sys, Env, Result};
 
-use super::{into_response, ASSETS_BINDING};
+use super::{into_raw_response, ASSETS_BINDING};
 use crate::config::FilterConfig;
 use crate::flow::OriginRequest;
+use crate::headers::HeaderEdits;
 use crate::options::Origin;
 use crate::pages::Page;
 
 /// Sends the request to the origin with the filter's headers and the client's body, and
 /// returns the origin's response as it is, redirects included, plus any filter cookies.
 pub async fn forward(
-    request: &Request,
+    request: &web_sys::Request,
+    incoming: &web_sys::Headers,
     target: OriginRequest,
     config: &FilterConfig,
     env: &Env,
     lang: Language,
-) -> Result<Response> {
-    let method = request.method();
-    let headers: Headers = target
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
+) -> Result<web_sys::Response> {
+    let headers = edited_headers(incoming, &target.headers)?;
 
-    let mut init = RequestInit::new();
-    init.with_method(method.clone())
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    if !matches!(method, Method::Get | Method::Head) {
-        init.with_body(request.inner().body().map(JsValue::from));
+    let init = web_sys::RequestInit::new();
+    init.set_method(&request.method());
+    init.set_headers(&headers);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    if let Some(body) = request.body() {
+        init.set_body(&body);
     }
 
-    let sent = match config.origin {
-        Origin::Url(_) => {
-            let outgoing = Request::new_with_init(&target.url, &init)?;
-            Fetch::Request(outgoing).send().await
-        }
-        Origin::Assets => match env.assets(ASSETS_BINDING) {
-            Ok(assets) => assets.fetch(target.url.clone(), Some(init)).await,
-            Err(error) => Err(error),
-        },
-    };
-
-    match sent {
+    match send(&target.url, &init, config, env).await {
         Ok(response) => with_cookies(response, &target.set_cookies),
         Err(error) => {
             let sid = target.sid.as_deref().unwrap_or("none");
+            let error = worker::Error::from(error);
             console_error!("origin request failed for session {sid}: {error}");
-            into_response(Page::OriginUnavailable.render(lang))
+            into_raw_response(Page::OriginUnavailable.render(lang))
         }
     }
 }
 
+/// Copies the incoming headers and applies `edits` to the copy, in the order that
+/// [`HeaderEdits::apply`] describes.
+fn edited_headers(incoming: &web_sys::Headers, edits: &HeaderEdits) -> Result<web_sys::Headers> {
+    let headers = web_sys::Headers::new_with_headers(incoming)?;
+    for name in &edits.delete {
+        headers.delete(name)?;
+    }
+    for (name, value) in &edits.set {
+        headers.set(name, value)?;
+    }
+    for (name, value) in &edits.append {
+        headers.append(name, value)?;
+    }
+    Ok(headers)
+}
+
+/// Calls the global `fetch`, or the assets binding's, with the URL and the init.
+async fn send(
+    url: &str,
+    init: &web_sys::RequestInit,
+    config: &FilterConfig,
+    env: &Env,
+) -> std::result::Result<web_sys::Response, JsValue> {
+    let promise = match config.origin {
+        Origin::Url(_) => {
+            let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+            global.fetch_with_str_and_init(url, init)
+        }
+        Origin::Assets => {
+            let assets = env
+                .assets(ASSETS_BINDING)
+                .map_err(|error| JsValue::from(error.to_string()))?;
+            assets
+                .into_rpc::<Fetcher>()
+                .fetch_with_str_and_init(url, init)?
+        }
+    };
+    JsFuture::from(promise).await?.dyn_into()
+}
+
 /// Adds `Set-Cookie` values to a response. The headers of a fetched response are
-/// immutable, so they are copied into new ones.
-fn with_cookies(response: Response, cookies: &[String]) -> Result<Response> {
+/// immutable, so a response with cookies gets new headers around the same body stream.
+fn with_cookies(response: web_sys::Response, cookies: &[String]) -> Result<web_sys::Response> {
     if cookies.is_empty() {
         return Ok(response);
     }
 
-    let headers = Headers::new();
-    for (name, value) in response.headers().entries() {
-        headers.append(&name, &value)?;
-    }
+    let headers = web_sys::Headers::new_with_headers(&response.headers())?;
     for cookie in cookies {
         headers.append("Set-Cookie", cookie)?;
     }
-    Ok(response.with_headers(headers))
+
+    let init = web_sys::ResponseInit::new();
+    init.set_status(response.status());
+    init.set_status_text(&response.status_text());
+    init.set_headers(&headers);
+    let body = response.body();
+    Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
+        body.as_ref(),
+        &init,
+    )?)
 }

@@ -31,6 +31,16 @@ const MIN_KV_TTL_SECONDS: u64 = 60;
 /// Largest form body read: the logout request percent-encoded, at most three bytes per byte.
 const MAX_FORM_BYTES: usize = 3 * MAX_BODY_BYTES + 64;
 
+/// Returns whether a request with this path and method may be a back-channel logout,
+/// which [`single_logout`] then checks in full. Most requests are not, so they skip it.
+pub fn may_be_logout(config: &FilterConfig, path: &str, method: &str) -> bool {
+    match &config.slo {
+        SloMode::Off => false,
+        SloMode::AnyPost => method.eq_ignore_ascii_case("POST"),
+        SloMode::Path(logout_path) => path == logout_path,
+    }
+}
+
 /// Handles a back-channel logout. Returns `None` when the request is not one, so it takes
 /// the normal path with its body intact.
 pub async fn single_logout(
