@@ -196,13 +196,13 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_SLO_RETRIES", value_name = "RETRIES")]
     pub slo_retries: Option<u64>,
 
-    /// Failed logins per typed user name within the throttle window before further
-    /// attempts get 429; 0 turns this limit off [default: 5].
+    /// Failed logins per typed user name within the sliding throttle window before
+    /// further attempts get 429; 0 turns this limit off, at most 10000 [default: 5].
     #[arg(long, env = "CAS_THROTTLE_USER_FAILURES", value_name = "FAILURES")]
     pub throttle_user_failures: Option<u64>,
 
-    /// Failed logins per client address within the throttle window before further
-    /// attempts get 429; 0 turns this limit off [default: 20].
+    /// Failed logins per client address within the sliding throttle window before
+    /// further attempts get 429; 0 turns this limit off, at most 10000 [default: 20].
     #[arg(long, env = "CAS_THROTTLE_ADDRESS_FAILURES", value_name = "FAILURES")]
     pub throttle_address_failures: Option<u64>,
 

@@ -319,11 +319,11 @@ pub struct UserQueries {
 /// Limits of the login throttle. A limit of 0 is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleLimits {
-    /// Failed logins per typed user name within one window.
+    /// Failed logins per typed user name within any span of `window`.
     pub user_failures: u64,
-    /// Failed logins per client address within one window.
+    /// Failed logins per client address within any span of `window`.
     pub address_failures: u64,
-    /// Length of the fixed counting window, which starts at the first failure.
+    /// Length of the sliding window: a failure counts until this long after it.
     pub window: Duration,
 }
 
@@ -721,8 +721,10 @@ fn parse_max_connections(value: Option<u64>) -> Result<usize, ConfigError> {
     Ok(connections as usize)
 }
 
-/// Largest accepted failure threshold of the login throttle.
-const MAX_THROTTLE_FAILURES: u64 = 1_000_000;
+/// Largest accepted failure threshold of the login throttle. The sliding window stores
+/// the time of every failure it counts, so each user name or address holds at most this
+/// many entries.
+const MAX_THROTTLE_FAILURES: u64 = 10_000;
 
 fn parse_throttle(
     user: Option<u64>,

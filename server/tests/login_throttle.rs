@@ -1,6 +1,7 @@
 //! The login throttle: failed logins per typed user name and per client address lead to
-//! 429 before any user lookup, a successful login clears the name's count, and nodes
-//! sharing a Redis key prefix share the counts.
+//! 429 before any user lookup, a successful login clears the name's count, nodes
+//! sharing a Redis key prefix share the counts, and the window slides instead of
+//! restarting.
 
 mod common;
 
@@ -10,7 +11,10 @@ use common::redis_server::RedisPrefix;
 use common::*;
 use reqwest::StatusCode;
 use sqlx::{Connection, Executor, MySqlConnection};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::task::JoinSet;
 
 const WINDOW: Duration = Duration::from_secs(300);
 
@@ -214,10 +218,121 @@ async fn nodes_on_redis_share_counts() {
     assert_eq!(throttled_second, StatusCode::TOO_MANY_REQUESTS);
     let keys = prefix.keys();
     assert!(
-        keys.iter().any(|key| key.contains("counter:{login-user:")),
+        keys.iter().any(|key| key.contains("attempts:{login-user:")),
         "{keys:?}"
     );
     assert!(keys.iter().all(|key| !key.contains("alice")), "{keys:?}");
     first.stop().await;
     second.stop().await;
+}
+
+/// Window of the tests that wait for attempts to leave it.
+const SHORT_WINDOW: Duration = Duration::from_secs(2);
+
+fn short_limits(user_failures: u64, address_failures: u64) -> ThrottleLimits {
+    ThrottleLimits {
+        user_failures,
+        address_failures,
+        window: SHORT_WINDOW,
+    }
+}
+
+/// Both stores: in memory, and in Redis under a fresh prefix.
+fn stores(prefix: &RedisPrefix) -> [(&'static str, Option<TicketStoreSettings>); 2] {
+    [("memory", None), ("redis", Some(prefix.settings()))]
+}
+
+/// A first failure starts a window, the limit is reached 1.5 s later, and right after
+/// the 2 s edge the failures before it still count. A fixed window restarted at the
+/// edge would let both attempts after it through.
+#[tokio::test]
+async fn limit_holds_across_window_edge() {
+    let database = users().await;
+    let prefix = RedisPrefix::new();
+    for (store_name, store) in stores(&prefix) {
+        let server = server(&database, short_limits(3, 0), store).await;
+        let (first, _) = attempt(&server, "alice", "wrong", "en").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (second, _) = attempt(&server, "alice", "wrong", "en").await;
+        let (third, _) = attempt(&server, "alice", "wrong", "en").await;
+        let (full, _) = attempt(&server, "alice", "wrong", "en").await;
+
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let (after_edge, _) = attempt(&server, "alice", "wrong", "en").await;
+        let (still_full, _) = attempt(&server, "alice", "alice-password", "en").await;
+
+        assert_eq!(first, StatusCode::UNAUTHORIZED, "{store_name}");
+        assert_eq!(second, StatusCode::UNAUTHORIZED, "{store_name}");
+        assert_eq!(third, StatusCode::UNAUTHORIZED, "{store_name}");
+        assert_eq!(full, StatusCode::TOO_MANY_REQUESTS, "{store_name}");
+        assert_eq!(
+            after_edge,
+            StatusCode::UNAUTHORIZED,
+            "{store_name}: the first failure left the window"
+        );
+        assert_eq!(
+            still_full,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{store_name}: the failures before the edge still count"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn throttle_ends_after_window() {
+    let database = users().await;
+    let prefix = RedisPrefix::new();
+    for (store_name, store) in stores(&prefix) {
+        let server = server(&database, short_limits(2, 2), store).await;
+        for _ in 0..2 {
+            let (status, _) = attempt(&server, "alice", "wrong", "en").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{store_name}");
+        }
+        let (throttled, _) = attempt(&server, "alice", "alice-password", "en").await;
+
+        tokio::time::sleep(SHORT_WINDOW + Duration::from_millis(300)).await;
+        let (after_window, _) = attempt(&server, "alice", "alice-password", "en").await;
+
+        assert_eq!(throttled, StatusCode::TOO_MANY_REQUESTS, "{store_name}");
+        assert_eq!(after_window, StatusCode::SEE_OTHER, "{store_name}");
+        server.stop().await;
+    }
+}
+
+/// Twelve failed logins from one address at once, with room for eight: exactly eight
+/// are checked and the other four get 429, also when the attempts race on two nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_failures_count_exactly() {
+    let database = users().await;
+    let prefix = RedisPrefix::new();
+    let memory = Arc::new(server(&database, limits(0, 8), None).await);
+    let first = Arc::new(server(&database, limits(0, 8), Some(prefix.settings())).await);
+    let second = Arc::new(server(&database, limits(0, 8), Some(prefix.settings())).await);
+
+    for (name, nodes) in [("memory", [&memory, &memory]), ("redis", [&first, &second])] {
+        let mut tasks = JoinSet::new();
+        for i in 0..12 {
+            let node = Arc::clone(nodes[i % 2]);
+            tasks.spawn(async move { attempt(&node, &format!("user{i}"), "guess", "en").await.0 });
+        }
+        let statuses = tasks.join_all().await;
+
+        let checked = statuses
+            .iter()
+            .filter(|status| **status == StatusCode::UNAUTHORIZED)
+            .count();
+        let throttled = statuses
+            .iter()
+            .filter(|status| **status == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!(checked, 8, "{name}: {statuses:?}");
+        assert_eq!(throttled, 4, "{name}: {statuses:?}");
+    }
+    for server in [memory, first, second] {
+        let Ok(server) = Arc::try_unwrap(server) else {
+            panic!("a task still holds the server");
+        };
+        server.stop().await;
+    }
 }

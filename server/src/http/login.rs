@@ -268,26 +268,26 @@ async fn try_post(
         .await;
     }
 
-    // The throttle check comes before any user lookup or password hash, so a throttled
-    // attempt costs one counter read per limit.
+    // The throttle comes before any user lookup or password hash, so a throttled
+    // attempt costs one store call per limit.
     let attempt = LoginAttempt {
         username,
         address: client,
     };
     let limits = &app.config.throttle;
-    if throttle::is_throttled(app.store(), limits, &attempt).await? {
+    let Some(admission) = throttle::admit(app.store(), limits, &attempt).await? else {
         tracing::info!(target: "audit", event = "login_failed", reason = "throttled", user = %username.escape_debug(), %client);
         app.metrics.count_login(outcome::THROTTLED);
         let status = StatusCode::TOO_MANY_REQUESTS;
         let message = Some(language.texts().throttled);
         return form(app, parts, language, status, &options, username, message).await;
-    }
+    };
 
     let user = match app.users.authenticate(username, password).await {
         Ok(Authentication::Success { user }) => user,
         Ok(Authentication::Failure(reason)) => {
+            // The admission keeps its places: this failure now counts in both windows.
             log_failure(username, client, reason);
-            throttle::record_failure(app.store(), limits, &attempt).await?;
             app.metrics.count_login(outcome::BAD_CREDENTIALS);
             return form(
                 app,
@@ -302,11 +302,13 @@ async fn try_post(
         }
         Err(error) => {
             tracing::error!(%error, "user directory failed during login");
+            throttle::withdraw(app.store(), &attempt, admission).await?;
             return Err(Rejection(StatusCode::SERVICE_UNAVAILABLE, |t| {
                 t.unavailable
             }));
         }
     };
+    throttle::record_success(app.store(), &attempt, admission).await?;
     // The attributes are read before the session starts, so a failing query leaves no
     // session behind.
     let attributes = match app.users.attributes(&user).await {
@@ -318,7 +320,6 @@ async fn try_post(
             }));
         }
     };
-    throttle::record_success(app.store(), limits, &attempt).await?;
     let response = logged_in(app, parts, &user, attributes, &options, language).await?;
     app.metrics.count_login(outcome::SUCCESS);
     Ok(response)
