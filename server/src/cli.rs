@@ -247,6 +247,22 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_REDIS_POOL_SIZE", value_name = "CONNECTIONS")]
     pub redis_pool_size: Option<u64>,
 
+    /// Reverse proxies, as IP addresses or CIDR networks separated by commas, whose
+    /// forwarding header gives the client address for throttling and the audit log
+    /// [default: none].
+    #[arg(
+        long,
+        env = "CAS_TRUSTED_PROXIES",
+        value_name = "NETWORKS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+
+    /// Header that trusted proxies list the forwarding chain in: X-Forwarded-For or
+    /// Forwarded [default: X-Forwarded-For].
+    #[arg(long, env = "CAS_FORWARDED_HEADER", value_name = "HEADER")]
+    pub forwarded_header: Option<String>,
+
     /// URL path of the Prometheus metrics endpoint; empty means {base_path}/metrics
     /// [default: empty].
     #[arg(long, env = "CAS_METRICS_PATH", value_name = "PATH")]
@@ -306,6 +322,8 @@ impl RunArgs {
             throttle_user_failures: self.throttle_user_failures,
             throttle_address_failures: self.throttle_address_failures,
             throttle_window_seconds: self.throttle_window_seconds,
+            trusted_proxies: self.trusted_proxies.clone(),
+            forwarded_header: self.forwarded_header.clone(),
             session_sweep_interval_seconds: self.session_sweep_interval_seconds,
             ticket_store: self.ticket_store.clone(),
             memory_max_tickets: self.memory_max_tickets,

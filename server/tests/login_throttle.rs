@@ -5,6 +5,7 @@
 
 mod common;
 
+use cas_core::forwarded::{ForwardedHeader, IpNetwork};
 use cas_server::config::{ThrottleLimits, TicketStoreSettings};
 use cas_server::users::password::PasswordEncoding;
 use common::redis_server::RedisPrefix;
@@ -59,12 +60,32 @@ async fn attempt(
     password: &str,
     language: &str,
 ) -> (StatusCode, String) {
+    attempt_with_headers(server, username, password, language, &[]).await
+}
+
+/// Posts a failed login with the extra request `headers` and returns the status.
+async fn fail_with_header(server: &TestServer, username: &str, header: (&str, &str)) -> StatusCode {
+    let (status, _) = attempt_with_headers(server, username, "guess", "en", &[header]).await;
+    status
+}
+
+async fn attempt_with_headers(
+    server: &TestServer,
+    username: &str,
+    password: &str,
+    language: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
     let form = server.open_form(Some(APP), language).await;
-    let response = server
+    let mut request = server
         .client
         .post(server.url("/cas/login"))
         .header("accept-language", language)
-        .header("cookie", &form.cookie)
+        .header("cookie", &form.cookie);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
         .form(&[
             ("username", username),
             ("password", password),
@@ -335,4 +356,127 @@ async fn parallel_failures_count_exactly() {
         };
         server.stop().await;
     }
+}
+
+async fn proxied_server(database: &TestDatabase, trusted: &[&str], header: &str) -> TestServer {
+    let url = database.url();
+    let trusted: Vec<IpNetwork> = trusted
+        .iter()
+        .map(|text| IpNetwork::parse(text).expect("network"))
+        .collect();
+    let header = match header {
+        "forwarded" => ForwardedHeader::Forwarded,
+        _ => ForwardedHeader::XForwardedFor,
+    };
+    TestServer::start(move |config| {
+        config.database_url = Some(url);
+        config.password_encoding = PasswordEncoding::Plain;
+        config.throttle = limits(0, 2);
+        config.trusted_proxies = trusted;
+        config.forwarded_header = header;
+    })
+    .await
+}
+
+/// The test client connects from 127.0.0.1, which only 10.0.0.0/8 does not contain, so
+/// every forged header is ignored and all attempts share the peer's count.
+#[tokio::test]
+async fn untrusted_peer_cannot_spoof_address() {
+    let database = users().await;
+    let server = proxied_server(&database, &["10.0.0.0/8"], "x-forwarded-for").await;
+
+    let first = fail_with_header(&server, "carol", ("x-forwarded-for", "198.51.100.1")).await;
+    let second = fail_with_header(&server, "dave", ("x-forwarded-for", "198.51.100.2")).await;
+    let third = fail_with_header(&server, "erin", ("x-forwarded-for", "198.51.100.3")).await;
+
+    assert_eq!(first, StatusCode::UNAUTHORIZED);
+    assert_eq!(second, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        third,
+        StatusCode::TOO_MANY_REQUESTS,
+        "one address: the peer"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn trusted_proxy_clients_throttled_separately() {
+    let database = users().await;
+    let server = proxied_server(
+        &database,
+        &["127.0.0.1/32", "10.0.0.0/8"],
+        "x-forwarded-for",
+    )
+    .await;
+    let header = |value| ("x-forwarded-for", value);
+
+    for name in ["carol", "dave"] {
+        let status = fail_with_header(&server, name, header("198.51.100.1, 10.0.0.7")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+    }
+    let same_client = fail_with_header(&server, "erin", header("198.51.100.1")).await;
+    let forged_left = fail_with_header(&server, "erin", header("198.51.100.1, 198.51.100.2")).await;
+    let other_client = fail_with_header(&server, "erin", header("198.51.100.3")).await;
+
+    assert_eq!(same_client, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        forged_left,
+        StatusCode::UNAUTHORIZED,
+        "the right-most untrusted entry is the client"
+    );
+    assert_eq!(other_client, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+/// Malformed headers from a trusted proxy count against the proxy's own address.
+#[tokio::test]
+async fn malformed_forwarded_values_use_peer() {
+    let database = users().await;
+    let server = proxied_server(&database, &["127.0.0.1"], "x-forwarded-for").await;
+    let header = |value| ("x-forwarded-for", value);
+
+    let unknown = fail_with_header(&server, "carol", header("unknown")).await;
+    let with_port = fail_with_header(&server, "dave", header("198.51.100.1:443")).await;
+    let not_an_address = fail_with_header(&server, "erin", header("198.51.100.1, bogus")).await;
+    let valid = fail_with_header(&server, "erin", header("198.51.100.1")).await;
+
+    assert_eq!(unknown, StatusCode::UNAUTHORIZED);
+    assert_eq!(with_port, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        not_an_address,
+        StatusCode::TOO_MANY_REQUESTS,
+        "peer count is full"
+    );
+    assert_eq!(valid, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_header_names_client() {
+    let database = users().await;
+    let server = proxied_server(&database, &["127.0.0.1"], "forwarded").await;
+    let header = |value| ("forwarded", value);
+
+    for name in ["carol", "dave"] {
+        let status = fail_with_header(
+            &server,
+            name,
+            header("for=\"[2001:db8::1]:4711\";proto=https"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+    }
+    let same_client = fail_with_header(&server, "erin", header("for=\"[2001:db8::1]\"")).await;
+    let ignored_other_header =
+        fail_with_header(&server, "erin", ("x-forwarded-for", "2001:db8::1")).await;
+    let other_client = fail_with_header(&server, "erin", header("for=192.0.2.60")).await;
+
+    assert_eq!(same_client, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        ignored_other_header,
+        StatusCode::UNAUTHORIZED,
+        "X-Forwarded-For is not read, so the peer counts"
+    );
+    assert_eq!(other_client, StatusCode::UNAUTHORIZED);
+    server.stop().await;
 }

@@ -8,6 +8,7 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use cas_core::forwarded;
 use cas_core::service::ServiceUrl;
 use cas_core::ticket::{digest_for_log, TicketGrantingTicket};
 
@@ -194,7 +195,7 @@ pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) 
         Err(rejection) => {
             if rejection.0 == StatusCode::SERVICE_UNAVAILABLE {
                 app.metrics.count_login(outcome::ERROR);
-                let client = client_address(parts);
+                let client = client_address(app, parts);
                 tracing::info!(target: "audit", event = "login_failed", reason = "unavailable", %client);
             }
             rejection.page(language)
@@ -232,7 +233,7 @@ async fn try_post(
         .map_err(|_| bad_request())?
         .unwrap_or_default();
 
-    let client = client_address(parts);
+    let client = client_address(app, parts);
     if !consume_login_ticket(app, parts, login_ticket).await? {
         let missing_cookie = login_cookie_values(&parts.headers).next().is_none();
         tracing::info!(target: "audit", event = "login_failed", reason = "bad_token", user = %username.escape_debug(), %client, missing_cookie);
@@ -340,18 +341,31 @@ async fn consume_login_ticket(
     Ok(false)
 }
 
-/// Returns the client address: the IP address of the TCP peer, which the router puts
-/// into the request's extensions.
-///
-/// NOTE: behind a reverse proxy this is the proxy's address for every user, so the
-/// address throttle counts all users together. No setting reads a forwarded-for header.
-pub fn client_address(parts: &Parts) -> IpAddr {
-    parts
+/// Returns the client address for throttling and the audit log: the IP address of the
+/// TCP peer, which the router puts into the request's extensions, or, when that peer is
+/// in `trusted_proxies`, the right-most untrusted address of the forwarding header. A
+/// header that is malformed or not UTF-8 leaves the peer's address.
+pub fn client_address(app: &App, parts: &Parts) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<SocketAddr>()
         .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| {
             peer.ip().to_canonical()
-        })
+        });
+    let trusted = &app.config.trusted_proxies;
+    if trusted.is_empty() {
+        return peer;
+    }
+
+    let header = app.config.forwarded_header;
+    let mut values = Vec::new();
+    for value in parts.headers.get_all(header.name()) {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        values.push(text);
+    }
+    forwarded::client_address(peer, trusted, header, &values)
 }
 
 async fn logged_in(
@@ -376,7 +390,7 @@ async fn logged_in(
         target: "audit",
         event = "login_succeeded",
         user,
-        client = %client_address(parts),
+        client = %client_address(app, parts),
         service = options.service.as_ref().map(ServiceUrl::without_fragment),
         session = %digest_for_log(ticket.as_str()),
     );
