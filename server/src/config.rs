@@ -1317,7 +1317,7 @@ mod tests {
             "forwarded_header = \"x-real-ip\"\n",
         ] {
             let layer = ConfigLayer::defaults().overridden_by(layer_from_toml(bad));
-            let error = Config::from_layer(layer).err().expect("invalid");
+            let error = Config::from_layer(layer).expect_err("invalid");
             let key = bad.split(' ').next().expect("key");
             assert!(error.to_string().contains(key), "{error}");
         }
