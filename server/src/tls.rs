@@ -142,3 +142,39 @@ fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     }
     Ok(chain)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev_certs::ensure_dev_certs;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn reload_replaces_valid_pair_only() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let first = ensure_dev_certs(folder.path(), &names(&["localhost"])).expect("certs");
+        let certificate =
+            ReloadableCertificate::load(&first.server_cert, &first.server_key).expect("load");
+        let first_fingerprint = certificate.fingerprint();
+
+        ensure_dev_certs(folder.path(), &names(&["localhost", "127.0.0.1"])).expect("renew");
+        certificate.reload().expect("reload");
+        let second_fingerprint = certificate.fingerprint();
+
+        let other_folder = tempfile::tempdir().expect("temp dir");
+        let other = ensure_dev_certs(other_folder.path(), &names(&["localhost"])).expect("certs");
+        std::fs::copy(&other.server_cert, &first.server_cert).expect("copy");
+        let mismatch = certificate.reload();
+
+        assert_ne!(first_fingerprint, second_fingerprint);
+        assert!(matches!(mismatch, Err(TlsError::Rustls(_))), "{mismatch:?}");
+        assert_eq!(
+            certificate.fingerprint(),
+            second_fingerprint,
+            "old pair kept"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! mutexes, a bound on the number of stored entries, and a sweep of expired ones.
 //! Expiry uses tokio's clock, so tests can pause and advance time instead of sleeping.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -643,16 +644,15 @@ impl TicketStore for MemoryTicketStore {
         let window_millis = millis(window);
         let mut shard = self.counter_shard(key);
 
-        if !shard.counters.contains_key(key) {
-            self.reserve()?;
-            let counter = Counter {
-                attempts: AttemptLog::default(),
-                expires_at: now,
-            };
-            shard.counters.insert(key.into(), counter);
-        }
-        let Some(counter) = shard.counters.get_mut(key) else {
-            return Ok(None);
+        let counter = match shard.counters.entry(key.into()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.reserve()?;
+                entry.insert(Counter {
+                    attempts: AttemptLog::default(),
+                    expires_at: now,
+                })
+            }
         };
         if !counter.attempts.try_record(now, window_millis, limit, id) {
             return Ok(None);
