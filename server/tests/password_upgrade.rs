@@ -337,9 +337,10 @@ async fn failures_cost_equal_work() {
             .expect("connect");
         let directory = UserDirectory::new(connection, &config);
 
+        // The wrong password comes first, so the decoy has the cost of the stored hash.
+        let (wrong, wrong_work) = check_work(&directory, "alice", "correct horsE").await;
         let (unknown, unknown_work) = check_work(&directory, "nobody", PASSWORD).await;
         let (disabled, disabled_work) = check_work(&directory, "dora", PASSWORD).await;
-        let (wrong, wrong_work) = check_work(&directory, "alice", "correct horsE").await;
         let (right, right_work) = check_work(&directory, "alice", PASSWORD).await;
 
         let failure = Authentication::Failure;

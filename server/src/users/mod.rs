@@ -197,7 +197,18 @@ impl UserDirectory {
                     return CheckedPassword::failure(reason);
                 }
             };
-            check_password(&scheme, &rows, &typed, user, upgrade).or_decoy(&decoy, &typed)
+            let checked = check_password(&scheme, &rows, &typed, user, upgrade);
+            if let (
+                true,
+                [PasswordRow {
+                    password: ColumnValue::Text(stored),
+                    ..
+                }],
+            ) = (checked.verified, rows.as_slice())
+            {
+                decoy.match_cost(stored);
+            }
+            checked.or_decoy(&decoy, &typed)
         })
         .await;
 
