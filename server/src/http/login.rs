@@ -287,7 +287,7 @@ async fn try_post(
     let user = match app.users.authenticate(username, password).await {
         Ok(Authentication::Success { user }) => user,
         Ok(Authentication::Failure(reason)) => {
-            // The admission keeps its places: this failure now counts in both windows.
+            // The admission keeps its places, so this failure counts against each limit.
             log_failure(username, client, reason);
             app.metrics.count_login(outcome::BAD_CREDENTIALS);
             return form(
