@@ -3,6 +3,7 @@
 
 pub mod assertion;
 pub mod form;
+pub mod forwarded;
 pub mod html;
 pub mod json_write;
 pub mod language;

@@ -196,13 +196,13 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_SLO_RETRIES", value_name = "RETRIES")]
     pub slo_retries: Option<u64>,
 
-    /// Failed logins per typed user name within the throttle window before further
-    /// attempts get 429; 0 turns this limit off [default: 5].
+    /// Failed logins per typed user name within the sliding throttle window before
+    /// further attempts get 429; 0 turns this limit off, at most 10000 [default: 5].
     #[arg(long, env = "CAS_THROTTLE_USER_FAILURES", value_name = "FAILURES")]
     pub throttle_user_failures: Option<u64>,
 
-    /// Failed logins per client address within the throttle window before further
-    /// attempts get 429; 0 turns this limit off [default: 20].
+    /// Failed logins per client address within the sliding throttle window before
+    /// further attempts get 429; 0 turns this limit off, at most 10000 [default: 20].
     #[arg(long, env = "CAS_THROTTLE_ADDRESS_FAILURES", value_name = "FAILURES")]
     pub throttle_address_failures: Option<u64>,
 
@@ -246,6 +246,22 @@ pub struct RunArgs {
     /// Number of multiplexed Redis connections, in connections [default: 4].
     #[arg(long, env = "CAS_REDIS_POOL_SIZE", value_name = "CONNECTIONS")]
     pub redis_pool_size: Option<u64>,
+
+    /// Reverse proxies, as IP addresses or CIDR networks separated by commas, whose
+    /// forwarding header gives the client address for throttling and the audit log
+    /// [default: none].
+    #[arg(
+        long,
+        env = "CAS_TRUSTED_PROXIES",
+        value_name = "NETWORKS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+
+    /// Header that trusted proxies list the forwarding chain in: X-Forwarded-For or
+    /// Forwarded [default: X-Forwarded-For].
+    #[arg(long, env = "CAS_FORWARDED_HEADER", value_name = "HEADER")]
+    pub forwarded_header: Option<String>,
 
     /// URL path of the Prometheus metrics endpoint; empty means {base_path}/metrics
     /// [default: empty].
@@ -311,6 +327,8 @@ impl RunArgs {
             throttle_user_failures: self.throttle_user_failures,
             throttle_address_failures: self.throttle_address_failures,
             throttle_window_seconds: self.throttle_window_seconds,
+            trusted_proxies: self.trusted_proxies.clone(),
+            forwarded_header: self.forwarded_header.clone(),
             session_sweep_interval_seconds: self.session_sweep_interval_seconds,
             ticket_store: self.ticket_store.clone(),
             memory_max_tickets: self.memory_max_tickets,

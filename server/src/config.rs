@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cas_core::forwarded::{ForwardedHeader, IpNetwork};
 use cas_core::registry::{ServiceDefinition, ServiceRegistry};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,8 @@ pub struct ConfigLayer {
     pub throttle_user_failures: Option<u64>,
     pub throttle_address_failures: Option<u64>,
     pub throttle_window_seconds: Option<u64>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub forwarded_header: Option<String>,
     pub session_sweep_interval_seconds: Option<u64>,
     pub ticket_store: Option<String>,
     pub memory_max_tickets: Option<u64>,
@@ -94,6 +97,8 @@ impl ConfigLayer {
             throttle_user_failures: Some(5),
             throttle_address_failures: Some(20),
             throttle_window_seconds: Some(300),
+            trusted_proxies: Some(Vec::new()),
+            forwarded_header: Some("x-forwarded-for".into()),
             session_sweep_interval_seconds: Some(60),
             ticket_store: Some("memory".into()),
             memory_max_tickets: Some(1_000_000),
@@ -173,6 +178,8 @@ impl ConfigLayer {
             throttle_window_seconds: higher
                 .throttle_window_seconds
                 .or(self.throttle_window_seconds),
+            trusted_proxies: higher.trusted_proxies.or(self.trusted_proxies),
+            forwarded_header: higher.forwarded_header.or(self.forwarded_header),
             session_sweep_interval_seconds: higher
                 .session_sweep_interval_seconds
                 .or(self.session_sweep_interval_seconds),
@@ -284,6 +291,10 @@ pub struct Config {
     /// Failed logins per typed user name and per client address before further
     /// attempts get 429, within one window.
     pub throttle: ThrottleLimits,
+    /// Reverse proxies whose forwarding header names the client address.
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Header that trusted proxies list the forwarding chain in.
+    pub forwarded_header: ForwardedHeader,
     /// Interval between sweeps of expired entries and ended sessions.
     pub session_sweep_interval: Duration,
     pub ticket_store: TicketStoreSettings,
@@ -325,11 +336,11 @@ pub struct UserQueries {
 /// Limits of the login throttle. A limit of 0 is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottleLimits {
-    /// Failed logins per typed user name within one window.
+    /// Failed logins per typed user name within any span of `window`.
     pub user_failures: u64,
-    /// Failed logins per client address within one window.
+    /// Failed logins per client address within any span of `window`.
     pub address_failures: u64,
-    /// Length of the fixed counting window, which starts at the first failure.
+    /// Length of the sliding window: a failure counts until this long after it.
     pub window: Duration,
 }
 
@@ -398,6 +409,8 @@ impl fmt::Debug for Config {
             .field("sso_session_idle", &self.sso_session_idle)
             .field("slo_retries", &self.slo_retries)
             .field("throttle", &self.throttle)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("forwarded_header", &self.forwarded_header)
             .field("session_sweep_interval", &self.session_sweep_interval)
             .field("ticket_store", &self.ticket_store)
             .field("metrics_path", &self.metrics_path)
@@ -507,6 +520,8 @@ impl Config {
                 layer.throttle_address_failures,
                 layer.throttle_window_seconds,
             )?,
+            trusted_proxies: parse_trusted_proxies(layer.trusted_proxies)?,
+            forwarded_header: parse_forwarded_header(layer.forwarded_header)?,
             session_sweep_interval: parse_sweep_interval(layer.session_sweep_interval_seconds)?,
             ticket_store: parse_ticket_store(StoreLayer {
                 kind: layer.ticket_store,
@@ -731,8 +746,10 @@ fn parse_max_connections(value: Option<u64>) -> Result<usize, ConfigError> {
     Ok(connections as usize)
 }
 
-/// Largest accepted failure threshold of the login throttle.
-const MAX_THROTTLE_FAILURES: u64 = 1_000_000;
+/// Largest accepted failure threshold of the login throttle. The sliding window stores
+/// the time of every failure it counts, so each user name or address keeps at most this
+/// many entries.
+const MAX_THROTTLE_FAILURES: u64 = 10_000;
 
 fn parse_throttle(
     user: Option<u64>,
@@ -906,6 +923,33 @@ fn parse_metrics_path(text: String, base_path: &str) -> Result<String, ConfigErr
         ));
     }
     Ok(text)
+}
+
+fn parse_trusted_proxies(values: Option<Vec<String>>) -> Result<Vec<IpNetwork>, ConfigError> {
+    let mut networks = Vec::new();
+    for value in values.unwrap_or_default() {
+        let network = IpNetwork::parse(value.trim()).ok_or_else(|| {
+            invalid(
+                "trusted_proxies",
+                &value,
+                "use IP addresses or CIDR networks such as 127.0.0.1/32 or 10.0.0.0/8, with no host bits after the prefix",
+            )
+        })?;
+        networks.push(network);
+    }
+    Ok(networks)
+}
+
+fn parse_forwarded_header(value: Option<String>) -> Result<ForwardedHeader, ConfigError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("x-forwarded-for") | None => Ok(ForwardedHeader::XForwardedFor),
+        Some("forwarded") => Ok(ForwardedHeader::Forwarded),
+        Some(_) => Err(invalid(
+            "forwarded_header",
+            value.unwrap_or_default(),
+            "use X-Forwarded-For or Forwarded",
+        )),
+    }
 }
 
 fn parse_log_format(value: Option<String>) -> Result<LogFormat, ConfigError> {
@@ -1163,6 +1207,8 @@ mod tests {
             layer.throttle_window_seconds.is_some(),
             "throttle_window_seconds"
         );
+        assert!(layer.trusted_proxies.is_some(), "trusted_proxies");
+        assert!(layer.forwarded_header.is_some(), "forwarded_header");
         assert!(
             layer.session_sweep_interval_seconds.is_some(),
             "session_sweep_interval_seconds"
@@ -1262,6 +1308,29 @@ mod tests {
             Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect_err("invalid");
 
         assert!(!error.to_string().contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn trusted_proxies_parse() {
+        let layer = layer_from_toml(
+            "trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\", \"::1\"]\nforwarded_header = \"Forwarded\"\n",
+        );
+        let config =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect("valid");
+
+        assert_eq!(config.trusted_proxies.len(), 3);
+        assert_eq!(config.forwarded_header, ForwardedHeader::Forwarded);
+
+        for bad in [
+            "trusted_proxies = [\"10.0.0.1/8\"]\n",
+            "trusted_proxies = [\"proxy.example\"]\n",
+            "forwarded_header = \"x-real-ip\"\n",
+        ] {
+            let layer = ConfigLayer::defaults().overridden_by(layer_from_toml(bad));
+            let error = Config::from_layer(layer).expect_err("invalid");
+            let key = bad.split(' ').next().expect("key");
+            assert!(error.to_string().contains(key), "{error}");
+        }
     }
 
     #[test]

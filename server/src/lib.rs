@@ -79,7 +79,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let tls = tls::load_server_config(&config.tls_cert, &config.tls_key)?;
+    let (tls, certificate) = tls::reloadable_server_config(&config.tls_cert, &config.tls_key)?;
     warn_about_weak_encoding(&config);
 
     let outbound = Outbound::new(config.outbound_ca_file.as_deref(), config.outbound_timeout)?;
@@ -97,11 +97,8 @@ pub async fn serve(
         slo: single_logout,
         outbound,
     });
-    let reloader = app
-        .config
-        .config_file
-        .clone()
-        .and_then(|path| reload::spawn_reload_on_hangup(Arc::clone(&app), path));
+    let config_file = app.config.config_file.clone();
+    let reloader = reload::spawn_reload_on_hangup(Arc::clone(&app), config_file, certificate);
     log_start(&listener, &app.config);
     server::run(listener, Arc::clone(&app), TlsAcceptor::from(tls), shutdown).await;
 

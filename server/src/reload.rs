@@ -1,5 +1,6 @@
-//! Reloading the service registry from the configuration file on SIGHUP, without a
-//! restart. Only the services are read again, and other settings need a restart.
+//! Reloading on SIGHUP, without a restart: the service registry from the configuration
+//! file, and the TLS certificate and key from their files. Other settings need a
+//! restart.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::config::ConfigLayer;
 use crate::theme::check_logo_files;
+use crate::tls::ReloadableCertificate;
 
 /// Reads the services of the configuration file as at start: the file's list, or the
 /// built-in default services when the file has none. Logo files are looked up in
@@ -76,21 +78,46 @@ pub fn reload_services(app: &App, path: &Path) -> bool {
     }
 }
 
-/// Starts a task that reloads the services from `path` on every SIGHUP. Returns `None`
-/// when the signal cannot be watched, which is logged.
-pub fn spawn_reload_on_hangup(app: Arc<App>, path: PathBuf) -> Option<JoinHandle<()>> {
+/// Replaces the TLS certificate and key with the current content of their files, or
+/// keeps the current pair and logs why. Returns whether the pair was replaced.
+pub fn reload_certificate(certificate: &ReloadableCertificate) -> bool {
+    let path = certificate.cert_path().display();
+    match certificate.reload() {
+        Ok(()) => {
+            let fingerprint = certificate.fingerprint();
+            tracing::info!(%path, sha256 = %fingerprint, "TLS certificate reloaded");
+            true
+        }
+        Err(error) => {
+            tracing::error!(%path, %error, "TLS certificate not reloaded; the previous certificate stays in use");
+            false
+        }
+    }
+}
+
+/// Starts a task that, on every SIGHUP, reloads the TLS certificate and, when the
+/// server was started with a configuration file at `config_path`, the services from
+/// it. Returns `None` when the signal cannot be watched, which is logged.
+pub fn spawn_reload_on_hangup(
+    app: Arc<App>,
+    config_path: Option<PathBuf>,
+    certificate: Arc<ReloadableCertificate>,
+) -> Option<JoinHandle<()>> {
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(error) => {
-            tracing::warn!(%error, "cannot watch SIGHUP; services reload only with a restart");
+            tracing::warn!(%error, "cannot watch SIGHUP; services and the TLS certificate reload only with a restart");
             return None;
         }
     };
 
     Some(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!(path = %path.display(), "SIGHUP received; reloading services");
-            reload_services(&app, &path);
+            tracing::info!("SIGHUP received; reloading");
+            reload_certificate(&certificate);
+            if let Some(path) = &config_path {
+                reload_services(&app, path);
+            }
         }
     }))
 }

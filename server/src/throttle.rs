@@ -1,22 +1,24 @@
 //! Login throttle: counts failed logins per typed user name and per client address in
 //! the ticket store, so every node that shares the store reads the same counts.
 //!
-//! Each counter is a fixed window that starts at the first failure and disappears when
-//! it ends, as [`TicketStore::incr_counter`] defines it. So an attacker can make up to
-//! twice the limit of attempts around a window boundary.
+//! Each count is a sliding window: at most `limit` failures within any span of `window`,
+//! whatever the span's start. An attempt takes a place in both windows before its
+//! password is checked, in one atomic step per window, so nodes racing on the same user
+//! or address cannot together exceed the limit. A successful login gives its place
+//! back, and a failed one keeps it until it leaves the window.
 
 use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::ThrottleLimits;
-use crate::tickets::{StoreError, TicketStore};
+use crate::tickets::{AttemptId, StoreError, TicketStore};
 
 /// The throttle counters of one login attempt.
 pub struct LoginAttempt<'a> {
     /// The user name exactly as typed.
     pub username: &'a str,
-    /// The client address: the TCP peer.
+    /// The client address: the TCP peer, or the forwarded client of a trusted proxy.
     pub address: IpAddr,
 }
 
@@ -35,57 +37,108 @@ impl LoginAttempt<'_> {
     }
 }
 
-/// Returns whether the attempt is over one of the limits, reading the counters without
-/// changing them.
-pub async fn is_throttled(
-    store: &dyn TicketStore,
-    limits: &ThrottleLimits,
-    attempt: &LoginAttempt<'_>,
-) -> Result<bool, StoreError> {
-    if reached(store, limits.user_failures, &attempt.user_key()).await? {
-        return Ok(true);
-    }
-    reached(store, limits.address_failures, &attempt.address_key()).await
+/// The places an admitted attempt holds in the windows of its user name and address.
+/// A limit that is off holds no place.
+#[derive(Debug)]
+#[must_use = "an admission is either kept as a failure or given back"]
+pub struct Admission {
+    user: Option<AttemptId>,
+    address: Option<AttemptId>,
 }
 
-/// Counts a failed login for the user name and for the address.
-pub async fn record_failure(
+/// Takes a place for the attempt in the window of its user name and of its address.
+/// Returns `None` when either window is full, in which case no place is held.
+pub async fn admit(
     store: &dyn TicketStore,
     limits: &ThrottleLimits,
     attempt: &LoginAttempt<'_>,
+) -> Result<Option<Admission>, StoreError> {
+    let user_key = attempt.user_key();
+    let user = match take_place(store, limits.user_failures, &user_key, limits).await? {
+        Place::Full => return Ok(None),
+        Place::Taken(id) => id,
+    };
+
+    let address_key = attempt.address_key();
+    let address = match take_place(store, limits.address_failures, &address_key, limits).await? {
+        Place::Full => {
+            if let Some(id) = user {
+                store.forget_attempt(&user_key, id).await?;
+            }
+            return Ok(None);
+        }
+        Place::Taken(id) => id,
+    };
+    Ok(Some(Admission { user, address }))
+}
+
+/// Gives back the places of an attempt whose password was not checked, for instance
+/// because the user database failed.
+pub async fn withdraw(
+    store: &dyn TicketStore,
+    attempt: &LoginAttempt<'_>,
+    admission: Admission,
 ) -> Result<(), StoreError> {
-    if limits.user_failures > 0 {
-        store
-            .incr_counter(&attempt.user_key(), limits.window)
-            .await?;
+    if let Some(id) = admission.user {
+        store.forget_attempt(&attempt.user_key(), id).await?;
     }
-    if limits.address_failures > 0 {
-        store
-            .incr_counter(&attempt.address_key(), limits.window)
-            .await?;
+    if let Some(id) = admission.address {
+        store.forget_attempt(&attempt.address_key(), id).await?;
     }
     Ok(())
 }
 
-/// Clears the failures of the user name after a successful login. The address keeps
-/// its count, so logging in to one's own account does not reset an address that guesses
-/// the passwords of others.
+/// Clears the failures of the user name after a successful login and gives back the
+/// attempt's place at the address. The address keeps its earlier failures, so logging in
+/// to one's own account does not reset an address that guesses the passwords of others.
 pub async fn record_success(
+    store: &dyn TicketStore,
+    attempt: &LoginAttempt<'_>,
+    admission: Admission,
+) -> Result<(), StoreError> {
+    if admission.user.is_some() {
+        store.reset_counter(&attempt.user_key()).await?;
+    }
+    if let Some(id) = admission.address {
+        store.forget_attempt(&attempt.address_key(), id).await?;
+    }
+    Ok(())
+}
+
+/// Returns the failures of the attempt's user name and address within the window.
+pub async fn recent_failures(
     store: &dyn TicketStore,
     limits: &ThrottleLimits,
     attempt: &LoginAttempt<'_>,
-) -> Result<(), StoreError> {
-    if limits.user_failures == 0 {
-        return Ok(());
-    }
-    store.reset_counter(&attempt.user_key()).await
+) -> Result<(u64, u64), StoreError> {
+    let user = store
+        .recent_attempts(&attempt.user_key(), limits.window)
+        .await?;
+    let address = store
+        .recent_attempts(&attempt.address_key(), limits.window)
+        .await?;
+    Ok((user, address))
 }
 
-async fn reached(store: &dyn TicketStore, limit: u64, key: &str) -> Result<bool, StoreError> {
+enum Place {
+    Full,
+    /// A place was taken, or the limit is off and no place is needed.
+    Taken(Option<AttemptId>),
+}
+
+async fn take_place(
+    store: &dyn TicketStore,
+    limit: u64,
+    key: &str,
+    limits: &ThrottleLimits,
+) -> Result<Place, StoreError> {
     if limit == 0 {
-        return Ok(false);
+        return Ok(Place::Taken(None));
     }
-    Ok(store.counter_value(key).await? >= limit)
+    match store.record_attempt(key, limit, limits.window).await? {
+        Some(id) => Ok(Place::Taken(Some(id))),
+        None => Ok(Place::Full),
+    }
 }
 
 #[cfg(test)]
@@ -109,61 +162,97 @@ mod tests {
         }
     }
 
+    /// Admits the attempt and counts it as a failure; returns whether it was admitted.
+    async fn fail(
+        store: &MemoryTicketStore,
+        limits: &ThrottleLimits,
+        attempt: &LoginAttempt<'_>,
+    ) -> bool {
+        admit(store, limits, attempt)
+            .await
+            .expect("admit")
+            .is_some()
+    }
+
     #[tokio::test]
     async fn user_limit_applies_per_exact_name() {
         let store = MemoryTicketStore::new();
         for octet in [1, 2] {
-            record_failure(&store, &LIMITS, &attempt("alice", octet))
-                .await
-                .expect("record");
+            assert!(fail(&store, &LIMITS, &attempt("alice", octet)).await);
         }
 
-        let same_name = is_throttled(&store, &LIMITS, &attempt("alice", 9)).await;
-        let other_case = is_throttled(&store, &LIMITS, &attempt("Alice", 9)).await;
-        let padded = is_throttled(&store, &LIMITS, &attempt("alice ", 9)).await;
-
-        assert!(same_name.expect("read"));
-        assert!(!other_case.expect("read"));
-        assert!(!padded.expect("read"));
+        assert!(!fail(&store, &LIMITS, &attempt("alice", 9)).await);
+        assert!(fail(&store, &LIMITS, &attempt("Alice", 9)).await);
+        assert!(fail(&store, &LIMITS, &attempt("alice ", 9)).await);
     }
 
     #[tokio::test]
     async fn address_limit_applies_across_names() {
         let store = MemoryTicketStore::new();
         for name in ["a", "b", "c"] {
-            record_failure(&store, &LIMITS, &attempt(name, 1))
-                .await
-                .expect("record");
+            assert!(fail(&store, &LIMITS, &attempt(name, 1)).await);
         }
 
-        let same_address = is_throttled(&store, &LIMITS, &attempt("d", 1)).await;
-        let other_address = is_throttled(&store, &LIMITS, &attempt("d", 2)).await;
+        assert!(!fail(&store, &LIMITS, &attempt("d", 1)).await);
+        assert!(fail(&store, &LIMITS, &attempt("d", 2)).await);
+    }
 
-        assert!(same_address.expect("read"));
-        assert!(!other_address.expect("read"));
+    #[tokio::test]
+    async fn full_address_gives_back_user_place() {
+        let store = MemoryTicketStore::new();
+        for name in ["a", "b", "c"] {
+            assert!(fail(&store, &LIMITS, &attempt(name, 1)).await);
+        }
+
+        assert!(!fail(&store, &LIMITS, &attempt("d", 1)).await);
+
+        let (user, address) = recent_failures(&store, &LIMITS, &attempt("d", 1))
+            .await
+            .expect("read");
+        assert_eq!(user, 0);
+        assert_eq!(address, 3);
     }
 
     #[tokio::test]
     async fn success_resets_user_but_not_address() {
         let store = MemoryTicketStore::new();
+        for _ in 0..2 {
+            assert!(fail(&store, &LIMITS, &attempt("alice", 1)).await);
+        }
+        // The user window is full, so this login could not even be tried; a new
+        // window lets the successful attempt through.
         let limits = ThrottleLimits {
-            address_failures: 2,
+            user_failures: 3,
             ..LIMITS
         };
-        for _ in 0..2 {
-            record_failure(&store, &limits, &attempt("alice", 1))
-                .await
-                .expect("record");
-        }
-
-        record_success(&store, &limits, &attempt("alice", 1))
+        let admission = admit(&store, &limits, &attempt("alice", 1))
             .await
-            .expect("reset");
+            .expect("admit");
 
-        let other_address = is_throttled(&store, &limits, &attempt("alice", 2)).await;
-        let same_address = is_throttled(&store, &limits, &attempt("alice", 1)).await;
-        assert!(!other_address.expect("read"));
-        assert!(same_address.expect("read"));
+        record_success(&store, &attempt("alice", 1), admission.expect("admitted"))
+            .await
+            .expect("success");
+
+        let (user, address) = recent_failures(&store, &LIMITS, &attempt("alice", 1))
+            .await
+            .expect("read");
+        assert_eq!(user, 0);
+        assert_eq!(address, 2, "the success itself is not counted");
+    }
+
+    #[tokio::test]
+    async fn withdrawn_attempt_is_not_counted() {
+        let store = MemoryTicketStore::new();
+        let admission = admit(&store, &LIMITS, &attempt("alice", 1))
+            .await
+            .expect("admit");
+
+        withdraw(&store, &attempt("alice", 1), admission.expect("admitted"))
+            .await
+            .expect("withdraw");
+
+        let failures = recent_failures(&store, &LIMITS, &attempt("alice", 1)).await;
+        assert_eq!(failures.expect("read"), (0, 0));
     }
 
     #[tokio::test]
@@ -175,15 +264,35 @@ mod tests {
             ..LIMITS
         };
         for _ in 0..10 {
-            record_failure(&store, &off, &attempt("alice", 1))
-                .await
-                .expect("record");
+            assert!(fail(&store, &off, &attempt("alice", 1)).await);
         }
 
-        let throttled = is_throttled(&store, &off, &attempt("alice", 1)).await;
-
-        assert!(!throttled.expect("read"));
         assert_eq!(store.live_entries().map(|e| e.counters), Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn window_slides_past_boundary() {
+        let store = MemoryTicketStore::new();
+        let limits = ThrottleLimits {
+            user_failures: 3,
+            address_failures: 0,
+            ..LIMITS
+        };
+        assert!(fail(&store, &limits, &attempt("alice", 1)).await);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(fail(&store, &limits, &attempt("alice", 1)).await);
+        assert!(fail(&store, &limits, &attempt("alice", 1)).await);
+
+        // A fixed window that started with the first failure would end here.
+        tokio::time::advance(Duration::from_secs(2)).await;
+
+        assert!(
+            fail(&store, &limits, &attempt("alice", 1)).await,
+            "first failure left"
+        );
+        assert!(!fail(&store, &limits, &attempt("alice", 1)).await);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(fail(&store, &limits, &attempt("alice", 1)).await);
     }
 
     #[test]

@@ -31,6 +31,11 @@ struct Process {
 
 impl Process {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the binary with `extra` arguments after the common ones.
+    fn start_with(extra: &[&str]) -> Self {
         let folder = tempfile::tempdir().expect("temp dir");
         let names = vec!["127.0.0.1".to_owned()];
         let certs = ensure_dev_certs(folder.path(), &names).expect("dev certs");
@@ -44,6 +49,7 @@ impl Process {
             .arg(&certs.server_key)
             .arg("--sqlite-path")
             .arg(folder.path().join("users.db"))
+            .args(extra)
             .env_remove("RUST_LOG")
             .stderr(Stdio::piped())
             .spawn()
@@ -96,6 +102,18 @@ impl Process {
 
     /// Opens a form and posts it; `with_cookie` false leaves out the login cookie.
     async fn login(&self, username: &str, password: &str, with_cookie: bool) -> reqwest::Response {
+        self.login_with_header(username, password, with_cookie, None)
+            .await
+    }
+
+    /// Like [`Self::login`], with an extra request `header` on the POST.
+    async fn login_with_header(
+        &self,
+        username: &str,
+        password: &str,
+        with_cookie: bool,
+        header: Option<(&str, &str)>,
+    ) -> reqwest::Response {
         let page = self
             .client
             .get(self.url("/cas/login"))
@@ -116,6 +134,9 @@ impl Process {
         ]);
         if with_cookie {
             request = request.header("cookie", cookie);
+        }
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
         }
         request.send().await.expect("POST login")
     }
@@ -238,4 +259,43 @@ async fn audit_events_carry_no_secrets() {
     {
         assert!(!all.contains(secret), "{secret} in the log");
     }
+}
+
+/// Behind a trusted proxy the audit events name the forwarded client; a peer that is not
+/// trusted is logged as itself whatever header it sends.
+#[tokio::test]
+async fn audit_client_follows_trusted_proxy() {
+    let forwarded = Some(("x-forwarded-for", "198.51.100.7, 10.1.2.3"));
+    let mut proxied = Process::start_with(&["--trusted-proxies", "10.0.0.0/8,127.0.0.1/32"]);
+    let failed = proxied
+        .login_with_header("nobody", "guess", true, forwarded)
+        .await;
+    let succeeded = proxied
+        .login_with_header("demo", "demo-password", true, forwarded)
+        .await;
+    assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(succeeded.status(), StatusCode::SEE_OTHER);
+    proxied.wait_for(|line| line["fields"]["event"] == "login_succeeded");
+
+    let mut direct = Process::start();
+    let spoofed = direct
+        .login_with_header("nobody", "guess", true, forwarded)
+        .await;
+    assert_eq!(spoofed.status(), StatusCode::UNAUTHORIZED);
+    direct.wait_for(|line| line["fields"]["reason"] == "unknown_user");
+
+    let proxied_events = audit_events(&proxied.seen);
+    let direct_events = audit_events(&direct.seen);
+    assert_eq!(
+        find(&proxied_events, "login_failed", Some("unknown_user"))["client"],
+        "198.51.100.7"
+    );
+    assert_eq!(
+        find(&proxied_events, "login_succeeded", None)["client"],
+        "198.51.100.7"
+    );
+    assert_eq!(
+        find(&direct_events, "login_failed", Some("unknown_user"))["client"],
+        "127.0.0.1"
+    );
 }

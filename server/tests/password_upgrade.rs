@@ -4,9 +4,12 @@ mod common;
 
 use std::time::Duration;
 
+use cas_server::config::Config;
 use cas_server::users::password::{
     verify_password, PasswordEncoding, PasswordScheme, SaltPosition, SaltSource,
 };
+use cas_server::users::sql::UserDatabase;
+use cas_server::users::{Authentication, FailureReason, UserDirectory, WorkCounts};
 use common::*;
 use reqwest::StatusCode;
 use sqlx::{Connection, MySqlConnection};
@@ -269,4 +272,127 @@ async fn each_encoding_logs_in() {
         );
         server.stop().await;
     }
+}
+
+/// Runs one check and returns its outcome with the lookups and decoy checks it caused.
+async fn check_work(
+    directory: &UserDirectory,
+    username: &str,
+    password: &str,
+) -> (Authentication, WorkCounts) {
+    let before = directory.work_counts();
+    let outcome = directory
+        .authenticate(username, password)
+        .await
+        .expect("authenticate");
+    let after = directory.work_counts();
+    let work = WorkCounts {
+        lookups: after.lookups - before.lookups,
+        decoy_checks: after.decoy_checks - before.decoy_checks,
+    };
+    (outcome, work)
+}
+
+/// An unknown user, a disabled user and a wrong password each cost two lookups and one
+/// password verification in every encoding: the first two verify the decoy. The
+/// failure reasons stay distinct for the audit log.
+#[tokio::test]
+async fn failures_cost_equal_work() {
+    let argon2id = cas_server::users::password::hash_argon2id(PASSWORD).expect("hash");
+    let mut cases = encoding_cases();
+    cases.push(EncodingCase {
+        encoding: PasswordEncoding::Argon2id,
+        salt: SaltSource::None,
+        position: SaltPosition::Before,
+        stored: Box::leak(argon2id.into_boxed_str()),
+        salt_column: None,
+    });
+    cases.push(EncodingCase {
+        encoding: PasswordEncoding::Plain,
+        salt: SaltSource::None,
+        position: SaltPosition::Before,
+        stored: PASSWORD,
+        salt_column: None,
+    });
+
+    for case in cases {
+        let name = case.encoding.as_str();
+        let salt = case
+            .salt_column
+            .map_or("null".to_owned(), |s| format!("'{s}'"));
+        let insert = format!(
+            "insert into app_user values ('alice', '{stored}', {salt}), ('dora', '!{stored}', {salt})",
+            stored = case.stored
+        );
+        let database = TestDatabase::create(&[SALTED_SCHEMA, &insert]).await;
+        let mut config = Config::from_defaults().expect("defaults");
+        config.password_encoding = case.encoding;
+        config.password_salt = case.salt.clone();
+        config.password_salt_position = case.position;
+        if case.salt == SaltSource::Column {
+            config.password_query = "select password, salt from app_user where username=?".into();
+        }
+        let connection = UserDatabase::connect_mysql(&database.url(), Duration::from_secs(5))
+            .await
+            .expect("connect");
+        let directory = UserDirectory::new(connection, &config);
+
+        // The wrong password comes first, so the decoy has the cost of the stored hash.
+        let (wrong, wrong_work) = check_work(&directory, "alice", "correct horsE").await;
+        let (unknown, unknown_work) = check_work(&directory, "nobody", PASSWORD).await;
+        let (disabled, disabled_work) = check_work(&directory, "dora", PASSWORD).await;
+        let (right, right_work) = check_work(&directory, "alice", PASSWORD).await;
+
+        let failure = Authentication::Failure;
+        assert_eq!(unknown, failure(FailureReason::UnknownUser), "{name}");
+        assert_eq!(disabled, failure(FailureReason::Disabled), "{name}");
+        assert_eq!(wrong, failure(FailureReason::WrongPassword), "{name}");
+        assert!(matches!(right, Authentication::Success { .. }), "{name}");
+        for (label, work) in [
+            ("unknown", unknown_work),
+            ("disabled", disabled_work),
+            ("wrong", wrong_work),
+            ("right", right_work),
+        ] {
+            assert_eq!(work.lookups, 2, "{name} {label}");
+        }
+        assert_eq!(unknown_work.decoy_checks, 1, "{name}");
+        assert_eq!(disabled_work.decoy_checks, 1, "{name}");
+        assert_eq!(wrong_work.decoy_checks, 0, "{name}");
+        assert_eq!(right_work.decoy_checks, 0, "{name}");
+        directory.close().await;
+    }
+}
+
+/// The login page does not tell an unknown or disabled user from a wrong password.
+#[tokio::test]
+async fn failures_show_same_page() {
+    let insert = format!(
+        "insert into app_user values ('alice', '{MD5_UNSALTED}', null), ('dora', '!{MD5_UNSALTED}', null)"
+    );
+    let database = TestDatabase::create(&[SALTED_SCHEMA, &insert]).await;
+    let url = database.url();
+    let server = TestServer::start(move |config| {
+        config.database_url = Some(url);
+        config.password_encoding = PasswordEncoding::Md5;
+    })
+    .await;
+
+    let mut messages = Vec::new();
+    for (username, password) in [("nobody", PASSWORD), ("dora", PASSWORD), ("alice", "wrong")] {
+        let response = server.login(Some(APP), username, password).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{username}");
+        let page = response.text().await.expect("body");
+        let message = page
+            .lines()
+            .find(|line| line.contains("role=\"alert\"") || line.contains("class=\"error\""))
+            .unwrap_or_default()
+            .to_owned();
+        messages.push(message);
+    }
+
+    assert!(!messages[0].is_empty(), "{messages:?}");
+    assert_eq!(messages[0], messages[1]);
+    assert_eq!(messages[0], messages[2]);
+    server.stop().await;
 }

@@ -133,9 +133,9 @@ async fn every_key_has_ttl() {
         .await
         .expect("put service ticket");
     store
-        .incr_counter("login:alice", MINUTE)
+        .record_attempt("login:alice", 5, MINUTE)
         .await
-        .expect("incr");
+        .expect("record attempt");
     let stored = store
         .put_proxy_granting_ticket(
             &ProxyGrantingTicket::from_random(random_bytes()),
@@ -504,45 +504,114 @@ async fn service_ticket_expires() {
     );
 }
 
+async fn record(store: &RedisTicketStore, key: &str, limit: u64, window: Duration) -> bool {
+    let recorded = store.record_attempt(key, limit, window).await;
+    recorded.expect("record attempt").is_some()
+}
+
 #[tokio::test]
-async fn counter_counts_within_window() {
+async fn attempts_slide_past_boundary() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let window = Duration::from_secs(2);
+
+    assert!(record(&store, "login:alice", 3, window).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(record(&store, "login:alice", 3, window).await);
+    assert!(record(&store, "login:alice", 3, window).await);
+    assert!(
+        !record(&store, "login:alice", 3, window).await,
+        "limit reached"
+    );
+
+    // A fixed window that started with the first attempt has ended here.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    assert!(
+        record(&store, "login:alice", 3, window).await,
+        "first attempt left"
+    );
+    assert!(
+        !record(&store, "login:alice", 3, window).await,
+        "the two attempts before the edge still count"
+    );
+}
+
+#[tokio::test]
+async fn attempts_expire_after_window() {
     let prefix = RedisPrefix::new();
     let store = open(&prefix);
     let window = Duration::from_millis(300);
-
-    assert_eq!(
-        store
-            .incr_counter("login:alice", window)
-            .await
-            .expect("incr"),
-        1
-    );
-    assert_eq!(
-        store
-            .incr_counter("login:alice", window)
-            .await
-            .expect("incr"),
-        2
-    );
-    assert_eq!(
-        store.incr_counter("login:bob", window).await.expect("incr"),
-        1
-    );
-
-    store.reset_counter("login:bob").await.expect("reset");
-    assert_eq!(
-        store.incr_counter("login:bob", window).await.expect("incr"),
-        1
-    );
+    assert!(record(&store, "login:alice", 2, window).await);
+    assert!(record(&store, "login:alice", 2, window).await);
+    assert!(!record(&store, "login:alice", 2, window).await);
 
     tokio::time::sleep(window + Duration::from_millis(100)).await;
-    assert_eq!(
-        store
-            .incr_counter("login:alice", window)
-            .await
-            .expect("incr"),
-        1
+
+    let recent = store.recent_attempts("login:alice", window).await;
+    assert_eq!(recent.expect("count"), 0);
+    assert!(
+        prefix.keys().is_empty(),
+        "the log expired with its last attempt"
     );
+    assert!(record(&store, "login:alice", 2, window).await);
+}
+
+#[tokio::test]
+async fn forget_and_reset_free_places() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let first = store.record_attempt("login:bob", 2, MINUTE).await;
+    assert!(record(&store, "login:bob", 2, MINUTE).await);
+
+    let id = first.expect("record").expect("recorded");
+    store.forget_attempt("login:bob", id).await.expect("forget");
+    assert!(record(&store, "login:bob", 2, MINUTE).await);
+    assert!(!record(&store, "login:bob", 2, MINUTE).await);
+
+    store.reset_counter("login:bob").await.expect("reset");
+    let recent = store.recent_attempts("login:bob", MINUTE).await;
+    assert_eq!(recent.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn racing_nodes_share_limit() {
+    let prefix = RedisPrefix::new();
+    let nodes = [Arc::new(open(&prefix)), Arc::new(open(&prefix))];
+
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let store = Arc::clone(&nodes[i % 2]);
+            tokio::spawn(async move { record(&store, "login:carol", 25, MINUTE).await })
+        })
+        .collect();
+
+    let mut recorded = 0;
+    for task in tasks {
+        recorded += usize::from(task.await.expect("join"));
+    }
+    assert_eq!(recorded, 25);
+    let recent = nodes[0].recent_attempts("login:carol", MINUTE).await;
+    assert_eq!(recent.expect("count"), 25);
+}
+
+#[tokio::test]
+async fn parallel_attempts_count_exactly() {
+    let prefix = RedisPrefix::new();
+    let store = Arc::new(open(&prefix));
+
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { record(&store, "login:dave", 100, MINUTE).await })
+        })
+        .collect();
+
+    for task in tasks {
+        assert!(task.await.expect("join"));
+    }
+    let recent = store.recent_attempts("login:dave", MINUTE).await;
+    assert_eq!(recent.expect("count"), 40);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use cas_core::forwarded;
 use cas_core::service::ServiceUrl;
 use cas_core::ticket::{digest_for_log, TicketGrantingTicket};
 
@@ -233,7 +234,7 @@ pub async fn post(app: &App, parts: &Parts, body: Incoming, language: Language) 
         Err(rejection) => {
             if rejection.0 == StatusCode::SERVICE_UNAVAILABLE {
                 app.metrics.count_login(outcome::ERROR);
-                let client = client_address(parts);
+                let client = client_address(app, parts);
                 tracing::info!(target: "audit", event = "login_failed", reason = "unavailable", %client);
             }
             rejection.page(language, switch_href)
@@ -276,7 +277,7 @@ async fn try_post(
         .map_err(|_| bad_request())?
         .unwrap_or_default();
 
-    let client = client_address(parts);
+    let client = client_address(app, parts);
     if !consume_login_ticket(app, parts, login_ticket).await? {
         let missing_cookie = login_cookie_values(&parts.headers).next().is_none();
         tracing::info!(target: "audit", event = "login_failed", reason = "bad_token", user = %username.escape_debug(), %client, missing_cookie);
@@ -312,26 +313,26 @@ async fn try_post(
         .await;
     }
 
-    // The throttle check comes before any user lookup or password hash, so a throttled
-    // attempt costs one counter read per limit.
+    // The throttle comes before any user lookup or password hash, so a throttled
+    // attempt costs one store call per limit.
     let attempt = LoginAttempt {
         username,
         address: client,
     };
     let limits = &app.config.throttle;
-    if throttle::is_throttled(app.store(), limits, &attempt).await? {
+    let Some(admission) = throttle::admit(app.store(), limits, &attempt).await? else {
         tracing::info!(target: "audit", event = "login_failed", reason = "throttled", user = %username.escape_debug(), %client);
         app.metrics.count_login(outcome::THROTTLED);
         let status = StatusCode::TOO_MANY_REQUESTS;
         let message = Some(language.texts().throttled);
         return form(app, parts, language, status, &options, username, message).await;
-    }
+    };
 
     let user = match app.users.authenticate(username, password).await {
         Ok(Authentication::Success { user }) => user,
         Ok(Authentication::Failure(reason)) => {
+            // The admission keeps its places, so this failure counts against each limit.
             log_failure(username, client, reason);
-            throttle::record_failure(app.store(), limits, &attempt).await?;
             app.metrics.count_login(outcome::BAD_CREDENTIALS);
             return form(
                 app,
@@ -346,11 +347,13 @@ async fn try_post(
         }
         Err(error) => {
             tracing::error!(%error, "user directory failed during login");
+            throttle::withdraw(app.store(), &attempt, admission).await?;
             return Err(Rejection(StatusCode::SERVICE_UNAVAILABLE, |t| {
                 t.unavailable
             }));
         }
     };
+    throttle::record_success(app.store(), &attempt, admission).await?;
     // The attributes are read before the session starts, so a failing query leaves no
     // session behind.
     let attributes = match app.users.attributes(&user).await {
@@ -362,7 +365,6 @@ async fn try_post(
             }));
         }
     };
-    throttle::record_success(app.store(), limits, &attempt).await?;
     let response = logged_in(app, parts, &user, attributes, &options, language).await?;
     app.metrics.count_login(outcome::SUCCESS);
     Ok(response)
@@ -383,18 +385,31 @@ async fn consume_login_ticket(
     Ok(false)
 }
 
-/// Returns the client address: the IP address of the TCP peer, which the router puts
-/// into the request's extensions.
-///
-/// NOTE: behind a reverse proxy this is the proxy's address for every user, so the
-/// address throttle counts all users together. No setting reads a forwarded-for header.
-pub fn client_address(parts: &Parts) -> IpAddr {
-    parts
+/// Returns the client address for throttling and the audit log: the IP address of the
+/// TCP peer, which the router puts into the request's extensions, or, when that peer is
+/// in `trusted_proxies`, the right-most untrusted address of the forwarding header. A
+/// header that is malformed or not UTF-8 leaves the peer's address.
+pub fn client_address(app: &App, parts: &Parts) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<SocketAddr>()
         .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |peer| {
             peer.ip().to_canonical()
-        })
+        });
+    let trusted = &app.config.trusted_proxies;
+    if trusted.is_empty() {
+        return peer;
+    }
+
+    let header = app.config.forwarded_header;
+    let mut values = Vec::new();
+    for value in parts.headers.get_all(header.name()) {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        values.push(text);
+    }
+    forwarded::client_address(peer, trusted, header, &values)
 }
 
 async fn logged_in(
@@ -419,7 +434,7 @@ async fn logged_in(
         target: "audit",
         event = "login_succeeded",
         user,
-        client = %client_address(parts),
+        client = %client_address(app, parts),
         service = options.service.as_ref().map(ServiceUrl::without_fragment),
         session = %digest_for_log(ticket.as_str()),
     );

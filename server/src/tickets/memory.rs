@@ -2,6 +2,7 @@
 //! mutexes, a bound on the number of stored entries, and a sweep of expired ones.
 //! Expiry uses tokio's clock, so tests can pause and advance time instead of sleeping.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,9 +18,10 @@ use cas_core::ticket::{
 use cas_core::validation::Attributes;
 use tokio::time::Instant;
 
+use super::attempt_log::AttemptLog;
 use super::{
-    EndedSession, IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant, ServiceGrant,
-    SsoSession, StoreError, TicketStore,
+    AttemptId, EndedSession, IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant,
+    ServiceGrant, SsoSession, StoreError, TicketStore,
 };
 
 /// Number of shards. A power of two well above the core count keeps lock contention low.
@@ -96,7 +98,8 @@ struct StoredProxyTicket {
 }
 
 struct Counter {
-    count: u64,
+    attempts: AttemptLog,
+    /// When the newest attempt leaves the window, so the sweep can drop the counter.
     expires_at: Millis,
 }
 
@@ -630,41 +633,50 @@ impl TicketStore for MemoryTicketStore {
         Ok(std::mem::take(&mut *ended))
     }
 
-    async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+    async fn record_attempt(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Option<AttemptId>, StoreError> {
+        let id = AttemptId::random()?;
+        let now = self.now();
+        let window_millis = millis(window);
+        let mut shard = self.counter_shard(key);
+
+        let counter = match shard.counters.entry(key.into()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.reserve()?;
+                entry.insert(Counter {
+                    attempts: AttemptLog::default(),
+                    expires_at: now,
+                })
+            }
+        };
+        if !counter.attempts.try_record(now, window_millis, limit, id) {
+            return Ok(None);
+        }
+        counter.expires_at = now.saturating_add(window_millis);
+        Ok(Some(id))
+    }
+
+    async fn forget_attempt(&self, key: &str, attempt: AttemptId) -> Result<(), StoreError> {
+        if let Some(counter) = self.counter_shard(key).counters.get_mut(key) {
+            counter.attempts.remove(attempt);
+        }
+        Ok(())
+    }
+
+    async fn recent_attempts(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         let now = self.now();
         let mut shard = self.counter_shard(key);
 
-        if let Some(counter) = shard.counters.get_mut(key) {
-            if now < counter.expires_at {
-                counter.count += 1;
-                return Ok(counter.count);
-            }
-            *counter = Counter {
-                count: 1,
-                expires_at: self.expiry(window),
-            };
-            return Ok(1);
-        }
-
-        self.reserve()?;
-        let counter = Counter {
-            count: 1,
-            expires_at: self.expiry(window),
+        let Some(counter) = shard.counters.get_mut(key) else {
+            return Ok(0);
         };
-        shard.counters.insert(key.into(), counter);
-        Ok(1)
-    }
-
-    async fn counter_value(&self, key: &str) -> Result<u64, StoreError> {
-        let now = self.now();
-        let shard = self.counter_shard(key);
-
-        let count = shard
-            .counters
-            .get(key)
-            .filter(|counter| now < counter.expires_at)
-            .map_or(0, |counter| counter.count);
-        Ok(count)
+        counter.attempts.drop_older(now, millis(window));
+        Ok(counter.attempts.count())
     }
 
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
@@ -1262,7 +1274,7 @@ mod tests {
         let third = store
             .put_login_ticket(&LoginTicket::from_random([3; 20]), MINUTE)
             .await;
-        let counter = store.incr_counter("k", MINUTE).await;
+        let counter = store.record_attempt("k", 5, MINUTE).await;
 
         assert!(
             matches!(third, Err(StoreError::Full { max: 2 })),
@@ -1280,46 +1292,75 @@ mod tests {
             .expect("room again after a take");
     }
 
+    async fn record(store: &MemoryTicketStore, key: &str, limit: u64) -> bool {
+        let recorded = store.record_attempt(key, limit, MINUTE).await;
+        recorded.expect("record").is_some()
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn counter_counts_within_window() {
+    async fn attempts_slide_out_of_window() {
         let store = MemoryTicketStore::new();
+        assert!(record(&store, "login:alice", 2).await);
+        tokio::time::advance(MINUTE - Duration::from_secs(1)).await;
+        assert!(record(&store, "login:alice", 2).await);
+        assert!(record(&store, "login:bob", 2).await);
 
-        assert_eq!(
-            store
-                .incr_counter("login:alice", MINUTE)
-                .await
-                .expect("incr"),
-            1
-        );
-        assert_eq!(
-            store
-                .incr_counter("login:alice", MINUTE)
-                .await
-                .expect("incr"),
-            2
-        );
-        assert_eq!(
-            store.incr_counter("login:bob", MINUTE).await.expect("incr"),
-            1
-        );
+        assert!(!record(&store, "login:alice", 2).await, "limit reached");
+        tokio::time::advance(Duration::from_secs(2)).await;
 
-        tokio::time::advance(MINUTE).await;
-        assert_eq!(
-            store
-                .incr_counter("login:alice", MINUTE)
-                .await
-                .expect("incr"),
-            1
-        );
+        let after_edge = store.recent_attempts("login:alice", MINUTE).await;
+        assert_eq!(after_edge.expect("count"), 1, "only the first attempt left");
+        assert!(record(&store, "login:alice", 2).await);
+        assert!(!record(&store, "login:alice", 2).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forgotten_and_reset_attempts_free_places() {
+        let store = MemoryTicketStore::new();
+        let first = store.record_attempt("login:alice", 2, MINUTE).await;
+        assert!(record(&store, "login:alice", 2).await);
+
+        let id = first.expect("record").expect("recorded");
+        store
+            .forget_attempt("login:alice", id)
+            .await
+            .expect("forget");
+        assert!(record(&store, "login:alice", 2).await);
 
         store.reset_counter("login:alice").await.expect("reset");
-        assert_eq!(
-            store
-                .incr_counter("login:alice", MINUTE)
-                .await
-                .expect("incr"),
-            1
-        );
+        let count = store.recent_attempts("login:alice", MINUTE).await;
+        assert_eq!(count.expect("count"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn swept_counter_frees_its_entry() {
+        let store = MemoryTicketStore::with_max_entries(1);
+        assert!(record(&store, "a", 1).await);
+
+        tokio::time::advance(MINUTE).await;
+        assert_eq!(store.remove_expired().await.expect("sweep"), 1);
+
+        assert!(record(&store, "b", 1).await, "room again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_attempts_stop_at_limit() {
+        let store = Arc::new(MemoryTicketStore::new());
+
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { record(&store, "login:alice", 20).await })
+            })
+            .collect();
+
+        let mut recorded = 0;
+        for task in tasks {
+            recorded += usize::from(task.await.expect("join"));
+        }
+        assert_eq!(recorded, 20);
+        let count = store.recent_attempts("login:alice", MINUTE).await;
+        assert_eq!(count.expect("count"), 20);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use cas_core::ticket::{
 };
 
 use super::{
-    EndedSession, IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant, ServiceGrant,
-    SsoSession, StoreError, TicketStore,
+    AttemptId, EndedSession, IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant,
+    ServiceGrant, SsoSession, StoreError, TicketStore,
 };
 use crate::metrics::SharedMetrics;
 
@@ -178,13 +178,26 @@ impl TicketStore for MeteredTicketStore {
             .await
     }
 
-    async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
-        self.timed("incr_counter", self.inner.incr_counter(key, window))
+    async fn record_attempt(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Option<AttemptId>, StoreError> {
+        self.timed(
+            "record_attempt",
+            self.inner.record_attempt(key, limit, window),
+        )
+        .await
+    }
+
+    async fn forget_attempt(&self, key: &str, attempt: AttemptId) -> Result<(), StoreError> {
+        self.timed("forget_attempt", self.inner.forget_attempt(key, attempt))
             .await
     }
 
-    async fn counter_value(&self, key: &str) -> Result<u64, StoreError> {
-        self.timed("counter_value", self.inner.counter_value(key))
+    async fn recent_attempts(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        self.timed("recent_attempts", self.inner.recent_attempts(key, window))
             .await
     }
 

@@ -3,6 +3,7 @@
 //! tickets (LT) and throttling counters, behind one store trait with an in-memory and a
 //! Redis implementation.
 
+pub mod attempt_log;
 pub mod memory;
 pub mod metered;
 pub mod redis;
@@ -215,15 +216,25 @@ pub trait TicketStore: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Adds one to the counter `key` and returns the new count. The first increment
-    /// starts a fixed window of `window`; the counter disappears when it ends.
-    async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
+    /// Records one attempt in the sliding window of `key` unless `limit` attempts are
+    /// already recorded within the last `window`. Returns the id of the recorded attempt,
+    /// or `None` when the limit is reached, in which case nothing is recorded. Checking
+    /// and recording are one atomic step, also across nodes that share the store.
+    async fn record_attempt(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Option<AttemptId>, StoreError>;
 
-    /// Returns the count of the counter `key` without changing it: 0 when it does not
-    /// exist or its window has ended.
-    async fn counter_value(&self, key: &str) -> Result<u64, StoreError>;
+    /// Removes one attempt recorded by [`TicketStore::record_attempt`]. Nothing happens
+    /// when it has already left the window.
+    async fn forget_attempt(&self, key: &str, attempt: AttemptId) -> Result<(), StoreError>;
 
-    /// Deletes the counter `key`, for instance after a successful login.
+    /// Returns the number of attempts of `key` recorded within the last `window`.
+    async fn recent_attempts(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
+
+    /// Deletes every attempt of `key`, for instance after a successful login.
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError>;
 
     /// Checks that the store answers; the readiness endpoint calls it.
@@ -249,6 +260,21 @@ pub struct LiveEntries {
     pub proxy_granting_tickets: usize,
     pub proxy_tickets: usize,
     pub counters: usize,
+}
+
+/// The id of one attempt recorded in a sliding window, for removing it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptId(pub u64);
+
+impl AttemptId {
+    /// Returns a random id, so that attempts recorded by different nodes in the same
+    /// millisecond stay distinct.
+    pub fn random() -> Result<Self, StoreError> {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| StoreError::Unavailable(format!("random source failed: {e}")))?;
+        Ok(Self(u64::from_le_bytes(bytes)))
+    }
 }
 
 /// Fresh random bytes for a ticket, from the operating system.

@@ -12,13 +12,13 @@ use cas_core::ticket::{
 };
 use cas_core::validation::Attributes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, Pipeline, Script};
+use redis::{Cmd, FromRedisValue, Pipeline, Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 
 use super::redis_keys::RedisKeys;
 use super::{
-    EndedSession, IssuedTicket, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession,
-    StoreError, TicketStore,
+    AttemptId, EndedSession, IssuedTicket, ProxyTicketGrant, ProxyingGrant, ServiceGrant,
+    SsoSession, StoreError, TicketStore,
 };
 
 /// Time a command gets before it fails, so a hung Redis turns into a 503 quickly.
@@ -72,6 +72,31 @@ if ttl > 0 then return {ttl, {}} end
 local entries = redis.call('HGETALL', KEYS[2])
 redis.call('DEL', KEYS[2])
 return {0, entries}
+";
+
+/// Records an attempt in the sliding-window log KEYS[1], a sorted set of attempt ids
+/// (ARGV[3]) scored by the Redis server's time in milliseconds, unless ARGV[1] attempts
+/// are already recorded within the last ARGV[2] milliseconds. Attempts that left the
+/// window are removed first, and the set lives as long as its newest attempt counts.
+/// The server's clock is used so that nodes with skewed clocks agree. Returns 1 when the
+/// attempt was recorded, 0 when the limit is reached.
+const RECORD_ATTEMPT_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 1
+";
+
+/// Returns the number of attempts in the log KEYS[1] made within the last ARGV[1]
+/// milliseconds of the Redis server's time.
+const RECENT_ATTEMPTS_SCRIPT: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
 ";
 
 /// Index field that contains the session's user, for a logout request sent after the
@@ -160,6 +185,8 @@ pub struct RedisTicketStore {
     index_script: Script,
     proxy_granting_index_script: Script,
     expired_script: Script,
+    record_attempt_script: Script,
+    recent_attempts_script: Script,
 }
 
 impl RedisTicketStore {
@@ -187,6 +214,8 @@ impl RedisTicketStore {
             index_script: Script::new(INDEX_SCRIPT),
             proxy_granting_index_script: Script::new(PROXY_GRANTING_INDEX_SCRIPT),
             expired_script: Script::new(EXPIRED_SCRIPT),
+            record_attempt_script: Script::new(RECORD_ATTEMPT_SCRIPT),
+            recent_attempts_script: Script::new(RECENT_ATTEMPTS_SCRIPT),
         })
     }
 
@@ -212,6 +241,15 @@ impl RedisTicketStore {
     ) -> Result<T, StoreError> {
         let mut connection = self.connection();
         let reply = tokio::time::timeout(COMMAND_TIMEOUT, pipeline.query_async(&mut connection));
+        reply.await.map_err(|_| timed_out())?.map_err(unavailable)
+    }
+
+    async fn run_script<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection();
+        let reply = tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut connection));
         reply.await.map_err(|_| timed_out())?.map_err(unavailable)
     }
 
@@ -624,35 +662,39 @@ impl TicketStore for RedisTicketStore {
         Ok(ended)
     }
 
-    async fn incr_counter(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
-        // SET NX starts the window with its TTL only when the counter is new, and INCR
-        // keeps that TTL, so the window is fixed from the first increment.
-        let key = self.keys.counter(key);
-        let mut pipeline = redis::pipe();
-        pipeline
-            .atomic()
-            .cmd("SET")
-            .arg(&key)
-            .arg(0)
-            .arg("PX")
+    async fn record_attempt(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Option<AttemptId>, StoreError> {
+        let id = AttemptId::random()?;
+        let mut invocation = self.record_attempt_script.key(self.keys.attempts(key));
+        invocation
+            .arg(limit)
             .arg(ttl_millis(window))
-            .arg("NX")
-            .ignore()
-            .cmd("INCR")
-            .arg(&key);
-        let (count,): (u64,) = self.query_pipeline(&pipeline).await?;
-        Ok(count)
+            .arg(attempt_member(id));
+        let recorded: u64 = self.run_script(&invocation).await?;
+        Ok((recorded == 1).then_some(id))
     }
 
-    async fn counter_value(&self, key: &str) -> Result<u64, StoreError> {
-        let count: Option<u64> = self
-            .query(&redis::cmd("GET").arg(self.keys.counter(key)).clone())
-            .await?;
-        Ok(count.unwrap_or(0))
+    async fn forget_attempt(&self, key: &str, attempt: AttemptId) -> Result<(), StoreError> {
+        let command = redis::cmd("ZREM")
+            .arg(self.keys.attempts(key))
+            .arg(attempt_member(attempt))
+            .clone();
+        let _removed: u64 = self.query(&command).await?;
+        Ok(())
+    }
+
+    async fn recent_attempts(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let mut invocation = self.recent_attempts_script.key(self.keys.attempts(key));
+        invocation.arg(ttl_millis(window));
+        self.run_script(&invocation).await
     }
 
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
-        self.query(&redis::cmd("DEL").arg(self.keys.counter(key)).clone())
+        self.query(&redis::cmd("DEL").arg(self.keys.attempts(key)).clone())
             .await
     }
 
@@ -670,6 +712,11 @@ impl TicketStore for RedisTicketStore {
         // Every key carries a TTL, so Redis removes expired entries itself.
         Ok(0)
     }
+}
+
+/// Returns the sorted-set member of an attempt.
+fn attempt_member(id: AttemptId) -> String {
+    format!("{:016x}", id.0)
 }
 
 fn set_with_ttl(key: &str, value: &str, ttl: Duration) -> Cmd {

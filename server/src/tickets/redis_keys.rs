@@ -77,10 +77,11 @@ impl RedisKeys {
         format!("{}session-deadlines", self.prefix)
     }
 
-    /// The key of a throttling counter. A brace inside `name` only moves the counter to
-    /// another slot, which is harmless because every counter command uses one key.
-    pub fn counter(&self, name: &str) -> String {
-        format!("{}counter:{{{name}}}", self.prefix)
+    /// Returns the key of a throttle's sliding-window log, a sorted set of attempts. A
+    /// brace inside `name` only moves the log to another slot, which is harmless because
+    /// every throttle command and script uses this one key.
+    pub fn attempts(&self, name: &str) -> String {
+        format!("{}attempts:{{{name}}}", self.prefix)
     }
 }
 

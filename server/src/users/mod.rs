@@ -8,6 +8,7 @@ pub mod sql;
 mod upgrade;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +18,8 @@ use cas_core::validation::Attributes;
 
 use crate::config::Config;
 use attributes::AttributeQueries;
-use password::{
-    hash_argon2id, is_argon2id, is_disabled, verify_password, PasswordEncoding, PasswordScheme,
-    SaltSource,
-};
+use password::decoy::Decoy;
+use password::{is_argon2id, is_disabled, verify_password, PasswordScheme, SaltSource};
 use sql::{ColumnValue, DatabaseError, UserDatabase};
 use upgrade::PendingUpgrade;
 
@@ -70,9 +69,11 @@ pub struct UserDirectory {
     /// Time limit of each lookup, so that a database that is down or blocked on a lock
     /// makes a login fail instead of hang.
     lookup_timeout: Duration,
-    /// Hash of a random password, verified when the user name is rejected so that an
-    /// unknown name costs about as much time as a wrong password.
-    timing_decoy: Option<Arc<str>>,
+    /// Check of the configured encoding that no password passes, run when a login fails
+    /// before its password check, so that it costs as much hash work as a wrong password.
+    decoy: Decoy,
+    /// Lookups (user name, password and attribute queries) sent to the database.
+    lookups: Arc<AtomicU64>,
     /// Password checks that may run at once: one per core. Each Argon2id check takes
     /// 19 MiB and a core for tens of milliseconds, so more at once only adds memory and
     /// cache misses while the others wait in line.
@@ -111,13 +112,24 @@ impl UserDirectory {
                 .password_upgrade
                 .then(|| config.password_update_query.clone()),
             lookup_timeout: config.database_timeout,
-            timing_decoy: timing_decoy(config.password_encoding),
+            decoy: Decoy::new(&PasswordScheme {
+                encoding: config.password_encoding,
+                salt: config.password_salt.clone(),
+                salt_position: config.password_salt_position,
+            }),
+            lookups: Arc::default(),
             check_slots: Arc::new(Semaphore::new(cores())),
         }
     }
 
     /// Checks `username` and `password`. Database failures are errors; everything the
     /// user or the table content can cause is a [`FailureReason`].
+    ///
+    /// Every name that reaches the database costs the same work: the user name query,
+    /// the password query and one password verification, against the decoy when the
+    /// name or its row is rejected. So an unknown user, a disabled user and a wrong
+    /// password send the same queries and do the same hash work, within the cost gap
+    /// that the decoy module's NOTE describes.
     pub async fn authenticate(
         &self,
         username: &str,
@@ -130,15 +142,9 @@ impl UserDirectory {
         let names = self
             .bounded(self.database.first_column(&self.username_query, username))
             .await?;
-        let user = match check_stored_name(&names, username) {
-            Ok(user) => user,
-            Err(reason) => {
-                self.spend_decoy_time(password).await;
-                return Ok(Authentication::Failure(reason));
-            }
-        };
-
         let rows = self.password_rows(username).await?;
+
+        let user = check_stored_name(&names, username);
         let checked = self.check_password_off_runtime(rows, password, user).await;
         if let (Some(pending), Some(query)) = (&checked.upgrade, &self.upgrade_query) {
             pending.apply(&self.database, query).await;
@@ -174,16 +180,35 @@ impl UserDirectory {
         &self,
         rows: Vec<PasswordRow>,
         typed: &str,
-        user: String,
+        user: Result<String, FailureReason>,
     ) -> CheckedPassword {
         let scheme = self.scheme.clone();
+        let decoy = self.decoy.clone();
         let upgrade = self.upgrade_query.is_some();
         let typed = typed.to_owned();
         let Ok(_slot) = self.check_slots.acquire().await else {
             return CheckedPassword::failure(FailureReason::WrongPassword);
         };
         let checked = tokio::task::spawn_blocking(move || {
-            check_password(&scheme, &rows, &typed, user, upgrade)
+            let user = match user {
+                Ok(user) => user,
+                Err(reason) => {
+                    decoy.verify(&typed);
+                    return CheckedPassword::failure(reason);
+                }
+            };
+            let checked = check_password(&scheme, &rows, &typed, user, upgrade);
+            if let (
+                true,
+                [PasswordRow {
+                    password: ColumnValue::Text(stored),
+                    ..
+                }],
+            ) = (checked.verified, rows.as_slice())
+            {
+                decoy.match_cost(stored);
+            }
+            checked.or_decoy(&decoy, &typed)
         })
         .await;
 
@@ -193,19 +218,13 @@ impl UserDirectory {
         })
     }
 
-    async fn spend_decoy_time(&self, typed: &str) {
-        let Some(decoy) = self.timing_decoy.clone() else {
-            return;
-        };
-        let typed = typed.to_owned();
-        let Ok(_slot) = self.check_slots.acquire().await else {
-            return;
-        };
-        let _ = tokio::task::spawn_blocking(move || {
-            let scheme = PasswordScheme::unsalted(PasswordEncoding::Argon2id);
-            verify_password(&scheme, &typed, &decoy, None)
-        })
-        .await;
+    /// Returns how many lookups this directory sent to the database and how many decoy
+    /// checks it ran, so tests can observe the work of a login without timing it.
+    pub fn work_counts(&self) -> WorkCounts {
+        WorkCounts {
+            lookups: self.lookups.load(Ordering::Relaxed),
+            decoy_checks: self.decoy.checks(),
+        }
     }
 
     /// Reads the attributes of `user`, the name as stored, with the configured attribute
@@ -225,6 +244,7 @@ impl UserDirectory {
         &self,
         lookup: impl Future<Output = Result<T, DatabaseError>>,
     ) -> Result<T, DatabaseError> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(self.lookup_timeout, lookup).await {
             Ok(result) => result,
             Err(_) => Err(DatabaseError::TimedOut(self.lookup_timeout)),
@@ -246,22 +266,13 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-// NOTE: only Argon2id stores get a decoy, so with bcrypt or PBKDF2 an unknown user name
-// still fails faster than a wrong password.
-fn timing_decoy(encoding: PasswordEncoding) -> Option<Arc<str>> {
-    if encoding != PasswordEncoding::Argon2id {
-        return None;
-    }
-
-    let mut random = [0u8; 16];
-    getrandom::fill(&mut random).ok()?;
-    match hash_argon2id(&hex::encode(random)) {
-        Ok(hash) => Some(hash.into()),
-        Err(error) => {
-            tracing::warn!(%error, "no timing decoy hash; unknown user names will fail faster than wrong passwords");
-            None
-        }
-    }
+/// Work a [`UserDirectory`] has done since it was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkCounts {
+    /// Queries sent to the user database.
+    pub lookups: u64,
+    /// Password verifications against the decoy.
+    pub decoy_checks: u64,
 }
 
 /// Returns the stored name when exactly one row came back and it equals the typed name.
@@ -303,14 +314,26 @@ impl PasswordRow {
 struct CheckedPassword {
     outcome: Authentication,
     upgrade: Option<PendingUpgrade>,
+    /// Whether a stored password was verified. Without it, the decoy does that work.
+    verified: bool,
 }
 
 impl CheckedPassword {
+    /// A failure before any stored password was verified.
     fn failure(reason: FailureReason) -> Self {
         Self {
             outcome: Authentication::Failure(reason),
             upgrade: None,
+            verified: false,
         }
+    }
+
+    /// Runs the decoy check when no stored password was verified.
+    fn or_decoy(self, decoy: &Decoy, typed: &str) -> Self {
+        if !self.verified {
+            decoy.verify(typed);
+        }
+        self
     }
 }
 
@@ -340,7 +363,10 @@ fn check_password(
         _ => None,
     };
     if !verify_password(scheme, typed, stored, column_salt) {
-        return CheckedPassword::failure(FailureReason::WrongPassword);
+        return CheckedPassword {
+            verified: true,
+            ..CheckedPassword::failure(FailureReason::WrongPassword)
+        };
     }
 
     let upgrade = (upgrade && !is_argon2id(stored))
@@ -349,12 +375,14 @@ fn check_password(
     CheckedPassword {
         outcome: Authentication::Success { user },
         upgrade,
+        verified: true,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use password::{hash_argon2id, PasswordEncoding};
 
     fn text(value: &str) -> ColumnValue {
         ColumnValue::Text(value.into())

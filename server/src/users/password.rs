@@ -3,6 +3,7 @@
 //! on login and `cas-server users` write Argon2id into stores of any encoding.
 
 mod bcrypt_hash;
+pub mod decoy;
 mod django_pbkdf2;
 mod hex_digest;
 pub mod salt;

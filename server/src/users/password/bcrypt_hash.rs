@@ -2,11 +2,11 @@
 
 /// Accepted version prefixes. `$2x$` is left out: it marks hashes from the
 /// crypt_blowfish bug for 8-bit characters, which the `bcrypt` crate does not reproduce.
-const VERSIONS: [&str; 3] = ["$2a$", "$2b$", "$2y$"];
+pub(super) const VERSIONS: [&str; 3] = ["$2a$", "$2b$", "$2y$"];
 
 /// Largest accepted cost. Each step doubles the work: cost 16 takes several seconds on
 /// a current core, and a tampered row with cost 31 would hold a core for days.
-const MAX_COST: u32 = 16;
+pub(super) const MAX_COST: u32 = 16;
 
 /// Checks `typed` against a stored bcrypt hash. Returns `None` when `stored` is not a
 /// bcrypt hash with an accepted version and cost. Like every bcrypt implementation, it

@@ -10,7 +10,7 @@ pub const ALGORITHM: &str = "pbkdf2_sha256";
 
 /// Largest accepted iteration count. Django 5.2 writes 1,000,000, and a tampered row
 /// with billions of iterations would otherwise hold a core for minutes.
-const MAX_ITERATIONS: u32 = 10_000_000;
+pub(super) const MAX_ITERATIONS: u32 = 10_000_000;
 
 /// Length of the derived key: one SHA-256 output, as Django stores it.
 const KEY_LEN: usize = 32;
