@@ -25,11 +25,12 @@ pub async fn forward(
 ) -> Result<web_sys::Response> {
     let headers = edited_headers(incoming, &target.headers)?;
 
+    let method = request.method();
     let init = web_sys::RequestInit::new();
-    init.set_method(&request.method());
+    init.set_method(&method);
     init.set_headers(&headers);
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    if let Some(body) = request.body() {
+    if let Some(body) = request.body().filter(|_| may_have_body(&method)) {
         init.set_body(&body);
     }
 
@@ -42,6 +43,13 @@ pub async fn forward(
             into_raw_response(Page::OriginUnavailable.render(lang))
         }
     }
+}
+
+/// Returns whether a request with `method` may carry a body to the origin. An HTTP/1.1
+/// client may send a body with GET or HEAD, but `fetch` rejects such a request, so the
+/// filter drops that body instead of failing with the 502 page.
+fn may_have_body(method: &str) -> bool {
+    !method.eq_ignore_ascii_case("GET") && !method.eq_ignore_ascii_case("HEAD")
 }
 
 /// Copies the incoming headers and applies `edits` to the copy, in the order that
