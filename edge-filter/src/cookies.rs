@@ -59,6 +59,11 @@ fn without_joined_filter_cookies(part: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(", "))
 }
 
+/// Returns whether a `Set-Cookie` header value sets one of the filter's cookies.
+pub fn sets_filter_cookie(set_cookie: &str) -> bool {
+    is_filter_cookie(set_cookie.split(';').next().unwrap_or_default())
+}
+
 /// Returns whether the `name=value` pair `pair` is one of the filter's cookies.
 fn is_filter_cookie(pair: &str) -> bool {
     pair.split_once('=')
@@ -120,11 +125,11 @@ mod tests {
         assert_eq!(cookie_values(header, SESSION_COOKIE), vec!["one"]);
         assert_eq!(cookie_values(header, REDIRECTS_COOKIE), vec!["2"]);
         assert_eq!(cookie_values(header, GATEWAY_COOKIE), vec!["1"]);
+        assert_eq!(without_filter_cookies(header), Some("a=1; b=2".to_owned()));
         assert_eq!(
-            without_filter_cookies(header),
-            Some("a=1; b=2".to_owned())
+            without_filter_cookies("cas_edge_session=one, cas_edge_gateway=1"),
+            None
         );
-        assert_eq!(without_filter_cookies("cas_edge_session=one, cas_edge_gateway=1"), None);
     }
 
     #[test]
@@ -135,6 +140,16 @@ mod tests {
             without_filter_cookies(header),
             Some("list=a,b; c=x, y".to_owned())
         );
+    }
+
+    #[test]
+    fn set_cookie_of_filter_cookie_is_found() {
+        assert!(sets_filter_cookie("cas_edge_session=x; Path=/"));
+        assert!(sets_filter_cookie(" cas_edge_redirects=9"));
+        assert!(sets_filter_cookie("cas_edge_gateway"));
+        assert!(!sets_filter_cookie("app=1; Path=/cas_edge_session"));
+        assert!(!sets_filter_cookie("app=cas_edge_session=x"));
+        assert!(!sets_filter_cookie("CAS_EDGE_SESSION=x"));
     }
 
     #[test]
