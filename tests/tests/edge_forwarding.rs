@@ -269,6 +269,8 @@ async fn ticket_forms_never_reach_origin() {
         "a=1&ticket=ST-1-fake&b=2",
         "%74icket=ST-1-fake",
         "ticket=ST-1-fake&ticket=ST-2-fake",
+        "a=1#ticket=ST-1-fake",
+        "a=1&%74icket=ST-1-fake#x",
         "ticket",
     ];
 
