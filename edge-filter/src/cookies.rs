@@ -14,10 +14,12 @@ pub const REDIRECTS_COOKIE: &str = "cas_edge_redirects";
 pub const GATEWAY_COOKIE: &str = "cas_edge_gateway";
 
 /// Returns the values of every cookie called `name` in a `Cookie` header, in order.
-/// Browsers send several cookies of one name when paths or domains differ.
+/// Browsers send several cookies of one name when paths or domains differ. A `,` also
+/// separates cookies here, because workerd joins repeated `Cookie` headers with `, `.
+/// The filter's own cookie values never contain `,`.
 pub fn cookie_values<'a>(header: &'a str, name: &str) -> Vec<&'a str> {
     header
-        .split(';')
+        .split([';', ','])
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(pair_name, _)| pair_name.trim() == name)
         .map(|(_, value)| value.trim().trim_matches('"'))
@@ -27,23 +29,47 @@ pub fn cookie_values<'a>(header: &'a str, name: &str) -> Vec<&'a str> {
 /// Removes every cookie whose name starts with [`FILTER_COOKIE_PREFIX`] from a `Cookie`
 /// header. Returns `None` when nothing remains.
 pub fn without_filter_cookies(header: &str) -> Option<String> {
-    let kept: Vec<&str> = header
+    let kept: Vec<String> = header
         .split(';')
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
-        .filter(|pair| {
-            !pair
-                .split_once('=')
-                .map_or(*pair, |(pair_name, _)| pair_name)
-                .trim()
-                .starts_with(FILTER_COOKIE_PREFIX)
-        })
+        .filter_map(without_joined_filter_cookies)
         .collect();
 
     if kept.is_empty() {
         return None;
     }
     Some(kept.join("; "))
+}
+
+/// Removes the filter's cookies from one `;`-separated part of a `Cookie` header. The
+/// part may hold several cookies joined with `,`, as workerd joins repeated `Cookie`
+/// headers. A part without a filter cookie is kept as it is, so a `,` inside another
+/// cookie's value stays untouched.
+fn without_joined_filter_cookies(part: &str) -> Option<String> {
+    let pieces: Vec<&str> = part.split(',').map(str::trim).collect();
+    if !pieces.iter().any(|piece| is_filter_cookie(piece)) {
+        return Some(part.to_owned());
+    }
+
+    let kept: Vec<&str> = pieces
+        .into_iter()
+        .filter(|piece| !piece.is_empty() && !is_filter_cookie(piece))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
+/// Returns whether a `Set-Cookie` header value sets one of the filter's cookies.
+pub fn sets_filter_cookie(set_cookie: &str) -> bool {
+    is_filter_cookie(set_cookie.split(';').next().unwrap_or_default())
+}
+
+/// Returns whether the `name=value` pair `pair` is one of the filter's cookies.
+fn is_filter_cookie(pair: &str) -> bool {
+    pair.split_once('=')
+        .map_or(pair, |(name, _)| name)
+        .trim()
+        .starts_with(FILTER_COOKIE_PREFIX)
 }
 
 /// Builds the `Set-Cookie` header value that stores a session for `max_age` seconds.
@@ -90,6 +116,40 @@ mod tests {
             without_filter_cookies(header),
             Some("a=1; b=2; cas_other=3".to_owned())
         );
+    }
+
+    #[test]
+    fn comma_joined_cookie_headers_are_split() {
+        let header = "a=1, cas_edge_session=one, cas_edge_redirects=2; b=2,cas_edge_gateway=1";
+
+        assert_eq!(cookie_values(header, SESSION_COOKIE), vec!["one"]);
+        assert_eq!(cookie_values(header, REDIRECTS_COOKIE), vec!["2"]);
+        assert_eq!(cookie_values(header, GATEWAY_COOKIE), vec!["1"]);
+        assert_eq!(without_filter_cookies(header), Some("a=1; b=2".to_owned()));
+        assert_eq!(
+            without_filter_cookies("cas_edge_session=one, cas_edge_gateway=1"),
+            None
+        );
+    }
+
+    #[test]
+    fn comma_in_other_cookie_value_is_kept() {
+        let header = "list=a,b; cas_edge_session=one; c=x, y";
+
+        assert_eq!(
+            without_filter_cookies(header),
+            Some("list=a,b; c=x, y".to_owned())
+        );
+    }
+
+    #[test]
+    fn set_cookie_of_filter_cookie_is_found() {
+        assert!(sets_filter_cookie("cas_edge_session=x; Path=/"));
+        assert!(sets_filter_cookie(" cas_edge_redirects=9"));
+        assert!(sets_filter_cookie("cas_edge_gateway"));
+        assert!(!sets_filter_cookie("app=1; Path=/cas_edge_session"));
+        assert!(!sets_filter_cookie("app=cas_edge_session=x"));
+        assert!(!sets_filter_cookie("CAS_EDGE_SESSION=x"));
     }
 
     #[test]

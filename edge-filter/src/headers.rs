@@ -298,6 +298,15 @@ mod tests {
     }
 
     #[test]
+    fn edits_remove_filter_cookies_from_joined_headers() {
+        let incoming = pairs(&[("cookie", "a=1, cas_edge_session=s, b=2")]);
+
+        let edits = anonymous_edits(&incoming);
+
+        assert_eq!(edits.set, pairs(&[("Cookie", "a=1, b=2")]));
+    }
+
+    #[test]
     fn apply_follows_headers_methods() {
         let edits = HeaderEdits {
             delete: vec!["x-cas-user".to_owned()],

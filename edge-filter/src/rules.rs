@@ -135,7 +135,9 @@ fn rule(spec: RuleSpec) -> Result<PathRule, String> {
             ))
         }
     };
-    let pattern = Regex::new(&format!("^(?:{source})$"))
+    // A decoded path may contain `\n` (from `%0A`). With `s`, `.` matches it too, so such
+    // a path cannot slip past a rule to a later exclude rule.
+    let pattern = Regex::new(&format!("(?s)^(?:{source})$"))
         .map_err(|e| format!("pattern {:?} is not a valid regex ({e})", spec.pattern))?;
 
     let action = match spec.action.as_str() {
@@ -242,6 +244,24 @@ mod tests {
 
         assert!(rules.policy("/public/secret/x").renew);
         assert_eq!(rules.policy("/public/x").action, Action::Exclude);
+    }
+
+    #[test]
+    fn encoded_newline_cannot_skip_a_rule() {
+        let rules = rules(
+            r#"[
+            {"pattern": "/admin/", "require": {"memberOf": ["admin"]}},
+            {"match": "glob", "pattern": "/docs/*", "renew": true},
+            {"pattern": "/", "action": "exclude"}
+        ]"#,
+        );
+
+        for path in ["/admin/%0A", "/admin/x%0Ay", "/admin/%0D%0A"] {
+            let policy = rules.policy(path);
+            assert_eq!(policy.action, Action::Protect, "{path}");
+            assert!(policy.require.contains_key("memberOf"), "{path}");
+        }
+        assert!(rules.policy("/docs/a%0Ab").renew);
     }
 
     #[test]
