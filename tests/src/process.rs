@@ -46,6 +46,11 @@ impl ManagedProcess {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// Returns whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Panics with the log tail when the process has already exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {

@@ -116,24 +116,33 @@ impl Stack {
 
     /// Starts one more edge filter in wrangler dev with `options` over the default
     /// settings, waits until it responds and returns its base URL.
+    ///
+    /// A port that was free when picked can be taken by another test's connection before
+    /// wrangler binds it, so a start that fails on a taken port is tried again on new ports.
     pub async fn start_edge(&mut self, options: EdgeOptions) -> String {
-        let (port, inspector) = (free_port(), free_port());
-        let edge = format!("http://127.0.0.1:{port}");
-        let dir = self._dir.path().join(format!("edge-{port}"));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..EDGE_START_ATTEMPTS {
+            let (port, inspector) = (free_port(), free_port());
+            let edge = format!("http://127.0.0.1:{port}");
+            let dir = self._dir.path().join(format!("edge-{port}"));
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
 
-        let vars = self.edge_vars(&edge, &options);
-        let secrets = self.edge_secrets(&options);
-        let config = write_wrangler_config(&self.root, &dir, &vars, &secrets, &options);
+            let vars = self.edge_vars(&edge, &options);
+            let secrets = self.edge_secrets(&options);
+            let config = write_wrangler_config(&self.root, &dir, &vars, &secrets, &options);
 
-        let command =
-            wrangler_command(&self.root, &dir, &config, port, inspector, self._dir.path());
-        let process = ManagedProcess::start("wrangler", command, &dir);
-        self.logs.push(dir.join("wrangler.log"));
-        self.processes.push(process);
+            let command =
+                wrangler_command(&self.root, &dir, &config, port, inspector, self._dir.path());
+            let mut process = ManagedProcess::start("wrangler", command, &dir);
+            if lost_port_race(&mut process, &edge).await {
+                continue;
+            }
 
-        self.wait_until_ready(&[format!("{edge}/")]).await;
-        edge
+            self.logs.push(dir.join("wrangler.log"));
+            self.processes.push(process);
+            self.wait_until_ready(&[format!("{edge}/")]).await;
+            return edge;
+        }
+        panic!("wrangler found its port taken {EDGE_START_ATTEMPTS} times in a row");
     }
 
     /// Returns the stack's working folder, which contains `ca.pem`, `server.pem` and the logs.
@@ -418,4 +427,26 @@ fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("getrandom failed: {e}"));
     hex::encode(bytes)
+}
+
+/// Times an edge start is tried on new ports after wrangler found its port taken.
+const EDGE_START_ATTEMPTS: usize = 3;
+
+/// Waits until wrangler answers at `edge` or exits. Returns true when it exited because
+/// its port was taken; any other exit is left for the caller's checks to report.
+async fn lost_port_race(process: &mut ManagedProcess, edge: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if process.has_exited() {
+            return process.log_tail().contains("Address already in use");
+        }
+        if tokio::net::TcpStream::connect(edge.trim_start_matches("http://"))
+            .await
+            .is_ok()
+        {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }
