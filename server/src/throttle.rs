@@ -37,8 +37,8 @@ impl LoginAttempt<'_> {
     }
 }
 
-/// The places an admitted attempt holds in the windows of its user name and address.
-/// A limit that is off holds no place.
+/// Places that an admitted attempt takes in the windows of its user name and address.
+/// A disabled limit takes no place.
 #[derive(Debug)]
 #[must_use = "an admission is either kept as a failure or given back"]
 pub struct Admission {

@@ -432,7 +432,7 @@ fn random_secret() -> String {
 /// Times an edge start is tried on new ports after wrangler found its port taken.
 const EDGE_START_ATTEMPTS: usize = 3;
 
-/// Waits until wrangler answers at `edge` or exits. Returns true when it exited because
+/// Waits until wrangler accepts connections at `edge` or exits. Returns true when it exited because
 /// its port was taken; any other exit is left for the caller's checks to report.
 async fn lost_port_race(process: &mut ManagedProcess, edge: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -67,7 +67,7 @@ impl UserDatabase {
     /// down, fails after `acquire_timeout`.
     ///
     /// A server that cannot be reached at start is not an error: the pool connects when
-    /// a login needs it, and logins answer 503 until then. A malformed URL, refused
+    /// a login needs it, and logins return 503 until then. A malformed URL, refused
     /// credentials or an unknown database stop the start, because waiting cannot fix them.
     pub async fn connect_mysql(
         url: &str,
@@ -82,7 +82,7 @@ impl UserDatabase {
         match pool.acquire().await {
             Ok(_) => {}
             Err(error) if is_unreachable(&error) => {
-                tracing::warn!(%error, "the user database is unreachable; logins answer 503 until it is back");
+                tracing::warn!(%error, "user database unreachable at start; logins return 503 until it accepts connections");
             }
             Err(error) => return Err(DatabaseError::Connect(error)),
         }
