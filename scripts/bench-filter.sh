@@ -2,7 +2,10 @@
 # Measures the edge filter in workerd against a pass-through Worker that forwards to the
 # same origin, the ceiling. One run measures requests per second and latency of: the
 # origin alone, the pass-through Worker, a request with a valid session cookie, an
-# excluded path, and the ticket path with a local CAS server. Loopback only.
+# excluded path, and the ticket path with a local CAS server. Loopback only. Beside each
+# figure it prints the CPU time per request of workerd and of the origin, read from
+# /proc before and after each run: on a machine shared with other jobs this moves much
+# less than the request rate.
 #
 # Both Workers run in one `workerd serve` process, without wrangler dev: its development
 # proxy limited even the pass-through Worker to about 90 requests/s on a 2-core machine.
@@ -30,7 +33,7 @@ TICKET_SECONDS="${BENCH_TICKET_SECONDS:-3}"
 REVOCATIONS="${BENCH_REVOCATIONS:-1}"
 
 command -v wrk >/dev/null || die "wrk is missing; install it with: apt-get install wrk"
-[ -f edge-filter/build/worker/shim.mjs ] || die "no wasm bundle; run: bash scripts/build-filter.sh"
+[ -f edge-filter/build/index.js ] || die "no wasm bundle; run: bash scripts/build-filter.sh"
 # Each binary comes from the release build when there is one, else from the debug build.
 binary() {
     if [ -x "target/release/$1" ]; then
@@ -111,13 +114,15 @@ TOML
 start cas-server "$CAS_SERVER" run --config "$WORK/cas-server.toml"
 start demo-origin env CAS_ASSERTION_KEY="$ASSERTION_KEY" CAS_ASSERTION_AUDIENCE="$ORIGIN" \
     "$DEMO_ORIGIN" --listen "127.0.0.1:$ORIGIN_PORT"
+ORIGIN_PID=${pids[-1]}
 
 # Writes the workerd configuration: the filter, the pass-through ceiling, the KV stand-in,
 # and outbound network access to loopback with the development CA trusted. workerd embeds
 # files relative to its configuration, so the modules are copied beside it.
 write_workerd_config() {
-    cp edge-filter/build/index.js edge-filter/build/index_bg.wasm \
-        scripts/bench/passthrough.js scripts/bench/kv-miss.js "$WORK/"
+    mkdir -p "$WORK/build"
+    cp edge-filter/build/index.js edge-filter/build/index_bg.wasm "$WORK/build/"
+    cp edge-filter/entry.mjs scripts/bench/passthrough.js scripts/bench/kv-miss.js "$WORK/"
     cat >"$WORK/workerd.capnp" <<CAPNP
 using Workerd = import "/workerd/workerd.capnp";
 
@@ -139,8 +144,9 @@ const config :Workerd.Config = (
 
 const filter :Workerd.Worker = (
   modules = [
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+    (name = "entry.mjs", esModule = embed "entry.mjs"),
+    (name = "build/index.js", esModule = embed "build/index.js"),
+    (name = "build/index_bg.wasm", wasm = embed "build/index_bg.wasm"),
   ],
   compatibilityDate = "$COMPATIBILITY_DATE",
   bindings = [
@@ -174,6 +180,7 @@ REVOCATIONS_BINDING='    (name = "CAS_REVOCATIONS", kvNamespace = "kv"),'
 COMPATIBILITY_DATE=$(sed -n 's/^compatibility_date = "\(.*\)"/\1/p' wrangler.toml)
 write_workerd_config
 start workerd "$ROOT/node_modules/.bin/workerd" serve "$WORK/workerd.capnp"
+WORKERD_PID=${pids[-1]}
 wait_for cas-server "$CAS/login"
 wait_for demo-origin "$ORIGIN/healthz"
 wait_for workerd "$CEILING/public/"
@@ -214,21 +221,45 @@ fi
 [ "$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$SERVICE")" = 200 ] ||
     die "the session cookie does not reach the origin"
 
-# Runs wrk for `seconds` and prints "name rps p50 p99 non2xx" with wrk's latency units.
+# Prints the CPU time that process `pid` has used, user and system, in clock ticks.
+cpu_ticks() {
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# Prints the CPU microseconds per request from two tick counts and a request count.
+micros_per_request() {
+    awk -v ticks=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$3" \
+        'BEGIN { if (n > 0) printf "%.0f", ticks * 1000000 / hz / n; else print "-" }'
+}
+
+# Runs wrk for `seconds` and prints "name rps p50 p99 non2xx workerd-cpu origin-cpu"
+# with wrk's latency units and CPU microseconds per request. CPU time per request moves
+# much less with other load on the machine than requests per second do.
 measure_for() {
     local name=$1 seconds=$2
     shift 2
     local out
     # The caller captures stdout, so the progress line goes to stderr.
     printf '    measuring %s for %s s\n' "$name" "$seconds" >&2
+    local workerd_before origin_before
+    workerd_before=$(cpu_ticks "$WORKERD_PID")
+    origin_before=$(cpu_ticks "$ORIGIN_PID")
     out=$(wrk --latency -t1 -c "$CONNECTIONS" -d "${seconds}s" "$@")
+    local workerd_after origin_after
+    workerd_after=$(cpu_ticks "$WORKERD_PID")
+    origin_after=$(cpu_ticks "$ORIGIN_PID")
     printf '%s\n' "$out" >"$WORK/wrk-$name.txt"
-    local rps p50 p99 errors
+
+    local rps p50 p99 errors requests
     rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(printf '%s\n' "$out" | awk '$1 == "50%" {print $2}')
     p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')
     errors=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx/ {print $5}')
-    echo "$name $rps $p50 $p99 ${errors:-0}"
+    requests=$(printf '%s\n' "$out" | awk '/requests in/ {print $1}')
+    local workerd_cpu origin_cpu
+    workerd_cpu=$(micros_per_request "$workerd_before" "$workerd_after" "${requests:-0}")
+    origin_cpu=$(micros_per_request "$origin_before" "$origin_after" "${requests:-0}")
+    echo "$name $rps $p50 $p99 ${errors:-0} $workerd_cpu $origin_cpu"
 }
 
 measure() {
@@ -251,12 +282,16 @@ results+=("$(measure api-401 "$SERVICE" -H "Accept: application/json")")
 results+=("$(TICKETS_FILE="$WORK/tickets" TICKET_PATH=/bench/page \
     measure_for tickets "$TICKET_SECONDS" "$FILTER" -s "$ROOT/scripts/bench/tickets.lua")")
 
-ceiling_rps=$(printf '%s\n' "${results[0]}" | awk '{print $2}')
-printf '\n%-10s %12s %10s %10s %8s %18s\n' case "requests/s" "p50" "p99" "non-2xx" "throughput/ceiling"
+read -r _ ceiling_rps _ _ _ ceiling_cpu _ <<<"${results[0]}"
+printf '\n%-10s %12s %10s %10s %8s %18s %13s %12s %12s\n' case "requests/s" "p50" "p99" "non-2xx" \
+    "throughput/ceiling" "workerd µs/req" "origin µs/req" "CPU/ceiling"
 for line in "$origin_line" "${results[@]}"; do
-    read -r name rps p50 p99 errors <<<"$line"
+    read -r name rps p50 p99 errors workerd_cpu origin_cpu <<<"$line"
     ratio=$(awk -v a="$rps" -v b="$ceiling_rps" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-10s %12s %10s %10s %8s %18s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$ratio"
+    cpu_ratio=$(awk -v a="$workerd_cpu" -v b="$ceiling_cpu" \
+        'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }')
+    printf '%-10s %12s %10s %10s %8s %18s %14s %13s %12s\n' "$name" "$rps" "$p50" "$p99" "$errors" \
+        "$ratio" "$workerd_cpu" "$origin_cpu" "$cpu_ratio"
 done
 
 wasm=edge-filter/build/index_bg.wasm

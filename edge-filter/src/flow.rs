@@ -2,6 +2,7 @@
 //! time alone: forward it to the origin, validate its ticket, or reply directly.
 
 use std::fmt;
+use std::rc::Rc;
 
 use cas_core::assertion::{sign_assertion, IdentityClaims};
 use cas_core::language::Language;
@@ -13,7 +14,7 @@ use crate::config::FilterConfig;
 use crate::cookies::{
     cookie_values, expired_cookie, session_set_cookie, GATEWAY_COOKIE, SESSION_COOKIE,
 };
-use crate::headers::{anonymous_edits, origin_edits, HeaderEdits};
+use crate::headers::{anonymous_edits, identity_headers, HeaderEdits};
 use crate::login;
 use crate::loop_guard;
 use crate::options::{Origin, SloMode};
@@ -21,6 +22,7 @@ use crate::pages::Page;
 use crate::reply::Reply;
 use crate::rules::Action;
 use crate::session::{self, Session};
+use crate::session_cache::SessionCache;
 use crate::urls::{origin_url, service_url, validation_url, RequestTarget};
 
 /// Issuer of the identity assertions the filter signs.
@@ -107,20 +109,23 @@ pub enum SessionCookie {
     /// Not opened yet: [`decide_with_session`] opens it where the path needs it.
     Unopened,
     /// Opened by [`session_to_check`]: the valid session, or `None` without one.
-    Opened(Option<Session>),
+    Opened(Option<Rc<Session>>),
 }
 
 /// Decides what to do with `request` at `now` (seconds since the Unix epoch).
 pub fn decide(config: &FilterConfig, request: IncomingRequest<'_>, now: u64) -> Decision {
-    decide_with_session(config, request, SessionCookie::Unopened, now)
+    let mut cache = SessionCache::default();
+    decide_with_session(config, request, SessionCookie::Unopened, now, &mut cache)
 }
 
-/// Decides like [`decide`], using `cookie` when the caller already opened the session.
+/// Decides like [`decide`], using `cookie` when the caller already opened the session,
+/// and `cache` for sessions and identity headers made for earlier requests.
 pub fn decide_with_session(
     config: &FilterConfig,
     request: IncomingRequest<'_>,
     cookie: SessionCookie,
     now: u64,
+    cache: &mut SessionCache,
 ) -> Decision {
     let lang = cas_core::language::choose_language(request.header("accept-language"));
 
@@ -130,7 +135,7 @@ pub fn decide_with_session(
     }
 
     let session = match cookie {
-        SessionCookie::Unopened => current_session(config, &request, now),
+        SessionCookie::Unopened => current_session(config, &request, now, cache),
         SessionCookie::Opened(session) => session,
     };
     let session = session
@@ -140,7 +145,7 @@ pub fn decide_with_session(
         if !policy.allows(&session.attributes) {
             return Decision::Reply(Page::Forbidden.render(lang));
         }
-        return Decision::Forward(origin_request(config, request, &session, now));
+        return Decision::Forward(origin_request(config, request, &session, now, cache));
     }
 
     let service = service_url(&config.service_base, request.target);
@@ -177,6 +182,7 @@ pub fn session_to_check(
     config: &FilterConfig,
     request: &IncomingRequest<'_>,
     now: u64,
+    cache: &mut SessionCache,
 ) -> SessionCookie {
     if config.slo == SloMode::Off {
         return SessionCookie::Unopened;
@@ -184,7 +190,7 @@ pub fn session_to_check(
     if config.rules.policy(request.target.path).action == Action::Exclude {
         return SessionCookie::Unopened;
     }
-    SessionCookie::Opened(current_session(config, request, now))
+    SessionCookie::Opened(current_session(config, request, now, cache))
 }
 
 /// Returns the first session cookie that a session key signed and that is current at
@@ -194,13 +200,19 @@ pub fn current_session(
     config: &FilterConfig,
     request: &IncomingRequest<'_>,
     now: u64,
-) -> Option<Session> {
+    cache: &mut SessionCache,
+) -> Option<Rc<Session>> {
+    let idle = config.idle_timeout;
     request
         .headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
         .flat_map(|(_, value)| cookie_values(value, SESSION_COOKIE))
-        .find_map(|value| session::open(&config.session_keys, value, now, config.idle_timeout))
+        .find_map(|value| {
+            cache.open(value, now, idle, || {
+                session::open(&config.session_keys, value, now, idle)
+            })
+        })
 }
 
 /// Returns the URL the origin request goes to.
@@ -229,7 +241,24 @@ fn origin_request(
     request: IncomingRequest<'_>,
     session: &Session,
     now: u64,
+    cache: &mut SessionCache,
 ) -> OriginRequest {
+    let identity = cache.identity_headers(session, now, || signed_identity(config, session, now));
+    let mut headers = anonymous_edits(&request.headers);
+    headers.append.extend(identity.iter().cloned());
+
+    OriginRequest {
+        // A ticket that comes with a valid session stays unused, and the origin never receives it.
+        url: strip_ticket_params(&target_url(config, request.target)),
+        headers,
+        sid: Some(session.sid.clone()),
+        set_cookies: refreshed_cookie(config, session, now).into_iter().collect(),
+    }
+}
+
+/// Signs an identity assertion for `session` at `now` and builds the identity headers
+/// that carry it.
+fn signed_identity(config: &FilterConfig, session: &Session, now: u64) -> Vec<(String, String)> {
     let claims = IdentityClaims {
         iss: ASSERTION_ISSUER.to_owned(),
         aud: config.audience.clone(),
@@ -239,19 +268,7 @@ fn origin_request(
         attributes: session.attributes.clone(),
     };
     let assertion = sign_assertion(&config.assertion_key, &claims);
-
-    OriginRequest {
-        // A ticket that comes with a valid session stays unused, and the origin never receives it.
-        url: strip_ticket_params(&target_url(config, request.target)),
-        headers: origin_edits(
-            &request.headers,
-            &session.user,
-            &assertion,
-            &session.attributes,
-        ),
-        sid: Some(session.sid.clone()),
-        set_cookies: refreshed_cookie(config, session, now).into_iter().collect(),
-    }
+    identity_headers(&session.user, &assertion, &session.attributes)
 }
 
 /// Issues the session cookie again when the idle timeout needs pushing back, keeping
@@ -744,11 +761,13 @@ mod tests {
         let cookie = session_cookie(&config, "alice", NOW);
         let headers = [("Cookie", cookie.as_str())];
 
-        let protected = session_to_check(&config, &request("/a", None, &headers), NOW);
-        let excluded = session_to_check(&config, &request("/public/x", None, &headers), NOW);
-        let anonymous = session_to_check(&config, &request("/a", None, &[]), NOW);
+        let cache = &mut SessionCache::default();
+
+        let protected = session_to_check(&config, &request("/a", None, &headers), NOW, cache);
+        let excluded = session_to_check(&config, &request("/public/x", None, &headers), NOW, cache);
+        let anonymous = session_to_check(&config, &request("/a", None, &[]), NOW, cache);
         config.slo = SloMode::Off;
-        let without_slo = session_to_check(&config, &request("/a", None, &headers), NOW);
+        let without_slo = session_to_check(&config, &request("/a", None, &headers), NOW, cache);
 
         let SessionCookie::Opened(Some(session)) = protected else {
             panic!("expected an opened session, got {protected:?}");
@@ -765,18 +784,76 @@ mod tests {
         let cookie = session_cookie(&config, "alice", NOW);
         let headers = [("Cookie", cookie.as_str())];
 
-        let opened = session_to_check(&config, &request("/a", None, &headers), NOW);
-        let with_session = decide_with_session(&config, request("/a", None, &headers), opened, NOW);
+        let cache = &mut SessionCache::default();
+
+        let opened = session_to_check(&config, &request("/a", None, &headers), NOW, cache);
+        let with_session =
+            decide_with_session(&config, request("/a", None, &headers), opened, NOW, cache);
         let without = decide_with_session(
             &config,
             request("/a", None, &headers),
             SessionCookie::Opened(None),
             NOW,
+            cache,
         );
 
         let origin = forward_of(with_session);
         assert_eq!(header(&sent(&origin, &headers), USER_HEADER), vec!["alice"]);
         assert_eq!(reply_of(without).status, 302);
+    }
+
+    #[test]
+    fn kept_assertion_is_reused_then_signed_again() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW);
+        let headers = [("Cookie", cookie.as_str())];
+        let cache = &mut SessionCache::default();
+        let mut assertion_at = |now: u64| {
+            let request = request("/a", None, &headers);
+            let decision =
+                decide_with_session(&config, request, SessionCookie::Unopened, now, cache);
+            let sent = sent(&forward_of(decision), &headers);
+            let values: Vec<String> = header(&sent, ASSERTION_HEADER)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            values
+        };
+
+        let first = assertion_at(NOW);
+        let reused = assertion_at(NOW + 1);
+        let later = assertion_at(NOW + crate::session_cache::ASSERTION_REUSE_SECONDS);
+
+        assert_eq!(first, reused);
+        assert_ne!(first, later);
+        let keys = KeyRing::new(config.assertion_key.clone(), None);
+        let claims = open_assertion(&keys, &later[0]).expect("signed");
+        assert_eq!(
+            claims.iat,
+            NOW + crate::session_cache::ASSERTION_REUSE_SECONDS
+        );
+    }
+
+    #[test]
+    fn kept_session_still_honours_revocation() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW);
+        let headers = [("Cookie", cookie.as_str())];
+        let cache = &mut SessionCache::default();
+        let accepted = decide_with_session(
+            &config,
+            request("/a", None, &headers),
+            SessionCookie::Unopened,
+            NOW,
+            cache,
+        );
+        assert!(forward_of(accepted).sid.is_some());
+
+        let mut revoked = request("/a", None, &headers);
+        revoked.revoked = vec![session::session_id("ST-1")];
+        let refused = decide_with_session(&config, revoked, SessionCookie::Unopened, NOW, cache);
+
+        assert_eq!(reply_of(refused).status, 302);
     }
 
     fn session_cookie_with(config: &FilterConfig, session: &Session) -> String {

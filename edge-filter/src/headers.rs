@@ -174,19 +174,26 @@ pub fn origin_edits(
     attributes: &Attributes,
 ) -> HeaderEdits {
     let mut edits = anonymous_edits(incoming);
+    edits
+        .append
+        .extend(identity_headers(user, assertion, attributes));
+    edits
+}
 
-    edits
-        .append
-        .push((USER_HEADER.to_owned(), encode_user(user)));
-    edits
-        .append
-        .push((ASSERTION_HEADER.to_owned(), assertion.to_owned()));
+/// Builds the identity headers of a signed-in user: `X-CAS-User`, `X-CAS-Assertion` and
+/// one `X-CAS-Attr-*` header per attribute.
+pub fn identity_headers(
+    user: &str,
+    assertion: &str,
+    attributes: &Attributes,
+) -> Vec<(String, String)> {
+    let mut headers = Vec::with_capacity(2 + attributes.len());
+    headers.push((USER_HEADER.to_owned(), encode_user(user)));
+    headers.push((ASSERTION_HEADER.to_owned(), assertion.to_owned()));
     for (name, values) in attributes {
-        edits
-            .append
-            .push((attribute_header(name), encode_values(values)));
+        headers.push((attribute_header(name), encode_values(values)));
     }
-    edits
+    headers
 }
 
 /// Builds the headers of a request passed to the origin without identity: the client's

@@ -22,8 +22,10 @@ pub mod reply;
 pub mod revocation_cache;
 pub mod rules;
 pub mod session;
+pub mod session_cache;
 pub mod slo;
 pub mod urls;
+pub mod wire;
 
 // The Workers glue exists only in wasm builds, so the modules above build and test natively.
 #[cfg(target_arch = "wasm32")]

@@ -256,7 +256,7 @@ fn require_builds(root: &Path) -> Binaries {
         server: target.join("debug/cas-server"),
         origin: target.join("debug/demo-origin"),
     };
-    let bundle = root.join("edge-filter/build/worker/shim.mjs");
+    let bundle = root.join("edge-filter/build/index.js");
 
     for path in [&binaries.server, &binaries.origin, &bundle] {
         assert!(
@@ -342,7 +342,7 @@ compatibility_date = "{date}"
 "#,
         main = toml_string(
             &root
-                .join("edge-filter/build/worker/shim.mjs")
+                .join("edge-filter/entry.mjs")
                 .display()
                 .to_string()
         ),

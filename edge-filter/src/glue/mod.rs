@@ -8,19 +8,25 @@ mod revocations;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use cas_core::language::Language;
+use worker::js_sys::Promise;
+use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::future_to_promise;
 use worker::worker_sys::web_sys;
-use worker::{console_error, console_log, Date, Env, Headers, Response, Result};
+use worker::{console_error, console_log, Env, Headers, Response, Result};
 
 use crate::config::{FilterConfig, SettingSource};
 use crate::flow::{
     decide_with_session, finish_validation, session_to_check, Decision, IncomingRequest,
-    SessionCookie,
+    SessionCookie, TicketCheck,
 };
 use crate::options::{Origin, SloMode};
 use crate::pages::Page;
 use crate::reply::Reply;
+use crate::session_cache::SessionCache;
 use crate::urls::RequestTarget;
+use crate::wire::{parse_request, RequestDescription};
 
 /// Name of the static assets binding used when `STATIC_ASSETS` is `true`.
 pub const ASSETS_BINDING: &str = "ASSETS";
@@ -33,6 +39,9 @@ thread_local! {
     /// change within an isolate, so the path rule regexes are compiled once, not on
     /// every request.
     static CONFIG: RefCell<Option<Rc<FilterConfig>>> = const { RefCell::new(None) };
+
+    /// Sessions and identity headers of recent requests to this isolate.
+    static SESSIONS: RefCell<SessionCache> = RefCell::new(SessionCache::default());
 }
 
 /// Settings from the Workers environment: `[vars]` and secrets.
@@ -49,82 +58,196 @@ impl SettingSource for WorkerSettings<'_> {
 }
 
 /// The Workers `fetch` handler, exported under the name that worker-build's shim calls.
-/// It takes and returns the runtime's own `Request` and `Response` objects. The
-/// `#[event(fetch)]` wrapper of the `worker` crate (0.8.7) reads `request.cf` and parses
-/// the URL on every request, and its `Response` puts the origin's body stream into a new
-/// response, so workerd cannot pass the origin's body through natively.
+/// It takes the runtime's own `Request` and returns a `Promise` of the runtime's
+/// `Response`. The `#[event(fetch)]` wrapper of the `worker` crate (0.8.7) reads
+/// `request.cf` and parses the URL on every request, and its `Response` puts the
+/// origin's body stream into a new response, so workerd cannot pass the origin's body
+/// through natively.
+///
+/// Most requests need no waiting in Rust: a reply the filter makes itself, or a forward
+/// whose session is known not to be revoked. Their promise comes straight from the
+/// runtime's `fetch`, without the task queue of `wasm-bindgen-futures`. Only single
+/// logout, revocation lookups in KV and ticket validation run as a Rust future.
 #[worker::wasm_bindgen::prelude::wasm_bindgen(
     wasm_bindgen = ::worker::wasm_bindgen,
     wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
     js_sys = ::worker::js_sys
 )]
-pub async fn fetch(
-    request: web_sys::Request,
-    env: Env,
-    _context: JsValue,
-) -> std::result::Result<JsValue, JsValue> {
-    std::panic::AssertUnwindSafe(async move {
-        let response = match handle(request, env).await {
-            Ok(response) => response,
-            Err(error) => {
-                console_error!("{error}");
-                Response::error("INTERNAL SERVER ERROR", 500)?.into()
-            }
-        };
-        Ok(JsValue::from(response))
+pub fn fetch(request: web_sys::Request, env: Env, _context: JsValue) -> Promise {
+    let answered = match without_waiting(&request, &env) {
+        Ok(Step::Answered(promise)) => Ok(promise),
+        Ok(Step::Validate(config, check)) => {
+            return future_to_promise(async move { Ok(validate(config, check).await) })
+        }
+        Ok(Step::Wait) => return future_to_promise(with_waiting(request, env)),
+        Err(error) => Err(error),
+    };
+    answered.unwrap_or_else(|error| {
+        console_error!("{error}");
+        Promise::resolve(&internal_error())
     })
-    .await
 }
 
-async fn handle(request: web_sys::Request, env: Env) -> Result<web_sys::Response> {
-    let incoming_headers = request.headers();
-    let lang =
-        cas_core::language::choose_language(incoming_headers.get("accept-language")?.as_deref());
-    let config = match load_config(&env) {
+/// The state in which [`without_waiting`] leaves a request.
+enum Step {
+    /// The response, or the promise of the origin's response.
+    Answered(Promise),
+    /// The ticket must be validated by a subrequest to CAS.
+    Validate(Rc<FilterConfig>, TicketCheck),
+    /// The request needs a KV lookup or may be a logout request, so [`with_waiting`]
+    /// handles it from the start.
+    Wait,
+}
+
+/// Handles the request as far as it can without awaiting anything.
+fn without_waiting(request: &web_sys::Request, env: &Env) -> Result<Step> {
+    let described = describe(request)?;
+    let lang = language(&described);
+    let config = match load_config(env) {
         Ok(config) => config,
-        Err(settings) => return into_raw_response(Page::Misconfigured { settings }.render(lang)),
+        Err(settings) => return answered(Page::Misconfigured { settings }.render(lang)),
     };
 
-    let url = request.url();
-    // The URL may contain a ticket, so the error does not quote it.
-    let target = RequestTarget::from_serialized_url(&url)
-        .ok_or_else(|| worker::Error::RustError("request URL has no path".to_owned()))?;
-    let method = request.method();
-    if revocations::may_be_logout(&config, target.path, &method) {
+    let target = request_target(&described.url)?;
+    let method = described.method.as_str();
+    if revocations::may_be_logout(&config, target.path, method) {
+        return Ok(Step::Wait);
+    }
+
+    let incoming = IncomingRequest {
+        method,
+        target,
+        headers: described.headers,
+        revoked: Vec::new(),
+    };
+    let now = now_seconds();
+    let cookie = with_sessions(|cache| session_to_check(&config, &incoming, now, cache));
+    if let SessionCookie::Opened(Some(session)) = &cookie {
+        if !revocations::known_not_revoked(&session.sid, now) {
+            return Ok(Step::Wait);
+        }
+    }
+
+    match with_sessions(|cache| decide_with_session(&config, incoming, cookie, now, cache)) {
+        Decision::Forward(target) => {
+            let promise = origin::forward(request, method, target, &config, env, lang)?;
+            Ok(Step::Answered(promise))
+        }
+        Decision::Validate(check) => Ok(Step::Validate(config, check)),
+        Decision::Reply(reply) => answered(reply),
+    }
+}
+
+/// Handles a request that may need a single logout or a revocation lookup, awaiting both.
+async fn with_waiting(
+    request: web_sys::Request,
+    env: Env,
+) -> std::result::Result<JsValue, JsValue> {
+    match handle(request, env).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            console_error!("{error}");
+            Ok(internal_error())
+        }
+    }
+}
+
+async fn handle(request: web_sys::Request, env: Env) -> Result<JsValue> {
+    let described = describe(&request)?;
+    let lang = language(&described);
+    let config = match load_config(&env) {
+        Ok(config) => config,
+        Err(settings) => return reply_value(Page::Misconfigured { settings }.render(lang)),
+    };
+
+    let target = request_target(&described.url)?;
+    let method = described.method.as_str();
+    if revocations::may_be_logout(&config, target.path, method) {
         let mut logout = worker::Request::from(Clone::clone(&request));
         if let Some(response) = revocations::single_logout(&mut logout, &config, &env, lang).await {
-            return response.map(web_sys::Response::from);
+            return response.map(|response| JsValue::from(web_sys::Response::from(response)));
         }
     }
 
     let mut incoming = IncomingRequest {
-        method: &method,
+        method,
         target,
-        headers: Headers(Clone::clone(&incoming_headers)).entries().collect(),
+        headers: described.headers,
         revoked: Vec::new(),
     };
     let now = now_seconds();
-    let cookie = session_to_check(&config, &incoming, now);
+    let cookie = with_sessions(|cache| session_to_check(&config, &incoming, now, cache));
     if let SessionCookie::Opened(Some(session)) = &cookie {
         match revocations::is_revoked(&env, &config, &session.sid, now).await {
             Ok(true) => incoming.revoked.push(session.sid.clone()),
             Ok(false) => {}
-            Err(()) => return into_raw_response(Page::SessionCheckFailed.render(lang)),
+            Err(()) => return reply_value(Page::SessionCheckFailed.render(lang)),
         }
     }
 
-    match decide_with_session(&config, incoming, cookie, now) {
+    match with_sessions(|cache| decide_with_session(&config, incoming, cookie, now, cache)) {
+        // Resolving the handler's promise with the origin's promise makes it follow that one.
         Decision::Forward(target) => {
-            origin::forward(&request, &incoming_headers, target, &config, &env, lang).await
+            origin::forward(&request, method, target, &config, &env, lang).map(JsValue::from)
         }
-        Decision::Validate(check) => {
-            let fetched = cas::fetch_validation(&check, config.cas_timeout_ms).await;
-            let (reply, outcome) = finish_validation(&config, &check, fetched, now_seconds());
-            console_log!("{outcome}");
-            into_raw_response(reply)
-        }
-        Decision::Reply(reply) => into_raw_response(reply),
+        Decision::Validate(check) => Ok(validate(config, check).await),
+        Decision::Reply(reply) => reply_value(reply),
     }
+}
+
+/// Validates the ticket with CAS and returns the filter's reply: a redirect with the new
+/// session cookie, or an error page.
+async fn validate(config: Rc<FilterConfig>, check: TicketCheck) -> JsValue {
+    let fetched = cas::fetch_validation(&check, config.cas_timeout_ms).await;
+    let (reply, outcome) = finish_validation(&config, &check, fetched, now_seconds());
+    console_log!("{outcome}");
+    reply_value(reply).unwrap_or_else(|error| {
+        console_error!("{error}");
+        internal_error()
+    })
+}
+
+/// Splits the request URL. The URL may contain a ticket, so the error does not quote it.
+fn request_target(url: &str) -> Result<RequestTarget<'_>> {
+    RequestTarget::from_serialized_url(url)
+        .ok_or_else(|| worker::Error::RustError("request URL has no path".to_owned()))
+}
+
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, module = "/js/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = describeRequest)]
+    fn describe_request(request: &web_sys::Request) -> String;
+}
+
+/// Reads the method, URL and headers of `request` in one call.
+fn describe(request: &web_sys::Request) -> Result<RequestDescription> {
+    parse_request(&describe_request(request))
+        .ok_or_else(|| worker::Error::RustError("request description is incomplete".to_owned()))
+}
+
+fn language(request: &RequestDescription) -> Language {
+    let accept_language = request
+        .headers
+        .iter()
+        .find(|(name, _)| name == "accept-language")
+        .map(|(_, value)| value.as_str());
+    cas_core::language::choose_language(accept_language)
+}
+
+fn answered(reply: Reply) -> Result<Step> {
+    let response = into_raw_response(reply)?;
+    Ok(Step::Answered(Promise::resolve(&JsValue::from(response))))
+}
+
+fn reply_value(reply: Reply) -> Result<JsValue> {
+    into_raw_response(reply).map(JsValue::from)
+}
+
+/// The response to an error that is a bug or a runtime failure, not bad input.
+fn internal_error() -> JsValue {
+    Response::error("INTERNAL SERVER ERROR", 500)
+        .map(|response| JsValue::from(web_sys::Response::from(response)))
+        .unwrap_or(JsValue::UNDEFINED)
 }
 
 /// Returns the settings, loading and checking them and the bindings they need on the
@@ -157,8 +280,15 @@ fn check_config(env: &Env) -> std::result::Result<FilterConfig, Vec<&'static str
     Ok(config)
 }
 
+/// Runs `use_cache` with the isolate's session cache. Nothing in it awaits or calls
+/// back into the handler, so the cache is never borrowed twice.
+fn with_sessions<T>(use_cache: impl FnOnce(&mut SessionCache) -> T) -> T {
+    SESSIONS.with(|cache| use_cache(&mut cache.borrow_mut()))
+}
+
 fn now_seconds() -> u64 {
-    Date::now().as_millis() / 1000
+    // An f64 of milliseconds since the epoch; `as` saturates, and the clock is past 1970.
+    (worker::js_sys::Date::now() / 1000.0) as u64
 }
 
 /// Turns a filter-made reply into a runtime `Response`.

@@ -1,49 +1,149 @@
 //! The request to the origin, or to the static assets, for a request the filter lets through.
 
 use cas_core::language::Language;
+use worker::js_sys::{Function, Promise};
+use worker::wasm_bindgen::closure::Closure;
+use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::{web_sys, Fetcher};
-use worker::{console_error, js_sys, Env, Headers, Result};
+use worker::worker_sys::web_sys;
+use worker::{console_error, Env, Headers, Result};
 
 use super::{into_raw_response, ASSETS_BINDING};
 use crate::config::FilterConfig;
 use crate::cookies::{sets_filter_cookie, FILTER_COOKIE_PREFIX};
 use crate::flow::OriginRequest;
-use crate::headers::HeaderEdits;
 use crate::options::Origin;
 use crate::pages::Page;
+use crate::wire::{
+    cookie_lines, edit_fields, forward_context, parse_cookie_lines, parse_forward_context,
+};
 
-/// Sends the request to the origin with the filter's headers and the client's body, and
-/// returns the origin's response as it is, redirects included, plus any filter cookies.
-pub async fn forward(
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, module = "/js/glue.js")]
+extern "C" {
+    /// Sends the request with edited headers and attaches the response handlers. It
+    /// throws when an edit is rejected by `Headers`.
+    #[wasm_bindgen(js_name = forward, catch)]
+    #[allow(clippy::too_many_arguments)]
+    fn forward_with_edits(
+        request: &web_sys::Request,
+        fetcher: &JsValue,
+        url: &str,
+        edits: &str,
+        with_body: bool,
+        cookie_prefix: &str,
+        set_cookies: &str,
+        context: &str,
+        on_response: &Function,
+        on_error: &Function,
+    ) -> std::result::Result<Promise, JsValue>;
+}
+
+/// Sends the request to the origin with the filter's headers and the client's body. The
+/// promise resolves to the origin's response as it is, redirects included, plus any
+/// filter cookies, or to the 502 page when the origin cannot be reached.
+pub fn forward(
     request: &web_sys::Request,
-    incoming: &web_sys::Headers,
+    method: &str,
     target: OriginRequest,
     config: &FilterConfig,
     env: &Env,
     lang: Language,
-) -> Result<web_sys::Response> {
-    let headers = edited_headers(incoming, &target.headers)?;
+) -> Result<Promise> {
+    let edits = edit_fields(&target.headers).ok_or_else(|| line_break_in("a header edit"))?;
+    let set_cookies =
+        cookie_lines(&target.set_cookies).ok_or_else(|| line_break_in("a Set-Cookie value"))?;
+    let context = forward_context(lang, target.sid.as_deref());
 
-    let method = request.method();
-    let init = web_sys::RequestInit::new();
-    init.set_method(&method);
-    init.set_headers(&headers);
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    if let Some(body) = request.body().filter(|_| may_have_body(&method)) {
-        init.set_body(&body);
-    }
-
-    match send(&target.url, &init, config, env).await {
-        Ok(response) => with_cookies(response, &target.set_cookies),
+    let sent = fetcher(config, env).and_then(|fetcher| {
+        HANDLERS.with(|handlers| {
+            forward_with_edits(
+                request,
+                &fetcher,
+                &target.url,
+                &edits,
+                may_have_body(method),
+                FILTER_COOKIE_PREFIX,
+                &set_cookies,
+                &context,
+                &handlers.on_response,
+                &handlers.on_error,
+            )
+        })
+    });
+    match sent {
+        Ok(promise) => Ok(promise),
         Err(error) => {
-            let sid = target.sid.as_deref().unwrap_or("none");
-            let error = worker::Error::from(error);
-            console_error!("origin request failed for session {sid}: {error}");
-            into_raw_response(Page::OriginUnavailable.render(lang))
+            let page = origin_failed(&error, &context)?;
+            Ok(Promise::resolve(&JsValue::from(page)))
         }
     }
+}
+
+fn line_break_in(field: &str) -> worker::Error {
+    worker::Error::RustError(format!(
+        "invalid origin request: {field} contains a line break"
+    ))
+}
+
+/// Returns the object whose `fetch` reaches the origin: the global scope, or the static
+/// assets binding.
+fn fetcher(config: &FilterConfig, env: &Env) -> std::result::Result<JsValue, JsValue> {
+    match config.origin {
+        Origin::Url(_) => Ok(worker::js_sys::global().into()),
+        Origin::Assets => env
+            .assets(ASSETS_BINDING)
+            .map(|assets| assets.into_rpc::<JsValue>())
+            .map_err(|error| JsValue::from(error.to_string())),
+    }
+}
+
+thread_local! {
+    /// The handlers of every origin promise, made once per isolate.
+    static HANDLERS: OriginHandlers = OriginHandlers::new();
+}
+
+/// The two Rust functions that finish a forwarded request, made into JavaScript
+/// functions once and kept for the life of the isolate. A Rust closure made per request
+/// would stay allocated until a `FinalizationRegistry` freed it.
+struct OriginHandlers {
+    on_response: Function,
+    on_error: Function,
+}
+
+impl OriginHandlers {
+    fn new() -> Self {
+        let on_response = Closure::<dyn Fn(web_sys::Response, String) -> JsValue>::new(
+            |response: web_sys::Response, set_cookies: String| {
+                let finished = with_cookies(response, &parse_cookie_lines(&set_cookies));
+                finished.map_or_else(|error| failed_response(&error), JsValue::from)
+            },
+        );
+        let on_error = Closure::<dyn Fn(JsValue, String) -> JsValue>::new(
+            |error: JsValue, context: String| {
+                let page = origin_failed(&error, &context);
+                page.map_or_else(|error| failed_response(&error), JsValue::from)
+            },
+        );
+        OriginHandlers {
+            on_response: on_response.into_js_value().unchecked_into(),
+            on_error: on_error.into_js_value().unchecked_into(),
+        }
+    }
+}
+
+/// Logs a failed origin request and returns the 502 page.
+fn origin_failed(error: &JsValue, context: &str) -> Result<web_sys::Response> {
+    let (lang, sid) = parse_forward_context(context);
+    let sid = sid.as_deref().unwrap_or("none");
+    let error = worker::Error::from(error.clone());
+    console_error!("origin request failed for session {sid}: {error}");
+    into_raw_response(Page::OriginUnavailable.render(lang))
+}
+
+/// Logs an error in finishing a forwarded response and returns a plain 500.
+fn failed_response(error: &worker::Error) -> JsValue {
+    console_error!("finishing the origin response failed: {error}");
+    super::internal_error()
 }
 
 /// Returns whether a request with `method` may carry a body to the origin. An HTTP/1.1
@@ -51,46 +151,6 @@ pub async fn forward(
 /// filter drops that body instead of failing with the 502 page.
 fn may_have_body(method: &str) -> bool {
     !method.eq_ignore_ascii_case("GET") && !method.eq_ignore_ascii_case("HEAD")
-}
-
-/// Copies the incoming headers and applies `edits` to the copy, in the order that
-/// [`HeaderEdits::apply`] describes.
-fn edited_headers(incoming: &web_sys::Headers, edits: &HeaderEdits) -> Result<web_sys::Headers> {
-    let headers = web_sys::Headers::new_with_headers(incoming)?;
-    for name in &edits.delete {
-        headers.delete(name)?;
-    }
-    for (name, value) in &edits.set {
-        headers.set(name, value)?;
-    }
-    for (name, value) in &edits.append {
-        headers.append(name, value)?;
-    }
-    Ok(headers)
-}
-
-/// Calls the global `fetch`, or the assets binding's, with the URL and the init.
-async fn send(
-    url: &str,
-    init: &web_sys::RequestInit,
-    config: &FilterConfig,
-    env: &Env,
-) -> std::result::Result<web_sys::Response, JsValue> {
-    let promise = match config.origin {
-        Origin::Url(_) => {
-            let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-            global.fetch_with_str_and_init(url, init)
-        }
-        Origin::Assets => {
-            let assets = env
-                .assets(ASSETS_BINDING)
-                .map_err(|error| JsValue::from(error.to_string()))?;
-            assets
-                .into_rpc::<Fetcher>()
-                .fetch_with_str_and_init(url, init)?
-        }
-    };
-    JsFuture::from(promise).await?.dyn_into()
 }
 
 /// Adds `Set-Cookie` values to a response and removes the origin's `Set-Cookie` values

@@ -72,6 +72,12 @@ pub async fn single_logout(
     Some(revoke(&xml, config, env, lang).await)
 }
 
+/// Returns whether this isolate found `sid` not revoked within the cache time, so the
+/// request needs no KV read.
+pub fn known_not_revoked(sid: &str, now: u64) -> bool {
+    CACHE.with(|cache| cache.borrow().known_not_revoked(sid, now))
+}
+
 /// Returns whether a session id was revoked. A failed KV read is an error, so the filter
 /// fails closed and does not trust a cookie it cannot check.
 pub async fn is_revoked(
@@ -80,7 +86,7 @@ pub async fn is_revoked(
     sid: &str,
     now: u64,
 ) -> std::result::Result<bool, ()> {
-    if CACHE.with(|cache| cache.borrow().known_not_revoked(sid, now)) {
+    if known_not_revoked(sid, now) {
         return Ok(false);
     }
 
