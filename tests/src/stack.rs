@@ -68,27 +68,31 @@ impl Stack {
         let database = TestDatabase::create().await;
         database.add_plain_user("alice", "alice-password").await;
 
-        let (cas_port, origin_port) = (free_port(), free_port());
-        let cas = format!("https://127.0.0.1:{cas_port}/cas");
-        let origin = format!("http://127.0.0.1:{origin_port}");
         let assertion_key = random_secret();
-
         make_certificates(&binaries.server, dir.path());
-        let server_config = write_server_config(dir.path(), cas_port, &database.url, &options);
 
-        let mut server = Command::new(&binaries.server);
-        server
-            .arg("run")
-            .arg("--config")
-            .arg(&server_config)
-            .current_dir(dir.path());
-        let server = ManagedProcess::start("cas-server", server, dir.path());
+        let (server, cas_port) = start_listening("cas-server", dir.path(), |port| {
+            let server_config = write_server_config(dir.path(), port, &database.url, &options);
+            let mut server = Command::new(&binaries.server);
+            server
+                .arg("run")
+                .arg("--config")
+                .arg(&server_config)
+                .current_dir(dir.path());
+            server
+        })
+        .await;
+        let cas = format!("https://127.0.0.1:{cas_port}/cas");
 
-        let mut demo = Command::new(&binaries.origin);
-        demo.args(["--listen", &format!("127.0.0.1:{origin_port}")])
-            .env("CAS_ASSERTION_KEY", &assertion_key)
-            .env("CAS_ASSERTION_AUDIENCE", &origin);
-        let demo = ManagedProcess::start("demo-origin", demo, dir.path());
+        let (demo, origin_port) = start_listening("demo-origin", dir.path(), |port| {
+            let mut demo = Command::new(&binaries.origin);
+            demo.args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("CAS_ASSERTION_KEY", &assertion_key)
+                .env("CAS_ASSERTION_AUDIENCE", format!("http://127.0.0.1:{port}"));
+            demo
+        })
+        .await;
+        let origin = format!("http://127.0.0.1:{origin_port}");
 
         let ca_pem =
             std::fs::read(dir.path().join("ca.pem")).unwrap_or_else(|e| panic!("no CA: {e}"));
@@ -120,7 +124,7 @@ impl Stack {
     /// A port that was free when picked can be taken by another test's connection before
     /// wrangler binds it, so a start that fails on a taken port is tried again on new ports.
     pub async fn start_edge(&mut self, options: EdgeOptions) -> String {
-        for _ in 0..EDGE_START_ATTEMPTS {
+        for _ in 0..START_ATTEMPTS {
             let (port, inspector) = (free_port(), free_port());
             let edge = format!("http://127.0.0.1:{port}");
             let dir = self._dir.path().join(format!("edge-{port}"));
@@ -133,7 +137,7 @@ impl Stack {
             let command =
                 wrangler_command(&self.root, &dir, &config, port, inspector, self._dir.path());
             let mut process = ManagedProcess::start("wrangler", command, &dir);
-            if lost_port_race(&mut process, &edge).await {
+            if lost_port_race(&mut process, edge.trim_start_matches("http://")).await {
                 continue;
             }
 
@@ -142,7 +146,7 @@ impl Stack {
             self.wait_until_ready(&[format!("{edge}/")]).await;
             return edge;
         }
-        panic!("wrangler found its port taken {EDGE_START_ATTEMPTS} times in a row");
+        panic!("wrangler found its port taken {START_ATTEMPTS} times in a row");
     }
 
     /// Returns the stack's working folder, which contains `ca.pem`, `server.pem` and the logs.
@@ -340,12 +344,7 @@ compatibility_date = "{date}"
 [vars]
 {vars}
 "#,
-        main = toml_string(
-            &root
-                .join("edge-filter/entry.mjs")
-                .display()
-                .to_string()
-        ),
+        main = toml_string(&root.join("edge-filter/entry.mjs").display().to_string()),
         date = compatibility_date(root),
         vars = vars.join("\n"),
         kv = if options.without_revocations_kv {
@@ -429,21 +428,37 @@ fn random_secret() -> String {
     hex::encode(bytes)
 }
 
-/// Times an edge start is tried on new ports after wrangler found its port taken.
-const EDGE_START_ATTEMPTS: usize = 3;
+/// Times a start is tried on new ports after the process found its port taken.
+const START_ATTEMPTS: usize = 3;
 
-/// Waits until wrangler accepts connections at `edge` or exits. Returns true when it exited because
-/// its port was taken; any other exit is left for the caller's checks to report.
-async fn lost_port_race(process: &mut ManagedProcess, edge: &str) -> bool {
+/// Starts the process that `command_for` makes for a free port and returns it with the
+/// port. A port that was free when picked can be taken by another test before the
+/// process binds it, so a start that fails on a taken port is tried again on a new one.
+async fn start_listening(
+    name: &str,
+    dir: &Path,
+    command_for: impl Fn(u16) -> Command,
+) -> (ManagedProcess, u16) {
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port();
+        let mut process = ManagedProcess::start(name, command_for(port), dir);
+        if !lost_port_race(&mut process, &format!("127.0.0.1:{port}")).await {
+            return (process, port);
+        }
+    }
+    panic!("{name} found its port taken {START_ATTEMPTS} times in a row");
+}
+
+/// Waits until a process accepts connections at `address` (`host:port`) or exits.
+/// Returns true when it exited because its port was taken; any other exit is left for
+/// the caller's checks to report.
+async fn lost_port_race(process: &mut ManagedProcess, address: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         if process.has_exited() {
             return process.log_tail().contains("Address already in use");
         }
-        if tokio::net::TcpStream::connect(edge.trim_start_matches("http://"))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(address).await.is_ok() {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
