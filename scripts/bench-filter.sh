@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Measures the edge filter in workerd against a pass-through Worker that forwards to the
 # same origin, the ceiling. One run measures requests per second and latency of: the
-# origin alone, the pass-through Worker, a request with a valid session cookie, an
-# excluded path, and the ticket path with a local CAS server. Loopback only. Beside each
-# figure it prints the CPU time per request of workerd and of the origin, read from
-# /proc before and after each run: on a machine shared with other jobs this moves much
-# less than the request rate.
+# origin alone, the pass-through Worker, a request with a valid session cookie, requests
+# with session cookies that the filter's session cache does not keep, an excluded path,
+# and the ticket path with a local CAS server. Loopback only. Beside each figure it
+# prints the CPU time per request of workerd and of the origin, read from /proc before
+# and after each run: on a machine shared with other jobs this moves much less than the
+# request rate.
 #
 # Both Workers run in one `workerd serve` process, without wrangler dev: its development
 # proxy limited even the pass-through Worker to about 90 requests/s on a 2-core machine.
@@ -17,6 +18,8 @@
 # debug builds are used when no release build exists).
 #
 # Settings: BENCH_SECONDS (default 10) per measurement, BENCH_CONNECTIONS (default 16),
+# BENCH_COLD_COOKIES (default 1200) session cookies for the cold-session case, which must
+# be more than the filter's session cache keeps (1000) so that every request misses it,
 # BENCH_TICKETS (default 2000) service tickets made for the ticket path, which is measured
 # for BENCH_TICKET_SECONDS (default 3) so that the tickets last, and
 # BENCH_REVOCATIONS=0 to run the filter without the KV binding, which shows the cost of
@@ -29,6 +32,7 @@ cd "$ROOT"
 SECONDS_EACH="${BENCH_SECONDS:-10}"
 CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 TICKETS="${BENCH_TICKETS:-2000}"
+COLD_COOKIES="${BENCH_COLD_COOKIES:-1200}"
 TICKET_SECONDS="${BENCH_TICKET_SECONDS:-3}"
 REVOCATIONS="${BENCH_REVOCATIONS:-1}"
 
@@ -186,7 +190,7 @@ wait_for demo-origin "$ORIGIN/healthz"
 wait_for workerd "$CEILING/public/"
 wait_for workerd "$FILTER/public/"
 
-step "signing in and making $TICKETS service tickets"
+step "signing in, making $TICKETS service tickets and $COLD_COOKIES session cookies"
 SERVICE="$FILTER/bench/page"
 ENCODED_SERVICE=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$SERVICE")
 JAR="$WORK/cas-cookies"
@@ -220,6 +224,19 @@ if [ -z "$cookie" ]; then
 fi
 [ "$(curl -sS -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "$SERVICE")" = 200 ] ||
     die "the session cookie does not reach the origin"
+
+# Each further ticket validated by the filter gives one more session, with its own cookie.
+new_session_cookie() {
+    local ticket
+    ticket=$(new_ticket)
+    curl -sS -o /dev/null -D - "$SERVICE?ticket=$ticket" | tr -d '\r' |
+        sed -n 's/^[Ss]et-[Cc]ookie: \(cas_edge_session=[^;]*\).*/\1/p'
+}
+export -f new_session_cookie
+export SERVICE
+seq "$COLD_COOKIES" | xargs -P 4 -I{} bash -c new_session_cookie >"$WORK/cookies"
+[ "$(grep -c '^cas_edge_session=' "$WORK/cookies")" -eq "$COLD_COOKIES" ] ||
+    die "the filter set fewer than $COLD_COOKIES session cookies"
 
 # Prints the CPU time that process `pid` has used, user and system, in clock ticks.
 cpu_ticks() {
@@ -276,6 +293,8 @@ origin_line=$(measure origin "$ORIGIN/public/page")
 # excluded path get the same page and the session path a page of the same size class.
 results+=("$(measure ceiling "$CEILING/public/page")")
 results+=("$(measure session "$SERVICE" -H "Cookie: $cookie")")
+results+=("$(COOKIES_FILE="$WORK/cookies" COOKIE_PATH=/bench/page \
+    measure cold-session "$FILTER" -s "$ROOT/scripts/bench/cookies.lua")")
 results+=("$(measure excluded "$FILTER/public/page")")
 # A 401 the filter makes itself, without a subrequest: the cost of the filter's own work.
 results+=("$(measure api-401 "$SERVICE" -H "Accept: application/json")")
@@ -283,14 +302,14 @@ results+=("$(TICKETS_FILE="$WORK/tickets" TICKET_PATH=/bench/page \
     measure_for tickets "$TICKET_SECONDS" "$FILTER" -s "$ROOT/scripts/bench/tickets.lua")")
 
 read -r _ ceiling_rps _ _ _ ceiling_cpu _ <<<"${results[0]}"
-printf '\n%-10s %12s %10s %10s %8s %18s %13s %12s %12s\n' case "requests/s" "p50" "p99" "non-2xx" \
+printf '\n%-12s %12s %10s %10s %8s %18s %13s %12s %12s\n' case "requests/s" "p50" "p99" "non-2xx" \
     "throughput/ceiling" "workerd µs/req" "origin µs/req" "CPU/ceiling"
 for line in "$origin_line" "${results[@]}"; do
     read -r name rps p50 p99 errors workerd_cpu origin_cpu <<<"$line"
     ratio=$(awk -v a="$rps" -v b="$ceiling_rps" 'BEGIN { printf "%.2f", a / b }')
     cpu_ratio=$(awk -v a="$workerd_cpu" -v b="$ceiling_cpu" \
         'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }')
-    printf '%-10s %12s %10s %10s %8s %18s %14s %13s %12s\n' "$name" "$rps" "$p50" "$p99" "$errors" \
+    printf '%-12s %12s %10s %10s %8s %18s %14s %13s %12s\n' "$name" "$rps" "$p50" "$p99" "$errors" \
         "$ratio" "$workerd_cpu" "$origin_cpu" "$cpu_ratio"
 done
 
