@@ -78,6 +78,25 @@ bench() {
     "$BIN/cas-bench" "$@" | sed "s/$/ round=$ROUND/" | tee -a "$RESULTS"
 }
 
+# Prints the user and system CPU time of process $1 in clock ticks of 10 ms.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# Runs the full logins and adds the CAS server's CPU time per login to their line. CPU
+# time hardly moves with other load on the machine, unlike the rate.
+bench_logins() {
+    local before after
+    before=$(cpu_ticks "$SERVER_PID")
+    # shellcheck disable=SC2046
+    "$BIN/cas-bench" logins $(cas_args) --connections "$LOGIN_CONNECTIONS" >"$WORK/logins.txt"
+    after=$(cpu_ticks "$SERVER_PID")
+    awk -v ticks=$((after - before)) -v round="$ROUND" '{
+        split($0, parts, "operations="); split(parts[2], count, " ")
+        printf "%s server_cpu_ms_per_op=%.2f round=%s\n", $0, (count[1] > 0) ? ticks * 10 / count[1] : 0, round
+    }' "$WORK/logins.txt" | tee -a "$RESULTS"
+}
+
 cas_args() {
     echo --base "https://127.0.0.1:$CAS_PORT/cas" --service "$SERVICE" \
         --ca "$WORK/certs/ca.pem" --seconds "$SECONDS_PER_RUN"
@@ -114,8 +133,7 @@ start_cas --ticket-store memory --memory-max-tickets 10000000
 ceiling memory
 # shellcheck disable=SC2046
 bench tickets $(cas_args) --connections "$CONNECTIONS" --label memory
-# shellcheck disable=SC2046
-bench logins $(cas_args) --connections "$LOGIN_CONNECTIONS"
+bench_logins
 stop_server
 
 # Right after the logins, so both see the same load from other processes.
@@ -144,6 +162,7 @@ awk '
         for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
         key = f["figure"] SUBSEP f["round"]
         rate[key] = f["rate"]; p50[key] = f["p50_ms"]; p99[key] = f["p99_ms"]
+        cpu[key] = (f["figure"] == "full_login") ? f["server_cpu_ms_per_op"] : f["cpu_ms_per_op"]
         if (f["round"] > rounds) rounds = f["round"]
         if (f["figure"] == "memory") bytes = f["bytes_per_ticket"]
     }
@@ -159,6 +178,15 @@ awk '
         }
         printf "%s  median %.2f  %s\n", line, median(ratios, rounds), target
     }
+    # Server CPU ms per login, then CPU ms of a raw hash divided by it, per round.
+    function show_cpu(    r, ratios, line) {
+        line = sprintf("%-18s", "login_cpu_ms")
+        for (r = 1; r <= rounds; r++) {
+            ratios[r] = (cpu["full_login", r] > 0) ? cpu["argon2id_raw", r] / cpu["full_login", r] : 0
+            line = line sprintf(" %9.2f %5.2f %13s", cpu["full_login", r], ratios[r], sprintf("hash %.2f", cpu["argon2id_raw", r]))
+        }
+        printf "%s  median %.2f  ratio = CPU ms per raw hash / server CPU ms per login\n", line, median(ratios, rounds)
+    }
     END {
         printf "%-18s", "figure"
         for (r = 1; r <= rounds; r++) printf " %9s %5s %13s", "per s", "ratio", "p50/p99 ms"
@@ -171,6 +199,7 @@ awk '
         show("sso_issue_redis", "ceiling_redis", "")
         show("full_login", "argon2id_raw", "ratio to raw argon2id hashes; target >= 0.90")
         show("argon2id_raw", "argon2id_raw", "")
+        show_cpu()
         printf "resident bytes per live service ticket = %s (target <= 300)\n", bytes
     }
 ' "$RESULTS"

@@ -96,13 +96,25 @@ pub async fn record_success(
     attempt: &LoginAttempt<'_>,
     admission: Admission,
 ) -> Result<(), StoreError> {
-    if admission.user.is_some() {
-        store.reset_counter(&attempt.user_key()).await?;
-    }
-    if let Some(id) = admission.address {
-        store.forget_attempt(&attempt.address_key(), id).await?;
-    }
-    Ok(())
+    let user_key = attempt.user_key();
+    let address_key = attempt.address_key();
+
+    // The two counters are independent, so a shared store gets both commands at once.
+    let reset = async {
+        match admission.user {
+            Some(_) => store.reset_counter(&user_key).await,
+            None => Ok(()),
+        }
+    };
+    let forget = async {
+        match admission.address {
+            Some(id) => store.forget_attempt(&address_key, id).await,
+            None => Ok(()),
+        }
+    };
+    let (reset, forget) = tokio::join!(reset, forget);
+    reset?;
+    forget
 }
 
 /// Returns the failures of the attempt's user name and address within the window.

@@ -803,3 +803,37 @@ async fn concurrent_proxy_ticket_takes_succeed_once() {
     assert_eq!(grants.len(), 1);
     assert_eq!(grants[0], proxy_grant(&session));
 }
+
+#[tokio::test]
+async fn ticket_index_survives_script_flush() {
+    let redis = PrivateRedis::start();
+    let store = RedisTicketStore::open(&redis.url(), "cas-test:", 1).expect("open");
+    let session = started_session(&store).await;
+    let first = ServiceTicket::from_random(random_bytes());
+    let second = ServiceTicket::from_random(random_bytes());
+    let mut connection = redis::Client::open(redis.url())
+        .expect("client")
+        .get_connection()
+        .expect("connect");
+
+    // A new server has no script cached, so the first ticket loads the index script.
+    store
+        .put_service_ticket(&first, grant(&session, "https://app.example/a"), MINUTE)
+        .await
+        .expect("put first");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut connection)
+        .expect("flush scripts");
+    store
+        .put_service_ticket(&second, grant(&session, "https://app.example/b"), MINUTE)
+        .await
+        .expect("put second");
+
+    let indexed = store.session_tickets(&session).await.expect("index");
+    assert_eq!(indexed.len(), 2, "{indexed:?}");
+    let taken_first = store.take_service_ticket(&first).await.expect("take");
+    let taken_second = store.take_service_ticket(&second).await.expect("take");
+    assert!(taken_first.is_some());
+    assert!(taken_second.is_some());
+}

@@ -12,7 +12,7 @@ use cas_core::ticket::{
 };
 use cas_core::validation::Attributes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, FromRedisValue, Pipeline, Script, ScriptInvocation};
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, Script, ScriptInvocation, ServerErrorKind};
 use serde::{Deserialize, Serialize};
 
 use super::redis_keys::RedisKeys;
@@ -253,38 +253,49 @@ impl RedisTicketStore {
         reply.await.map_err(|_| timed_out())?.map_err(unavailable)
     }
 
-    /// Indexes the ticket and records the session's new deadline. Returns whether the
-    /// session was still alive.
-    async fn index_ticket(
+    /// Runs `pipeline`, which calls `script` with EVALSHA. When Redis has not cached the
+    /// script (after a restart or SCRIPT FLUSH), loads it and runs the whole pipeline
+    /// once more, so every command in the pipeline must be safe to repeat.
+    async fn query_pipeline_with_script<T: FromRedisValue>(
+        &self,
+        pipeline: &Pipeline,
+        script: &Script,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection();
+        let attempts = async {
+            match pipeline.query_async(&mut connection).await {
+                Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    script.load_async(&mut connection).await?;
+                    pipeline.query_async(&mut connection).await
+                }
+                result => result,
+            }
+        };
+        let reply = tokio::time::timeout(COMMAND_TIMEOUT, attempts);
+        reply.await.map_err(|_| timed_out())?.map_err(unavailable)
+    }
+
+    /// Builds the EVALSHA of [`INDEX_SCRIPT`] that adds `ticket` to its session's index
+    /// at `now`, in Unix milliseconds.
+    fn index_command(
         &self,
         session: &TicketGrantingTicket,
         ticket: &ServiceTicket,
         service: &str,
         user: &str,
-    ) -> Result<bool, StoreError> {
-        let now = unix_millis(SystemTime::now());
-        let mut connection = self.connection();
-        let mut invocation = self.index_script.prepare_invoke();
-        invocation
-            .key(self.keys.session(session))
-            .key(self.keys.session_index(session))
+        now: u64,
+    ) -> Cmd {
+        redis::cmd("EVALSHA")
+            .arg(self.index_script.get_hash())
+            .arg(2)
+            .arg(self.keys.session(session))
+            .arg(self.keys.session_index(session))
             .arg(ticket.as_str())
             .arg(service)
             .arg(now)
             .arg(user)
-            .arg(ttl_millis(INDEX_GRACE));
-
-        let reply = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            invocation.invoke_async::<i64>(&mut connection),
-        );
-        let ttl = reply.await.map_err(|_| timed_out())?.map_err(unavailable)?;
-        if ttl <= 0 {
-            return Ok(false);
-        }
-
-        self.record_deadline(session, now + ttl as u64).await?;
-        Ok(true)
+            .arg(ttl_millis(INDEX_GRACE))
+            .clone()
     }
 
     async fn record_deadline(
@@ -436,10 +447,14 @@ impl TicketStore for RedisTicketStore {
         let value = encode(&record)?;
         let first_ttl = ttl.min(idle);
 
-        self.query::<()>(&set_with_ttl(&self.keys.session(ticket), &value, first_ttl))
-            .await?;
-        self.record_deadline(ticket, now.saturating_add(ttl_millis(first_ttl)))
-            .await
+        // Two slots, so two commands, sent at once. A deadline recorded for a session
+        // whose SET failed only makes a sweep find nothing to end.
+        let command = set_with_ttl(&self.keys.session(ticket), &value, first_ttl);
+        let stored = self.query::<()>(&command);
+        let recorded = self.record_deadline(ticket, now.saturating_add(ttl_millis(first_ttl)));
+        let (stored, recorded) = tokio::join!(stored, recorded);
+        stored?;
+        recorded
     }
 
     async fn get_session(
@@ -500,14 +515,25 @@ impl TicketStore for RedisTicketStore {
         let value = encode(&record)?;
         let key = self.keys.service_ticket(ticket);
 
-        // Two slots, so two commands. Both go out at once on the multiplexed connections.
-        let command = set_with_ttl(&key, &value, ttl);
-        let stored = self.query::<()>(&command);
-        let indexed =
-            self.index_ticket(&grant.session, ticket, grant.service.as_str(), &record.user);
-        let (stored, indexed) = tokio::join!(stored, indexed);
-        stored?;
-        indexed?;
+        // The ticket and the session's index are in two slots, so two commands, sent in
+        // one pipeline and one round trip. SET and the index script are safe to repeat.
+        let now = unix_millis(SystemTime::now());
+        let service = grant.service.as_str();
+        let index = self.index_command(&grant.session, ticket, service, &record.user, now);
+        let mut pipeline = redis::pipe();
+        pipeline
+            .add_command(set_with_ttl(&key, &value, ttl))
+            .ignore()
+            .add_command(index);
+        let (remaining,): (i64,) = self
+            .query_pipeline_with_script(&pipeline, &self.index_script)
+            .await?;
+
+        // Records the session's end for the sweeps, because the index script may move it.
+        if remaining > 0 {
+            self.record_deadline(&grant.session, now + remaining as u64)
+                .await?;
+        }
         Ok(())
     }
 

@@ -2,16 +2,18 @@
 //! store. An Argon2id PHC string is accepted in every encoding as well, because upgrade
 //! on login and `cas-server users` write Argon2id into stores of any encoding.
 
+mod argon2id;
 mod bcrypt_hash;
 pub mod decoy;
 mod django_pbkdf2;
 mod hex_digest;
 pub mod salt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2};
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::Argon2;
 use subtle::ConstantTimeEq;
 
+use argon2id::verify_argon2id;
 use hex_digest::HexDigest;
 pub use salt::{SaltPosition, SaltSource};
 
@@ -172,22 +174,6 @@ fn verify_hex_digest(
 
     let input = scheme.salt_position.join(salt, typed);
     digest.verify(&input, stored_hex)
-}
-
-fn verify_argon2id(typed: &str, stored: &str) -> bool {
-    let Ok(hash) = PasswordHash::new(stored) else {
-        tracing::warn!("stored password is not a PHC string");
-        return false;
-    };
-
-    // Only Argon2id is accepted, so a weaker variant written into the table cannot pass.
-    if hash.algorithm != Algorithm::Argon2id.ident() {
-        tracing::warn!(algorithm = %hash.algorithm, "stored password hash is not argon2id");
-        return false;
-    }
-    Argon2::default()
-        .verify_password(typed.as_bytes(), &hash)
-        .is_ok()
 }
 
 /// Hashes `password` with Argon2id and the crate's default cost (19 MiB, 2 passes),
