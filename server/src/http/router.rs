@@ -55,7 +55,7 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> 
 
 async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    // Parsed once here for the page language and the validation endpoints.
+    // The query is parsed once, for the page language and for the validation endpoints.
     let query = Params::from_query(parts.uri.query());
     let RequestLanguage { language, explicit } = request_language(&parts, query.as_ref().ok());
 
