@@ -7,7 +7,8 @@
 #
 # Each round measures a ceiling just before each group and divides by it; the summary
 # prints every round's ratios and their median, because other load on the machine moves
-# single figures by a factor of two.
+# single figures by a factor of two. Each figure line also gives the CPU time per
+# operation of the server (server_cpu_us) and of cas-bench (client_cpu_us).
 #
 # Needs Redis on 127.0.0.1:6379 for the Redis figures; it writes only keys under a
 # random cas-bench-…: prefix and deletes them at the end. The load generator
@@ -99,7 +100,7 @@ bench_logins() {
 
 cas_args() {
     echo --base "https://127.0.0.1:$CAS_PORT/cas" --service "$SERVICE" \
-        --ca "$WORK/certs/ca.pem" --seconds "$SECONDS_PER_RUN"
+        --ca "$WORK/certs/ca.pem" --seconds "$SECONDS_PER_RUN" --server-pid "$SERVER_PID"
 }
 
 step "building in release mode (several minutes on a fresh machine)"
@@ -122,7 +123,7 @@ wait_for "https://127.0.0.1:$CEILING_PORT/"
 # ceiling measured just before it, while the CAS server idles.
 ceiling() {
     "$BIN/cas-bench" ceiling --url "https://127.0.0.1:$CEILING_PORT/" --ca "$WORK/certs/ca.pem" \
-        --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" |
+        --connections "$CONNECTIONS" --seconds "$SECONDS_PER_RUN" --server-pid "$CEILING_PID" |
         sed "s/figure=ceiling/figure=ceiling_$1/; s/$/ round=$ROUND/" | tee -a "$RESULTS"
 }
 

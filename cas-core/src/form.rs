@@ -2,6 +2,8 @@
 //! Unlike lossy parsers, invalid UTF-8 after percent-decoding is an error, so a password
 //! is never silently changed before it is checked.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode;
 
 /// Errors from parsing a query string or form body.
@@ -66,11 +68,14 @@ impl Params {
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, ParamsError> {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|&b| if b == b'+' { b' ' } else { b })
-        .collect();
-    let decoded: Vec<u8> = percent_decode(&spaced).collect();
+    let spaced: Cow<'_, [u8]> = match raw.contains(&b'+') {
+        true => raw
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect(),
+        false => Cow::Borrowed(raw),
+    };
+    let decoded = Cow::<[u8]>::from(percent_decode(&spaced)).into_owned();
     String::from_utf8(decoded).map_err(|_| ParamsError::NotUtf8)
 }
 

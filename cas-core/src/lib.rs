@@ -15,5 +15,6 @@ pub mod signing;
 pub mod theme;
 pub mod ticket;
 pub mod validation;
+pub mod xml_document;
 pub mod xml_parse;
 pub mod xml_write;

@@ -1,138 +1,122 @@
 //! Writes CAS 3.0 `cas:serviceResponse` XML documents for validation and `/proxy`.
 //!
-//! Every value goes through quick-xml's escaping. Characters that XML 1.0 forbids
-//! (controls other than tab, newline and carriage return) become U+FFFD. An attribute
-//! name that is not an XML name is written with each offending character as `_xHHHH_`,
+//! Every value is escaped by [`crate::xml_document::push_escaped`]. Characters that
+//! XML 1.0 forbids (controls other than tab, newline and carriage return) become U+FFFD.
+//! An attribute name that is not an XML name is written with each offending character as `_xHHHH_`,
 //! the convention of .NET's XmlConvert.EncodeName, so `given name` becomes `given_x0020_name`
 //! (see [`encode_xml_name`]).
 
-use std::io;
-
-use quick_xml::events::{BytesDecl, BytesText, Event};
-use quick_xml::Writer;
+use quick_xml::events::BytesText;
 
 use crate::validation::{
     Attributes, AuthenticationFailure, AuthenticationSuccess, ProxyResponse, ValidationResponse,
 };
+use crate::xml_document::XmlDocument;
 
 /// The CAS XML namespace.
 pub const CAS_NAMESPACE: &str = "http://www.yale.edu/tp/cas";
 
 /// Serialises a validation response; `with_attributes` is false for CAS 2.0 endpoints.
 pub fn write_validation_response(response: &ValidationResponse, with_attributes: bool) -> String {
-    write_document(|writer| match response {
-        ValidationResponse::Success(success) => write_success(writer, success, with_attributes),
-        ValidationResponse::Failure(failure) => {
-            write_failure(writer, "cas:authenticationFailure", failure)
+    let mut document = start_document();
+    match response {
+        ValidationResponse::Success(success) => {
+            write_success(&mut document, success, with_attributes)
         }
-    })
+        ValidationResponse::Failure(failure) => {
+            write_failure(&mut document, "cas:authenticationFailure", failure)
+        }
+    }
+    finish_document(document)
 }
 
 /// Serialises a `/proxy` response: `cas:proxySuccess` or `cas:proxyFailure`.
 pub fn write_proxy_response(response: &ProxyResponse) -> String {
-    write_document(|writer| match response {
+    let mut document = start_document();
+    match response {
         ProxyResponse::Success { proxy_ticket } => {
-            writer
-                .create_element("cas:proxySuccess")
-                .write_inner_content(|writer| {
-                    write_text_element(writer, "cas:proxyTicket", proxy_ticket)
-                })?;
-            Ok(())
+            document.start("cas:proxySuccess");
+            document.text_element("cas:proxyTicket", None, proxy_ticket);
+            document.end("cas:proxySuccess");
         }
-        ProxyResponse::Failure(failure) => write_failure(writer, "cas:proxyFailure", failure),
-    })
+        ProxyResponse::Failure(failure) => {
+            write_failure(&mut document, "cas:proxyFailure", failure)
+        }
+    }
+    finish_document(document)
 }
 
-/// Writes the XML declaration and the `cas:serviceResponse` root around `content`.
-fn write_document(content: impl FnOnce(&mut Writer<Vec<u8>>) -> io::Result<()>) -> String {
-    let mut writer = Writer::new_with_indent(Vec::new(), b' ', 2);
-    let written = writer
-        .write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
-        .and_then(|()| {
-            writer
-                .create_element("cas:serviceResponse")
-                .with_attribute(("xmlns:cas", CAS_NAMESPACE))
-                .write_inner_content(content)
-                .map(|_| ())
-        });
+/// Writes the XML declaration and opens the `cas:serviceResponse` root.
+fn start_document() -> XmlDocument {
+    let mut document = XmlDocument::new();
+    document.start_with_attribute("cas:serviceResponse", Some(("xmlns:cas", CAS_NAMESPACE)));
+    document
+}
 
-    // Writing into a Vec cannot fail; a failure here would be a quick-xml bug.
-    debug_assert!(written.is_ok());
-    String::from_utf8(writer.into_inner()).unwrap_or_default()
+fn finish_document(mut document: XmlDocument) -> String {
+    document.end("cas:serviceResponse");
+    document.finish()
 }
 
 fn write_success(
-    writer: &mut Writer<Vec<u8>>,
+    document: &mut XmlDocument,
     success: &AuthenticationSuccess,
     with_attributes: bool,
-) -> io::Result<()> {
-    writer
-        .create_element("cas:authenticationSuccess")
-        .write_inner_content(|writer| {
-            write_text_element(writer, "cas:user", &success.user)?;
+) {
+    document.start("cas:authenticationSuccess");
+    document.text_element("cas:user", None, &success.user);
 
-            if with_attributes && !success.attributes.is_empty() {
-                write_attributes(writer, &success.attributes)?;
-            }
-            if let Some(iou) = &success.proxy_granting_ticket_iou {
-                write_text_element(writer, "cas:proxyGrantingTicket", iou)?;
-            }
-            if !success.proxies.is_empty() {
-                writer
-                    .create_element("cas:proxies")
-                    .write_inner_content(|writer| {
-                        for proxy in &success.proxies {
-                            write_text_element(writer, "cas:proxy", proxy)?;
-                        }
-                        Ok(())
-                    })?;
-            }
-            Ok(())
-        })?;
-    Ok(())
+    if with_attributes && !success.attributes.is_empty() {
+        write_attributes(document, &success.attributes);
+    }
+    if let Some(iou) = &success.proxy_granting_ticket_iou {
+        document.text_element("cas:proxyGrantingTicket", None, iou);
+    }
+    if !success.proxies.is_empty() {
+        document.start("cas:proxies");
+        for proxy in &success.proxies {
+            document.text_element("cas:proxy", None, proxy);
+        }
+        document.end("cas:proxies");
+    }
+    document.end("cas:authenticationSuccess");
 }
 
-fn write_attributes(writer: &mut Writer<Vec<u8>>, attributes: &Attributes) -> io::Result<()> {
-    writer
-        .create_element("cas:attributes")
-        .write_inner_content(|writer| {
-            for (name, values) in attributes {
-                let element = format!("cas:{}", encode_xml_name(name));
-                for value in values {
-                    write_text_element(writer, &element, value)?;
-                }
-            }
-            Ok(())
-        })?;
-    Ok(())
+fn write_attributes(document: &mut XmlDocument, attributes: &Attributes) {
+    document.start("cas:attributes");
+    let mut element = String::new();
+    for (name, values) in attributes {
+        element.clear();
+        element.push_str("cas:");
+        element.push_str(&encode_xml_name(name));
+        for value in values {
+            document.text_element(&element, None, value);
+        }
+    }
+    document.end("cas:attributes");
 }
 
-fn write_failure(
-    writer: &mut Writer<Vec<u8>>,
-    element: &str,
-    failure: &AuthenticationFailure,
-) -> io::Result<()> {
-    writer
-        .create_element(element)
-        .with_attribute(("code", failure.code.as_str()))
-        .write_text_content(xml_text(&failure.message))?;
-    Ok(())
-}
-
-fn write_text_element(writer: &mut Writer<Vec<u8>>, name: &str, text: &str) -> io::Result<()> {
-    writer
-        .create_element(name)
-        .write_text_content(xml_text(text))?;
-    Ok(())
+fn write_failure(document: &mut XmlDocument, element: &str, failure: &AuthenticationFailure) {
+    let code = Some(("code", failure.code.as_str()));
+    document.text_element(element, code, &failure.message);
 }
 
 /// Builds XML character data from `text`: characters XML 1.0 cannot carry become
 /// U+FFFD, markup characters become entities, and a carriage return becomes `&#13;`.
 /// A raw CR or CRLF would reach the client as LF, because XML parsers normalise line
 /// ends (XML 1.0, section 2.11).
-pub fn xml_text(text: &str) -> BytesText<'static> {
+pub fn xml_text(text: &str) -> BytesText<'_> {
+    if !text.chars().any(needs_escape) {
+        return BytesText::from_escaped(text);
+    }
     let escaped = quick_xml::escape::escape(xml_safe_text(text)).replace('\r', "&#13;");
     BytesText::from_escaped(escaped)
+}
+
+/// Returns whether [`xml_text`] changes `c`: a markup character, a carriage return or
+/// a character XML 1.0 cannot carry.
+fn needs_escape(c: char) -> bool {
+    matches!(c, '<' | '>' | '&' | '\'' | '"' | '\r') || !is_xml_char(c)
 }
 
 /// Replaces characters that XML 1.0 cannot carry with U+FFFD.
@@ -322,6 +306,50 @@ mod tests {
         assert_eq!(encode_xml_name("_x0001F600_"), "_x005F_x0001F600_");
         assert_eq!(encode_xml_name("snake_case_x"), "snake_case_x");
         assert_eq!(encode_xml_name("mood😀"), "mood_x0001F600_");
+    }
+
+    #[test]
+    fn success_document_layout() {
+        let mut value = success("alice");
+        value
+            .attributes
+            .insert("mail".into(), vec!["a@b".into(), "x&y".into()]);
+        value
+            .attributes
+            .insert("given name".into(), vec![String::new()]);
+        value.proxy_granting_ticket_iou = Some("PGTIOU-1".into());
+        value.proxies = vec!["https://b/cb".into(), "https://a/cb?x=1&y=2".into()];
+        let xml = write_validation_response(&ValidationResponse::Success(value), true);
+
+        let expected = r#"<?xml version="1.0" encoding="UTF-8"?>
+<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">
+  <cas:authenticationSuccess>
+    <cas:user>alice</cas:user>
+    <cas:attributes>
+      <cas:given_x0020_name></cas:given_x0020_name>
+      <cas:mail>a@b</cas:mail>
+      <cas:mail>x&amp;y</cas:mail>
+    </cas:attributes>
+    <cas:proxyGrantingTicket>PGTIOU-1</cas:proxyGrantingTicket>
+    <cas:proxies>
+      <cas:proxy>https://b/cb</cas:proxy>
+      <cas:proxy>https://a/cb?x=1&amp;y=2</cas:proxy>
+    </cas:proxies>
+  </cas:authenticationSuccess>
+</cas:serviceResponse>"#;
+        assert_eq!(xml, expected);
+    }
+
+    #[test]
+    fn failure_document_layout() {
+        let response = ValidationResponse::failure(ErrorCode::InvalidRequest, "<b>&\r");
+        let xml = write_validation_response(&response, true);
+
+        let expected = r#"<?xml version="1.0" encoding="UTF-8"?>
+<cas:serviceResponse xmlns:cas="http://www.yale.edu/tp/cas">
+  <cas:authenticationFailure code="INVALID_REQUEST">&lt;b&gt;&amp;&#13;</cas:authenticationFailure>
+</cas:serviceResponse>"#;
+        assert_eq!(xml, expected);
     }
 
     #[test]

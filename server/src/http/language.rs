@@ -33,11 +33,11 @@ pub struct RequestLanguage {
     pub explicit: bool,
 }
 
-/// Picks the page language of a request. A query that does not parse, a repeated
-/// `lang` and an unsupported value count as no parameter.
-pub fn request_language(parts: &Parts) -> RequestLanguage {
-    let params = Params::from_query(parts.uri.query()).unwrap_or_default();
-    let parameter = params.single(LANGUAGE_PARAMETER).ok().flatten();
+/// Picks the page language of a request from its headers and its parsed query, which
+/// is `None` when the query does not parse. Such a query, a repeated `lang` and an
+/// unsupported value count as no parameter.
+pub fn request_language(parts: &Parts, query: Option<&Params>) -> RequestLanguage {
+    let parameter = query.and_then(|params| params.single(LANGUAGE_PARAMETER).ok().flatten());
     let explicit = parameter.and_then(Language::from_tag).is_some();
 
     let accept_language = parts
@@ -107,13 +107,15 @@ mod tests {
         request.body(()).expect("request").into_parts().0
     }
 
+    fn pick(uri: &str, cookie: Option<&str>, accept: Option<&str>) -> RequestLanguage {
+        let parts = parts(uri, cookie, accept);
+        let query = Params::from_query(parts.uri.query()).ok();
+        request_language(&parts, query.as_ref())
+    }
+
     #[test]
     fn parameter_wins_and_is_explicit() {
-        let picked = request_language(&parts(
-            "/cas/login?lang=en",
-            Some("CASLANG=zh-CN"),
-            Some("zh"),
-        ));
+        let picked = pick("/cas/login?lang=en", Some("CASLANG=zh-CN"), Some("zh"));
 
         assert_eq!(picked.language, Language::English);
         assert!(picked.explicit);
@@ -127,7 +129,7 @@ mod tests {
             "/cas/login?lang=%FF",
             "/cas/login?lang=EN",
         ] {
-            let picked = request_language(&parts(uri, Some("CASLANG=zh-CN"), None));
+            let picked = pick(uri, Some("CASLANG=zh-CN"), None);
             assert_eq!(picked.language, Language::SimplifiedChinese, "{uri}");
             assert!(!picked.explicit, "{uri}");
         }

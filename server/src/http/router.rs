@@ -13,6 +13,7 @@ use tracing::Instrument;
 use super::cookie::set_language_cookie;
 use super::language::{request_language, RequestLanguage};
 use super::pages;
+use super::params::{Params, ParamsError};
 use super::response::{self, Body};
 use super::theme::THEMES_PATH;
 use super::validate::Protocol;
@@ -54,9 +55,11 @@ pub async fn handle(app: &App, request: Request<Incoming>, peer: SocketAddr) -> 
 
 async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let RequestLanguage { language, explicit } = request_language(&parts);
+    // The query is parsed once, for the page language and for the validation endpoints.
+    let query = Params::from_query(parts.uri.query());
+    let RequestLanguage { language, explicit } = request_language(&parts, query.as_ref().ok());
 
-    let mut response = route_endpoint(app, parts, body, language).await;
+    let mut response = route_endpoint(app, parts, body, language, &query).await;
     // A page opened with a valid `lang` parameter keeps that language for later pages,
     // the login post included. Responses that shared caches may store get no cookie,
     // because a cache could replay it to other clients.
@@ -73,6 +76,7 @@ async fn route_endpoint(
     parts: http::request::Parts,
     body: Incoming,
     language: Language,
+    query: &Result<Params, ParamsError>,
 ) -> Response<Body> {
     if request_target_length(&parts.uri) > MAX_URI_BYTES {
         return pages::error(language, StatusCode::URI_TOO_LONG, |t| t.uri_too_long);
@@ -101,10 +105,10 @@ async fn route_endpoint(
             login::post(app, &parts, body, language).await
         }
         ("login", false) => method_not_allowed(language, "GET, HEAD, POST"),
-        ("serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V2).await,
-        ("p3/serviceValidate", true) => validate::service_validate(app, &parts, Protocol::V3).await,
-        ("proxyValidate", true) => validate::proxy_validate(app, &parts, Protocol::V2).await,
-        ("p3/proxyValidate", true) => validate::proxy_validate(app, &parts, Protocol::V3).await,
+        ("serviceValidate", true) => validate::service_validate(app, query, Protocol::V2).await,
+        ("p3/serviceValidate", true) => validate::service_validate(app, query, Protocol::V3).await,
+        ("proxyValidate", true) => validate::proxy_validate(app, query, Protocol::V2).await,
+        ("p3/proxyValidate", true) => validate::proxy_validate(app, query, Protocol::V3).await,
         ("validate", true) => validate_v1::validate(app, &parts).await,
         ("proxy", true) => proxy::get(app, &parts).await,
         ("logout", true) => logout::get(app, &parts, language).await,

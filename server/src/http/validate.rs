@@ -3,7 +3,6 @@
 //! deliver a proxy-granting ticket when `pgtUrl` requests one, and return the CAS
 //! response as XML or JSON.
 
-use http::request::Parts;
 use http::Response;
 
 use cas_core::response_format::ResponseFormat;
@@ -11,7 +10,7 @@ use cas_core::ticket::{ProxyGrantingTicketIou, ProxyTicket};
 use cas_core::validation::{Attributes, AuthenticationSuccess, ErrorCode, ValidationResponse};
 
 use super::format::{self, requested_format, UNSUPPORTED_FORMAT};
-use super::params::Params;
+use super::params::{Params, ParamsError};
 use super::response::Body;
 use crate::app::App;
 use crate::proxy::{self, ValidatedTicket};
@@ -42,32 +41,40 @@ enum TicketKinds {
 const MISSING_PARAMETERS: &str =
     "Parameters ticket and service are required, each once; pgtUrl and renew at most once";
 
-/// The parameters of one validation request.
-struct ValidationRequest {
-    ticket: String,
-    service: String,
+/// The parameters of one validation request, borrowed from the parsed query.
+struct ValidationRequest<'a> {
+    ticket: &'a str,
+    service: &'a str,
     renew: bool,
-    pgt_url: Option<String>,
+    pgt_url: Option<&'a str>,
 }
 
 /// Handles `/serviceValidate` and `/p3/serviceValidate`, which reject proxy tickets.
-pub async fn service_validate(app: &App, parts: &Parts, protocol: Protocol) -> Response<Body> {
-    respond(app, parts, protocol, TicketKinds::ServiceOnly).await
+pub async fn service_validate(
+    app: &App,
+    query: &Result<Params, ParamsError>,
+    protocol: Protocol,
+) -> Response<Body> {
+    respond(app, query, protocol, TicketKinds::ServiceOnly).await
 }
 
 /// Handles `/proxyValidate` and `/p3/proxyValidate`, which also accept proxy tickets and
 /// list their proxies.
-pub async fn proxy_validate(app: &App, parts: &Parts, protocol: Protocol) -> Response<Body> {
-    respond(app, parts, protocol, TicketKinds::ServiceAndProxy).await
+pub async fn proxy_validate(
+    app: &App,
+    query: &Result<Params, ParamsError>,
+    protocol: Protocol,
+) -> Response<Body> {
+    respond(app, query, protocol, TicketKinds::ServiceAndProxy).await
 }
 
 async fn respond(
     app: &App,
-    parts: &Parts,
+    query: &Result<Params, ParamsError>,
     protocol: Protocol,
     kinds: TicketKinds,
 ) -> Response<Body> {
-    let (response_format, request) = parse_request(parts);
+    let (response_format, request) = parse_request(query);
     let outcome = match request {
         Ok(request) => validate(app, &request, protocol, kinds).await,
         Err(message) => ValidationResponse::failure(ErrorCode::InvalidRequest, message),
@@ -81,37 +88,40 @@ async fn respond(
     format::validation_response(&outcome, protocol == Protocol::V3, response_format)
 }
 
-/// Reads the format and the parameters. A request with an unsupported format gets its
-/// INVALID_REQUEST failure in XML, and its ticket stays untouched.
-fn parse_request(parts: &Parts) -> (ResponseFormat, Result<ValidationRequest, &'static str>) {
-    let Ok(params) = Params::from_query(parts.uri.query()) else {
+/// Reads the format and the parameters from the parsed query. A request with an
+/// unsupported format gets its INVALID_REQUEST failure in XML, and its ticket stays
+/// untouched.
+fn parse_request(
+    query: &Result<Params, ParamsError>,
+) -> (ResponseFormat, Result<ValidationRequest<'_>, &'static str>) {
+    let Ok(params) = query else {
         return (ResponseFormat::Xml, Err(MISSING_PARAMETERS));
     };
-    let Some(response_format) = requested_format(&params) else {
+    let Some(response_format) = requested_format(params) else {
         return (ResponseFormat::Xml, Err(UNSUPPORTED_FORMAT));
     };
     (
         response_format,
-        required_params(&params).ok_or(MISSING_PARAMETERS),
+        required_params(params).ok_or(MISSING_PARAMETERS),
     )
 }
 
-fn required_params(params: &Params) -> Option<ValidationRequest> {
+fn required_params(params: &Params) -> Option<ValidationRequest<'_>> {
     let ticket = params.non_empty("ticket").ok()??;
     let service = params.non_empty("service").ok()??;
     let renew = params.flag("renew").ok()?;
     let pgt_url = params.non_empty("pgtUrl").ok()?;
     Some(ValidationRequest {
-        ticket: ticket.to_owned(),
-        service: service.to_owned(),
+        ticket,
+        service,
         renew,
-        pgt_url: pgt_url.map(str::to_owned),
+        pgt_url,
     })
 }
 
 async fn validate(
     app: &App,
-    request: &ValidationRequest,
+    request: &ValidationRequest<'_>,
     protocol: Protocol,
     kinds: TicketKinds,
 ) -> ValidationResponse {
@@ -121,7 +131,7 @@ async fn validate(
     };
 
     let mut iou = None;
-    if let Some(pgt_url) = &request.pgt_url {
+    if let Some(pgt_url) = request.pgt_url {
         match proxy_granting_ticket(app, &validated, pgt_url).await {
             Ok(delivered) => iou = delivered,
             Err(error) => return ValidationResponse::failure(error.code, error.message),
@@ -137,7 +147,7 @@ async fn validate(
 /// Consumes the ticket in every case and returns what it grants.
 async fn validate_ticket(
     app: &App,
-    request: &ValidationRequest,
+    request: &ValidationRequest<'_>,
     kinds: TicketKinds,
 ) -> Result<ValidatedTicket, ValidationError> {
     let store = app.store();
@@ -145,24 +155,20 @@ async fn validate_ticket(
 
     match (is_proxy_ticket, kinds) {
         (false, _) => {
-            let grant = sso::validate_service_ticket(
-                store,
-                &request.ticket,
-                &request.service,
-                request.renew,
-            )
-            .await?;
+            let grant =
+                sso::validate_service_ticket(store, request.ticket, request.service, request.renew)
+                    .await?;
             Ok(ValidatedTicket {
                 grant,
                 proxies: Vec::new(),
             })
         }
         (true, TicketKinds::ServiceAndProxy) => {
-            proxy::validate_proxy_ticket(store, &request.ticket, &request.service, request.renew)
+            proxy::validate_proxy_ticket(store, request.ticket, request.service, request.renew)
                 .await
         }
         (true, TicketKinds::ServiceOnly) => {
-            proxy::consume_rejected_proxy_ticket(store, &request.ticket).await;
+            proxy::consume_rejected_proxy_ticket(store, request.ticket).await;
             Err(ValidationError {
                 code: ErrorCode::InvalidTicketSpec,
                 message: "Proxy tickets are accepted only by proxyValidate endpoints",

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::client::{BenchError, Connection, Target};
+use crate::cpu::{cpu_time, Process};
 
 /// Maximum latency samples kept per connection, so a long run cannot exhaust memory.
 const MAX_SAMPLES_PER_CONNECTION: usize = 1_000_000;
@@ -32,6 +33,10 @@ pub struct Report {
     pub elapsed: Duration,
     pub p50: Duration,
     pub p99: Duration,
+    /// CPU time this load generator used during the run.
+    pub client_cpu: Option<Duration>,
+    /// CPU time the measured server used during the run, when its process id is known.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Report {
@@ -39,9 +44,10 @@ impl Report {
         self.operations as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    /// Prints one line that scripts/bench-server.sh parses.
+    /// Prints one line that scripts/bench-server.sh parses. The CPU fields are
+    /// microseconds per operation and appear only when they were measured.
     pub fn print(&self, figure: &str) {
-        println!(
+        let mut line = format!(
             "figure={figure} rate={:.1} p50_ms={:.3} p99_ms={:.3} operations={} errors={} seconds={:.2}",
             self.rate(),
             self.p50.as_secs_f64() * 1000.0,
@@ -50,6 +56,17 @@ impl Report {
             self.errors,
             self.elapsed.as_secs_f64(),
         );
+        if let Some(client) = self.client_cpu {
+            line += &format!(" client_cpu_us={:.2}", self.micros_per_operation(client));
+        }
+        if let Some(server) = self.server_cpu {
+            line += &format!(" server_cpu_us={:.2}", self.micros_per_operation(server));
+        }
+        println!("{line}");
+    }
+
+    fn micros_per_operation(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.operations.max(1) as f64
     }
 }
 
@@ -60,13 +77,16 @@ struct ConnectionResult {
     last_done: Duration,
 }
 
-/// Runs `step` on `connections` connections for at most `duration`.
+/// Runs `step` on `connections` connections for at most `duration`. The report gives
+/// the CPU time of this process and of the `server` process during the run.
 pub async fn run(
     target: &Target,
     connections: usize,
     duration: Duration,
     step: Arc<dyn Step>,
+    server: Option<u32>,
 ) -> Report {
+    let cpu_before = CpuSample::take(server);
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
@@ -90,7 +110,40 @@ pub async fn run(
         errors += result.errors;
         elapsed = elapsed.max(result.last_done);
     }
-    summarize(samples, done, errors, elapsed)
+    let mut report = summarize(samples, done, errors, elapsed);
+    let cpu_after = CpuSample::take(server);
+    report.client_cpu = cpu_after
+        .client
+        .zip(cpu_before.client)
+        .map(|(a, b)| a.saturating_sub(b));
+    report.server_cpu = cpu_after
+        .server
+        .zip(cpu_before.server)
+        .map(|(a, b)| a.saturating_sub(b));
+    report
+}
+
+/// CPU times read at one moment. A time that cannot be read stays `None` and is left
+/// out of the report, because the throughput figures are valid without it.
+struct CpuSample {
+    client: Option<Duration>,
+    server: Option<Duration>,
+}
+
+impl CpuSample {
+    fn take(server: Option<u32>) -> Self {
+        let read = |process| match cpu_time(process) {
+            Ok(time) => Some(time),
+            Err(error) => {
+                eprintln!("CPU time not measured: {error}");
+                None
+            }
+        };
+        Self {
+            client: read(Process::This),
+            server: server.and_then(|pid| read(Process::Other(pid))),
+        }
+    }
 }
 
 async fn drive(
@@ -162,5 +215,7 @@ fn summarize(mut samples: Vec<u32>, done: u64, errors: u64, elapsed: Duration) -
         elapsed,
         p50: percentile(0.50),
         p99: percentile(0.99),
+        client_cpu: None,
+        server_cpu: None,
     }
 }

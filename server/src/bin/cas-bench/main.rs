@@ -3,6 +3,7 @@
 
 mod ceiling;
 mod client;
+mod cpu;
 mod hash;
 mod load;
 mod memory;
@@ -93,6 +94,10 @@ struct LoadArgs {
     /// Duration of each measured run, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Process id of the measured server on this machine. Each figure then reports the
+    /// server's CPU time per operation beside this load generator's own.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
 }
 
 #[derive(Args, Clone)]
@@ -166,6 +171,7 @@ async fn run(command: Command) -> Result<(), BenchError> {
                 load.connections,
                 seconds(load.seconds),
                 Arc::new(FixedGet { path }),
+                load.server_pid,
             )
             .await;
             report.print("ceiling");
@@ -209,6 +215,7 @@ async fn tickets(cas: &CasArgs, label: &str) -> Result<(), BenchError> {
         cas.load.connections,
         seconds(cas.load.seconds),
         Arc::clone(&issue) as Arc<dyn load::Step>,
+        cas.load.server_pid,
     )
     .await;
     report.print(&format!("sso_issue_{label}"));
@@ -230,6 +237,7 @@ async fn tickets(cas: &CasArgs, label: &str) -> Result<(), BenchError> {
         cas.load.connections,
         seconds(cas.load.seconds * 10),
         validate,
+        cas.load.server_pid,
     )
     .await;
     report.print(&format!("validate_{label}"));
@@ -248,6 +256,7 @@ async fn logins(cas: &CasArgs) -> Result<(), BenchError> {
         cas.load.connections,
         seconds(cas.load.seconds),
         step,
+        cas.load.server_pid,
     )
     .await;
     report.print("full_login");
