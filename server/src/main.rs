@@ -1,6 +1,5 @@
 //! `cas-server` binary: parses the command line and runs the chosen subcommand.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -29,8 +28,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at `info` unless `RUST_LOG` sets another filter: readable lines with
-/// colours only on a terminal, or one JSON object per line.
+/// Logs to stderr at `info` unless `RUST_LOG` sets another filter: readable lines without
+/// colours, or one JSON object per line.
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -38,7 +37,7 @@ fn init_tracing(format: LogFormat) {
         .with_writer(std::io::stderr);
 
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().with_current_span(true).init(),
     }
 }
