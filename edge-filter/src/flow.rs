@@ -175,6 +175,12 @@ pub fn decide_with_session(
     }
 }
 
+/// Splits the request URL into path and query. Returns the 400 page for a URL without a
+/// path, which workerd makes of an asterisk-form request such as `OPTIONS *`.
+pub fn request_target(url: &str, lang: Language) -> Result<RequestTarget<'_>, Reply> {
+    RequestTarget::from_serialized_url(url).ok_or_else(|| Page::BadRequest.render(lang))
+}
+
 /// Opens the session cookie when its revocation must be looked up before the decision.
 /// Returns [`SessionCookie::Unopened`] without single logout or on excluded paths, and
 /// `Opened(None)` without a valid session cookie.
@@ -484,6 +490,25 @@ mod tests {
             status: 200,
             body: write_validation_response(&ValidationResponse::Success(success), true),
         }
+    }
+
+    #[test]
+    fn url_without_path_is_bad_request() {
+        let Err(reply) = request_target("http://127.0.0.1:8787*", Language::SimplifiedChinese)
+        else {
+            panic!("expected the 400 page");
+        };
+
+        assert_eq!(reply.status, 400);
+        assert_eq!(reply.header("content-language"), Some("zh-CN"));
+    }
+
+    #[test]
+    fn url_with_path_gives_target() {
+        let target =
+            request_target("http://127.0.0.1:8787/a?b=1", Language::English).expect("a path");
+
+        assert_eq!((target.path, target.query), ("/a", Some("b=1")));
     }
 
     #[test]

@@ -480,4 +480,22 @@ async fn origin_down_gives_bad_gateway() {
         .await;
         assert_eq!(status(&response), 502, "{method} {path}: {response}");
     }
+
+    // The 502 page comes from the fetch error handler, which gets the page language
+    // through the forwarding context.
+    for (path, cookie) in [("/private", session.as_str()), ("/public/x", "a=1")] {
+        let response = raw(
+            &edge,
+            &format!("GET {path} HTTP/1.1\r\nCookie: {cookie}\r\nAccept-Language: zh-CN"),
+            "",
+        )
+        .await;
+        assert_eq!(status(&response), 502, "{path}: {response}");
+        assert!(
+            response
+                .to_ascii_lowercase()
+                .contains("content-language: zh-cn"),
+            "{path}: {response}"
+        );
+    }
 }

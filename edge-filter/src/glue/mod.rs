@@ -18,14 +18,13 @@ use worker::{console_error, console_log, Env, Headers, Response, Result};
 
 use crate::config::{FilterConfig, SettingSource};
 use crate::flow::{
-    decide_with_session, finish_validation, session_to_check, Decision, IncomingRequest,
-    SessionCookie, TicketCheck,
+    decide_with_session, finish_validation, request_target, session_to_check, Decision,
+    IncomingRequest, SessionCookie, TicketCheck,
 };
 use crate::options::{Origin, SloMode};
 use crate::pages::Page;
 use crate::reply::Reply;
 use crate::session_cache::SessionCache;
-use crate::urls::RequestTarget;
 use crate::wire::{parse_request, RequestDescription};
 
 /// Name of the static assets binding used when `STATIC_ASSETS` is `true`.
@@ -108,7 +107,10 @@ fn without_waiting(request: &web_sys::Request, env: &Env) -> Result<Step> {
         Err(settings) => return answered(Page::Misconfigured { settings }.render(lang)),
     };
 
-    let target = request_target(&described.url)?;
+    let target = match request_target(&described.url, lang) {
+        Ok(target) => target,
+        Err(reply) => return answered(reply),
+    };
     let method = described.method.as_str();
     if revocations::may_be_logout(&config, target.path, method) {
         return Ok(Step::Wait);
@@ -160,7 +162,10 @@ async fn handle(request: web_sys::Request, env: Env) -> Result<JsValue> {
         Err(settings) => return reply_value(Page::Misconfigured { settings }.render(lang)),
     };
 
-    let target = request_target(&described.url)?;
+    let target = match request_target(&described.url, lang) {
+        Ok(target) => target,
+        Err(reply) => return reply_value(reply),
+    };
     let method = described.method.as_str();
     if revocations::may_be_logout(&config, target.path, method) {
         let mut logout = worker::Request::from(Clone::clone(&request));
@@ -205,12 +210,6 @@ async fn validate(config: Rc<FilterConfig>, check: TicketCheck) -> JsValue {
         console_error!("{error}");
         internal_error()
     })
-}
-
-/// Splits the request URL. The URL may contain a ticket, so the error does not quote it.
-fn request_target(url: &str) -> Result<RequestTarget<'_>> {
-    RequestTarget::from_serialized_url(url)
-        .ok_or_else(|| worker::Error::RustError("request URL has no path".to_owned()))
 }
 
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, module = "/js/glue.js")]
