@@ -18,6 +18,7 @@ pub mod login;
 pub mod loop_guard;
 pub mod options;
 pub mod pages;
+pub mod redact;
 pub mod reply;
 pub mod revocation_cache;
 pub mod rules;

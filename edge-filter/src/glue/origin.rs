@@ -14,6 +14,7 @@ use crate::cookies::{sets_filter_cookie, FILTER_COOKIE_PREFIX};
 use crate::flow::OriginRequest;
 use crate::options::Origin;
 use crate::pages::Page;
+use crate::redact::without_queries;
 use crate::wire::{
     cookie_lines, edit_fields, forward_context, parse_cookie_lines, parse_forward_context,
 };
@@ -135,7 +136,8 @@ impl OriginHandlers {
 fn origin_failed(error: &JsValue, context: &str) -> Result<web_sys::Response> {
     let (lang, sid) = parse_forward_context(context);
     let sid = sid.as_deref().unwrap_or("none");
-    let error = worker::Error::from(error.clone());
+    // The error may quote the origin URL, whose query may carry a ticket.
+    let error = without_queries(&worker::Error::from(error.clone()).to_string());
     console_error!("origin request failed for session {sid}: {error}");
     into_raw_response(Page::OriginUnavailable.render(lang))
 }
