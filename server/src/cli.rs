@@ -243,7 +243,7 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_REDIS_KEY_PREFIX", value_name = "PREFIX")]
     pub redis_key_prefix: Option<String>,
 
-    /// Number of multiplexed Redis connections, in connections [default: 4].
+    /// Number of multiplexed Redis connections, in connections [default: 1].
     #[arg(long, env = "CAS_REDIS_POOL_SIZE", value_name = "CONNECTIONS")]
     pub redis_pool_size: Option<u64>,
 
