@@ -23,8 +23,8 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 STEPS_TOTAL=$((3 + 3 * ROUNDS + 2))
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 # Each login is two requests, and only the password check uses a core for long, so
-# the logins need more connections than cores to keep every core hashing: with 4 on 2
-# cores they reached about 0.87 of the raw hash rate, with 8 about 0.9.
+# the logins need more connections than cores to keep every core hashing. With 4
+# connections on 2 cores they reached about 0.87 of the raw hash rate, with 8 about 0.9.
 LOGIN_CONNECTIONS="${BENCH_LOGIN_CONNECTIONS:-8}"
 CEILING_PORT="${BENCH_CEILING_PORT:-19443}"
 CAS_PORT="${BENCH_CAS_PORT:-19444}"

@@ -78,7 +78,7 @@ pub fn fetch(request: web_sys::Request, env: Env, _context: JsValue) -> Promise 
         Ok(Step::Validate(config, check)) => {
             return future_to_promise(async move { Ok(validate(config, check).await) })
         }
-        Ok(Step::Wait) => return future_to_promise(with_waiting(request, env)),
+        Ok(Step::Wait(read)) => return future_to_promise(with_waiting(request, env, read)),
         Err(error) => Err(error),
     };
     answered.unwrap_or_else(|error| {
@@ -94,8 +94,16 @@ enum Step {
     /// The ticket must be validated by a subrequest to CAS.
     Validate(Rc<FilterConfig>, TicketCheck),
     /// The request needs a KV lookup or may be a logout request, so [`with_waiting`]
-    /// handles it from the start.
-    Wait,
+    /// goes on from the request as read so far.
+    Wait(ReadRequest),
+}
+
+/// A request as both paths read it first: its description, its page language and the
+/// settings that apply to it.
+struct ReadRequest {
+    described: RequestDescription,
+    lang: Language,
+    config: Rc<FilterConfig>,
 }
 
 /// Handles the request as far as it can without awaiting anything.
@@ -106,27 +114,34 @@ fn without_waiting(request: &web_sys::Request, env: &Env) -> Result<Step> {
         Ok(config) => config,
         Err(settings) => return answered(Page::Misconfigured { settings }.render(lang)),
     };
+    let mut read = ReadRequest {
+        described,
+        lang,
+        config,
+    };
 
-    let target = match request_target(&described.url, lang) {
+    let target = match request_target(&read.described.url, lang) {
         Ok(target) => target,
         Err(reply) => return answered(reply),
     };
-    let method = described.method.as_str();
-    if revocations::may_be_logout(&config, target.path, method) {
-        return Ok(Step::Wait);
+    let method = read.described.method.as_str();
+    if revocations::may_be_logout(&read.config, target.path, method) {
+        return Ok(Step::Wait(read));
     }
 
+    let config = Rc::clone(&read.config);
     let incoming = IncomingRequest {
         method,
         target,
-        headers: described.headers,
+        headers: std::mem::take(&mut read.described.headers),
         revoked: Vec::new(),
     };
     let now = now_seconds();
     let cookie = with_sessions(|cache| session_to_check(&config, &incoming, now, cache));
     if let SessionCookie::Opened(Some(session)) = &cookie {
         if !revocations::known_not_revoked(&session.sid, now) {
-            return Ok(Step::Wait);
+            read.described.headers = incoming.headers;
+            return Ok(Step::Wait(read));
         }
     }
 
@@ -144,8 +159,9 @@ fn without_waiting(request: &web_sys::Request, env: &Env) -> Result<Step> {
 async fn with_waiting(
     request: web_sys::Request,
     env: Env,
+    read: ReadRequest,
 ) -> std::result::Result<JsValue, JsValue> {
-    match handle(request, env).await {
+    match handle(request, env, read).await {
         Ok(response) => Ok(response),
         Err(error) => {
             console_error!("{error}");
@@ -154,13 +170,12 @@ async fn with_waiting(
     }
 }
 
-async fn handle(request: web_sys::Request, env: Env) -> Result<JsValue> {
-    let described = describe(&request)?;
-    let lang = language(&described);
-    let config = match load_config(&env) {
-        Ok(config) => config,
-        Err(settings) => return reply_value(Page::Misconfigured { settings }.render(lang)),
-    };
+async fn handle(request: web_sys::Request, env: Env, read: ReadRequest) -> Result<JsValue> {
+    let ReadRequest {
+        described,
+        lang,
+        config,
+    } = read;
 
     let target = match request_target(&described.url, lang) {
         Ok(target) => target,
@@ -242,7 +257,7 @@ fn reply_value(reply: Reply) -> Result<JsValue> {
     into_raw_response(reply).map(JsValue::from)
 }
 
-/// The response to an error that is a bug or a runtime failure, not bad input.
+/// Returns the 500 response for an error that is a bug or a runtime failure, not bad input.
 fn internal_error() -> JsValue {
     Response::error("INTERNAL SERVER ERROR", 500)
         .map(|response| JsValue::from(web_sys::Response::from(response)))
