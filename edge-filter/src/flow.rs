@@ -14,7 +14,7 @@ use crate::config::FilterConfig;
 use crate::cookies::{
     cookie_values, expired_cookie, session_set_cookie, GATEWAY_COOKIE, SESSION_COOKIE,
 };
-use crate::headers::{anonymous_edits, identity_headers, HeaderEdits};
+use crate::headers::{anonymous_edits, identity_headers, origin_edits, HeaderEdits};
 use crate::login;
 use crate::loop_guard;
 use crate::options::{Origin, SloMode};
@@ -250,13 +250,10 @@ fn origin_request(
     cache: &mut SessionCache,
 ) -> OriginRequest {
     let identity = cache.identity_headers(session, now, || signed_identity(config, session, now));
-    let mut headers = anonymous_edits(&request.headers);
-    headers.append.extend(identity.iter().cloned());
-
     OriginRequest {
         // A ticket that comes with a valid session stays unused, and the origin never receives it.
         url: strip_ticket_params(&target_url(config, request.target)),
-        headers,
+        headers: origin_edits(&request.headers, &identity),
         sid: Some(session.sid.clone()),
         set_cookies: refreshed_cookie(config, session, now).into_iter().collect(),
     }

@@ -165,18 +165,11 @@ pub fn anonymous_edits(incoming: &[(String, String)]) -> HeaderEdits {
 }
 
 /// Builds the edits of the origin request for a signed-in user: the anonymous edits plus
-/// `X-CAS-User`, `X-CAS-Assertion` and one `X-CAS-Attr-*` header per attribute. The
-/// deletions remove every client copy of these names first.
-pub fn origin_edits(
-    incoming: &[(String, String)],
-    user: &str,
-    assertion: &str,
-    attributes: &Attributes,
-) -> HeaderEdits {
+/// the `identity` headers that [`identity_headers`] made. The deletions remove every
+/// client copy of these names first.
+pub fn origin_edits(incoming: &[(String, String)], identity: &[(String, String)]) -> HeaderEdits {
     let mut edits = anonymous_edits(incoming);
-    edits
-        .append
-        .extend(identity_headers(user, assertion, attributes));
+    edits.append.extend(identity.iter().cloned());
     edits
 }
 
@@ -210,7 +203,8 @@ pub fn origin_headers(
     assertion: &str,
     attributes: &Attributes,
 ) -> Vec<(String, String)> {
-    origin_edits(&incoming, user, assertion, attributes).apply(incoming)
+    let identity = identity_headers(user, assertion, attributes);
+    origin_edits(&incoming, &identity).apply(incoming)
 }
 
 #[cfg(test)]
