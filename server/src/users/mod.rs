@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod attributes;
+mod check_pool;
 pub mod password;
 pub mod sql;
 mod upgrade;
@@ -12,12 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
-
 use cas_core::validation::Attributes;
 
 use crate::config::Config;
 use attributes::AttributeQueries;
+use check_pool::CheckPool;
 use password::decoy::Decoy;
 use password::{is_argon2id, is_disabled, verify_password, PasswordScheme, SaltSource};
 use sql::{ColumnValue, DatabaseError, UserDatabase};
@@ -74,10 +74,10 @@ pub struct UserDirectory {
     decoy: Decoy,
     /// Lookups (user name, password and attribute queries) sent to the database.
     lookups: Arc<AtomicU64>,
-    /// Password checks that may run at once: one per core. Each Argon2id check takes
-    /// 19 MiB and a core for tens of milliseconds, so more at once only adds memory and
-    /// cache misses while the others wait in line.
-    check_slots: Arc<Semaphore>,
+    /// Threads that run password checks, one per core. Each Argon2id check takes 19 MiB
+    /// and a core for tens of milliseconds, so more at once only adds memory and cache
+    /// misses while the others wait in line.
+    checks: CheckPool,
 }
 
 impl UserDirectory {
@@ -118,7 +118,7 @@ impl UserDirectory {
                 salt_position: config.password_salt_position,
             }),
             lookups: Arc::default(),
-            check_slots: Arc::new(Semaphore::new(cores())),
+            checks: CheckPool::start(cores()),
         }
     }
 
@@ -174,7 +174,7 @@ impl UserDirectory {
         Ok(rows.into_iter().map(PasswordRow::from_fields).collect())
     }
 
-    /// Runs the password check on the blocking pool, because Argon2 takes tens of
+    /// Runs the password check on the check threads, because Argon2 takes tens of
     /// milliseconds of CPU and would stall other requests on the async workers.
     async fn check_password_off_runtime(
         &self,
@@ -186,34 +186,33 @@ impl UserDirectory {
         let decoy = self.decoy.clone();
         let upgrade = self.upgrade_query.is_some();
         let typed = typed.to_owned();
-        let Ok(_slot) = self.check_slots.acquire().await else {
-            return CheckedPassword::failure(FailureReason::WrongPassword);
-        };
-        let checked = tokio::task::spawn_blocking(move || {
-            let user = match user {
-                Ok(user) => user,
-                Err(reason) => {
-                    decoy.verify(&typed);
-                    return CheckedPassword::failure(reason);
+        let checked = self
+            .checks
+            .run(move || {
+                let user = match user {
+                    Ok(user) => user,
+                    Err(reason) => {
+                        decoy.verify(&typed);
+                        return CheckedPassword::failure(reason);
+                    }
+                };
+                let checked = check_password(&scheme, &rows, &typed, user, upgrade);
+                if let (
+                    true,
+                    [PasswordRow {
+                        password: ColumnValue::Text(stored),
+                        ..
+                    }],
+                ) = (checked.verified, rows.as_slice())
+                {
+                    decoy.match_cost(stored);
                 }
-            };
-            let checked = check_password(&scheme, &rows, &typed, user, upgrade);
-            if let (
-                true,
-                [PasswordRow {
-                    password: ColumnValue::Text(stored),
-                    ..
-                }],
-            ) = (checked.verified, rows.as_slice())
-            {
-                decoy.match_cost(stored);
-            }
-            checked.or_decoy(&decoy, &typed)
-        })
-        .await;
+                checked.or_decoy(&decoy, &typed)
+            })
+            .await;
 
-        checked.unwrap_or_else(|error| {
-            tracing::error!(%error, "password check task failed");
+        checked.unwrap_or_else(|_| {
+            tracing::error!("password check failed without a result");
             CheckedPassword::failure(FailureReason::WrongPassword)
         })
     }

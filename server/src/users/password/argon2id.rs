@@ -1,12 +1,12 @@
 //! Argon2id verification with working memory that is kept between verifications.
 //!
 //! The argon2 crate's `verify_password` allocates and zero-fills the whole working
-//! memory (19 MiB with the default parameters) for every check. On the server, checks
-//! run on tokio's blocking threads, so that memory often comes fresh from the operating
-//! system and every page faults in. On a 2-core VM under other load, a small test program
-//! measured 17 to 21 ms of CPU per check through `spawn_blocking` with fresh memory and
-//! 14 to 15.5 ms with kept memory. Argon2 overwrites every block in its first pass, so
-//! the content left from an earlier check never changes a result.
+//! memory (19 MiB with the default parameters) for every check, and a large allocation
+//! often comes fresh from the operating system, so every page faults in. On a 2-core VM
+//! under other load, a small test program measured 17 to 21 ms of CPU per check through
+//! tokio's `spawn_blocking` with fresh memory and 14 to 15.5 ms with kept memory. Argon2
+//! overwrites every block in its first pass, so the content left from an earlier check
+//! never changes a result.
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 
