@@ -6,33 +6,42 @@
 // header names and values, and the runtime rejects them, so a newline always ends a
 // field.
 
-// Returns the method, the URL and each header name and value of `request`, each
-// followed by a newline. Names come lowercase, in the order `Headers` iterates them.
+// Returns the runtime's clock (`Date.now()`, in milliseconds), the method, the URL and
+// each header name and value of `request`, each followed by a newline. Names come
+// lowercase, in the order `Headers` iterates them.
 export function describeRequest(request) {
-  let lines = request.method + "\n" + request.url + "\n";
+  let lines = Date.now() + "\n" + request.method + "\n" + request.url + "\n";
   for (const [name, value] of request.headers) {
     lines += name + "\n" + value + "\n";
   }
   return lines;
 }
 
-// Sends `request` to `url` through `fetcher` (the global scope or an assets binding)
-// with a copy of its headers changed by `edits`, and returns the promise of the
-// response.
+// Sends `request` through `fetcher` (the global scope or an assets binding) as `spec`
+// describes, and returns the promise of the response. The body goes along only when
+// `withBody` is true. Redirects are passed back to the client, not followed.
 //
-// `edits` is a sequence of newline-terminated fields: "d", name deletes every copy of
-// a header; "s", name, value sets it; "a", name, value appends it. The body goes along
-// only when `withBody` is true. Redirects are passed back to the client, not followed.
+// `spec` is a sequence of newline-terminated fields (see `forward_fields` in
+// src/wire.rs): the URL, the prefix of the filter's cookie names, the page language,
+// the session id, the number of `Set-Cookie` values to add and those values, then the
+// header edits. An edit is "d" and a name, which deletes every copy of a header, or
+// "s" or "a", a name and a value, which set or append it, applied to a copy of the
+// request's headers.
 //
-// When the response sets no cookie whose name starts with `cookiePrefix` and
-// `setCookies` is empty, the response is returned as it is. Otherwise
+// When the response sets no cookie whose name starts with the prefix and there is no
+// `Set-Cookie` value to add, the response is returned as it is. Otherwise
 // `onResponse(response, setCookies)` finishes it, where `setCookies` contains the
-// `Set-Cookie` values to add, each followed by a newline. A failed fetch goes to
-// `onError(error, context)`.
-export function forward(request, fetcher, url, edits, withBody, cookiePrefix, setCookies, context, onResponse, onError) {
+// values to add, each followed by a newline. A failed fetch goes to
+// `onError(error, context)`, where `context` is the language and the session id.
+export function forward(request, fetcher, spec, withBody, onResponse, onError) {
+  const fields = spec.split("\n");
+  const url = fields[0];
+  const cookiePrefix = fields[1];
+  const cookieCount = Number(fields[4]);
+  const setCookies = cookieCount === 0 ? "" : fields.slice(5, 5 + cookieCount).join("\n") + "\n";
+
   const headers = new Headers(request.headers);
-  const fields = edits.split("\n");
-  for (let i = 0; i + 1 < fields.length; ) {
+  for (let i = 5 + cookieCount; i + 1 < fields.length; ) {
     const op = fields[i];
     if (op === "d") {
       headers.delete(fields[i + 1]);
@@ -60,6 +69,6 @@ export function forward(request, fetcher, url, edits, withBody, cookiePrefix, se
       }
       return onResponse(response, setCookies);
     },
-    (error) => onError(error, context),
+    (error) => onError(error, fields[2] + "\n" + fields[3]),
   );
 }

@@ -136,7 +136,7 @@ fn without_waiting(request: &web_sys::Request, env: &Env) -> Result<Step> {
         headers: std::mem::take(&mut read.described.headers),
         revoked: Vec::new(),
     };
-    let now = now_seconds();
+    let now = read.described.time_ms / 1000;
     let cookie = with_sessions(|cache| session_to_check(&config, &incoming, now, cache));
     if let SessionCookie::Opened(Some(session)) = &cookie {
         if !revocations::known_not_revoked(&session.sid, now) {
@@ -195,7 +195,7 @@ async fn handle(request: web_sys::Request, env: Env, read: ReadRequest) -> Resul
         headers: described.headers,
         revoked: Vec::new(),
     };
-    let now = now_seconds();
+    let now = described.time_ms / 1000;
     let cookie = with_sessions(|cache| session_to_check(&config, &incoming, now, cache));
     if let SessionCookie::Opened(Some(session)) = &cookie {
         match revocations::is_revoked(&env, &config, &session.sid, now).await {

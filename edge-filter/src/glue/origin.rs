@@ -16,7 +16,7 @@ use crate::options::Origin;
 use crate::pages::Page;
 use crate::redact::without_queries;
 use crate::wire::{
-    cookie_lines, edit_fields, forward_context, parse_cookie_lines, parse_forward_context,
+    forward_context, forward_fields, parse_cookie_lines, parse_forward_context, ForwardSpec,
 };
 
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, module = "/js/glue.js")]
@@ -24,16 +24,11 @@ extern "C" {
     /// Sends the request with edited headers and attaches the response handlers. It
     /// throws when an edit is rejected by `Headers`.
     #[wasm_bindgen(js_name = forward, catch)]
-    #[allow(clippy::too_many_arguments)]
-    fn forward_with_edits(
+    fn forward_as_specified(
         request: &web_sys::Request,
         fetcher: &JsValue,
-        url: &str,
-        edits: &str,
+        spec: &str,
         with_body: bool,
-        cookie_prefix: &str,
-        set_cookies: &str,
-        context: &str,
         on_response: &Function,
         on_error: &Function,
     ) -> std::result::Result<Promise, JsValue>;
@@ -50,22 +45,28 @@ pub fn forward(
     env: &Env,
     lang: Language,
 ) -> Result<Promise> {
-    let edits = edit_fields(&target.headers).ok_or_else(|| line_break_in("a header edit"))?;
-    let set_cookies =
-        cookie_lines(&target.set_cookies).ok_or_else(|| line_break_in("a Set-Cookie value"))?;
-    let context = forward_context(lang, target.sid.as_deref());
+    let spec = ForwardSpec {
+        url: &target.url,
+        cookie_prefix: FILTER_COOKIE_PREFIX,
+        lang,
+        sid: target.sid.as_deref(),
+        set_cookies: &target.set_cookies,
+        edits: &target.headers,
+    };
+    let fields = forward_fields(&spec).ok_or_else(|| {
+        worker::Error::RustError(
+            "invalid origin request: the URL, a Set-Cookie value or a header edit contains a line break"
+                .to_owned(),
+        )
+    })?;
 
     let sent = fetcher(config, env).and_then(|fetcher| {
         HANDLERS.with(|handlers| {
-            forward_with_edits(
+            forward_as_specified(
                 request,
                 &fetcher,
-                &target.url,
-                &edits,
+                &fields,
                 may_have_body(method),
-                FILTER_COOKIE_PREFIX,
-                &set_cookies,
-                &context,
                 &handlers.on_response,
                 &handlers.on_error,
             )
@@ -74,16 +75,11 @@ pub fn forward(
     match sent {
         Ok(promise) => Ok(promise),
         Err(error) => {
+            let context = forward_context(lang, target.sid.as_deref());
             let page = origin_failed(&error, &context)?;
             Ok(Promise::resolve(&JsValue::from(page)))
         }
     }
-}
-
-fn line_break_in(field: &str) -> worker::Error {
-    worker::Error::RustError(format!(
-        "invalid origin request: {field} contains a line break"
-    ))
 }
 
 /// Returns the object whose `fetch` reaches the origin: the global scope, or the static
