@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures the edge filter in workerd against a pass-through Worker that forwards to the
 # same origin, the ceiling. One run measures requests per second and latency of: the
-# origin alone, the pass-through Worker, a request with a valid session cookie, requests
+# origin alone, the pass-through Worker, a pass-through Worker that adds identity headers
+# like the filter's (the least a session request can cost), a request with a valid
+# session cookie, requests
 # with session cookies that the filter's session cache does not keep, an excluded path,
 # and the ticket path with a local CAS server. Loopback only. Beside each figure it
 # prints the CPU time per request of workerd and of the origin, read from /proc before
@@ -94,6 +96,7 @@ CAS_PORT=$(free_port)
 ORIGIN_PORT=$(free_port)
 CEILING_PORT=$(free_port)
 FILTER_PORT=$(free_port)
+HEADERS_PORT=$(free_port)
 CAS="https://127.0.0.1:$CAS_PORT/cas"
 ORIGIN="http://127.0.0.1:$ORIGIN_PORT"
 CEILING="http://127.0.0.1:$CEILING_PORT"
@@ -120,13 +123,15 @@ start demo-origin env CAS_ASSERTION_KEY="$ASSERTION_KEY" CAS_ASSERTION_AUDIENCE=
     "$DEMO_ORIGIN" --listen "127.0.0.1:$ORIGIN_PORT"
 ORIGIN_PID=${pids[-1]}
 
-# Writes the workerd configuration: the filter, the pass-through ceiling, the KV stand-in,
-# and outbound network access to loopback with the development CA trusted. workerd embeds
-# files relative to its configuration, so the modules are copied beside it.
+# Writes the workerd configuration: the filter, the pass-through ceiling, the Worker that
+# only adds identity headers, the KV stand-in, and outbound network access to loopback
+# with the development CA trusted. workerd embeds files relative to its configuration,
+# so the modules are copied beside it.
 write_workerd_config() {
     mkdir -p "$WORK/build"
     cp edge-filter/build/index.js edge-filter/build/index_bg.wasm "$WORK/build/"
-    cp edge-filter/entry.mjs scripts/bench/passthrough.js scripts/bench/kv-miss.js "$WORK/"
+    cp edge-filter/entry.mjs scripts/bench/passthrough.js scripts/bench/identity-headers.js \
+        scripts/bench/kv-miss.js "$WORK/"
     cat >"$WORK/workerd.capnp" <<CAPNP
 using Workerd = import "/workerd/workerd.capnp";
 
@@ -134,6 +139,7 @@ const config :Workerd.Config = (
   services = [
     (name = "filter", worker = .filter),
     (name = "ceiling", worker = .ceiling),
+    (name = "identity-headers", worker = .identityHeaders),
     (name = "kv", worker = .kv),
     (name = "loopback", network = (
       allow = ["public", "private", "local"],
@@ -143,6 +149,7 @@ const config :Workerd.Config = (
   sockets = [
     (name = "filter", address = "127.0.0.1:$FILTER_PORT", http = (), service = "filter"),
     (name = "ceiling", address = "127.0.0.1:$CEILING_PORT", http = (), service = "ceiling"),
+    (name = "identity-headers", address = "127.0.0.1:$HEADERS_PORT", http = (), service = "identity-headers"),
   ],
 );
 
@@ -167,6 +174,13 @@ $REVOCATIONS_BINDING
 
 const ceiling :Workerd.Worker = (
   modules = [(name = "passthrough.js", esModule = embed "passthrough.js")],
+  compatibilityDate = "$COMPATIBILITY_DATE",
+  bindings = [(name = "ORIGIN_URL", text = "$ORIGIN")],
+  globalOutbound = "loopback",
+);
+
+const identityHeaders :Workerd.Worker = (
+  modules = [(name = "identity-headers.js", esModule = embed "identity-headers.js")],
   compatibilityDate = "$COMPATIBILITY_DATE",
   bindings = [(name = "ORIGIN_URL", text = "$ORIGIN")],
   globalOutbound = "loopback",
@@ -292,6 +306,9 @@ origin_line=$(measure origin "$ORIGIN/public/page")
 # The origin returns 200 for /public/ paths without an assertion, so the ceiling and the
 # excluded path get the same page and the session path a page of the same size class.
 results+=("$(measure ceiling "$CEILING/public/page")")
+# The same public page through a Worker that only adds identity headers. It carries the
+# session cookie too, so its request matches the session case's in size.
+results+=("$(measure headers-only "http://127.0.0.1:$HEADERS_PORT/public/page" -H "Cookie: $cookie")")
 results+=("$(measure session "$SERVICE" -H "Cookie: $cookie")")
 results+=("$(COOKIES_FILE="$WORK/cookies" COOKIE_PATH=/bench/page \
     measure cold-session "$FILTER" -s "$ROOT/scripts/bench/cookies.lua")")
