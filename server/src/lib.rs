@@ -8,6 +8,7 @@ pub mod config_check;
 pub mod dev_certs;
 pub mod http;
 pub mod i18n;
+pub mod log_writer;
 pub mod metrics;
 pub mod outbound;
 pub mod proxy;

@@ -5,12 +5,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 use cas_server::cli::{Cli, Command, DevCertsArgs, RunArgs, UsersCommand};
 use cas_server::config::LogFormat;
 use cas_server::config_check;
 use cas_server::dev_certs::ensure_dev_certs;
+use cas_server::log_writer;
 
 fn main() -> ExitCode {
     match Cli::parse().into_command() {
@@ -31,10 +33,18 @@ fn main() -> ExitCode {
 /// Logs to stderr at `info` unless `RUST_LOG` sets another filter: readable lines without
 /// colours, or one JSON object per line.
 fn init_tracing(format: LogFormat) {
+    init_tracing_with(format, std::io::stderr);
+}
+
+/// Logs through `writer` as [`init_tracing`] describes.
+fn init_tracing_with<W>(format: LogFormat, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
 
     match format {
         LogFormat::Text => builder.init(),
@@ -84,7 +94,19 @@ fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(config.log_format);
+    // The server writes an audit line per issued and validated ticket, so its log lines
+    // go out in batches. The guard writes the last ones when `run` returns.
+    let _log_guard = match log_writer::batched(std::io::stderr()) {
+        Ok((writer, guard)) => {
+            init_tracing_with(config.log_format, writer);
+            Some(guard)
+        }
+        Err(error) => {
+            init_tracing(config.log_format);
+            tracing::warn!(%error, "starting the log writer thread failed; writing each log line at once");
+            None
+        }
+    };
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
