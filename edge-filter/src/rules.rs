@@ -134,8 +134,10 @@ impl PathRules {
         };
 
         // A decoded `..` segment could make the origin resolve the path outside the
-        // excluded prefix, so such a path is never excluded.
-        if rule.policy.action == Action::Exclude && has_dot_segment(&path) {
+        // rule's prefix. So such a path is never excluded and never let through
+        // anonymously by a gateway rule.
+        let skips_sign_in = rule.policy.action == Action::Exclude || rule.policy.gateway;
+        if skips_sign_in && has_dot_segment(&path) {
             return RulePolicy::default();
         }
         rule.policy.clone()
@@ -343,6 +345,16 @@ mod tests {
         );
         assert_eq!(rules.policy("/public/a;b/c").action, Action::Exclude);
         assert_eq!(rules.policy("/public/..a;/c").action, Action::Exclude);
+    }
+
+    #[test]
+    fn dot_segments_never_get_gateway() {
+        let rules = rules(r#"[{"pattern": "/public/", "gateway": true}]"#);
+
+        // A gateway rule lets anonymous users through, like an exclude rule.
+        assert_eq!(rules.policy("/public/..%2Fadmin"), RulePolicy::default());
+        assert_eq!(rules.policy("/public/..;/admin"), RulePolicy::default());
+        assert!(rules.policy("/public/news").gateway);
     }
 
     #[test]
