@@ -134,8 +134,10 @@ impl PathRules {
         };
 
         // A decoded `..` segment could make the origin resolve the path outside the
-        // excluded prefix, so such a path is never excluded.
-        if rule.policy.action == Action::Exclude && has_dot_segment(&path) {
+        // rule's prefix. So such a path is never excluded and never let through
+        // anonymously by a gateway rule.
+        let skips_sign_in = rule.policy.action == Action::Exclude || rule.policy.gateway;
+        if skips_sign_in && has_dot_segment(&path) {
             return RulePolicy::default();
         }
         rule.policy.clone()
@@ -207,8 +209,11 @@ fn glob_to_regex(glob: &str) -> String {
     source
 }
 
+/// Returns whether a segment of `path` is `..`, also with `;` path parameters after it
+/// (`..;x`), which servlet containers such as Tomcat remove before they resolve it.
 fn has_dot_segment(path: &str) -> bool {
-    path.split(['/', '\\']).any(|segment| segment == "..")
+    path.split(['/', '\\'])
+        .any(|segment| segment.split(';').next() == Some(".."))
 }
 
 #[cfg(test)]
@@ -320,6 +325,36 @@ mod tests {
 
         assert_eq!(rules.policy("/public/..%2Fadmin").action, Action::Protect);
         assert_eq!(rules.policy("/public/%2e%2e/admin").action, Action::Protect);
+    }
+
+    #[test]
+    fn dot_segment_with_parameters_is_never_excluded() {
+        let rules = rules(r#"[{"pattern": "/public/", "action": "exclude"}]"#);
+
+        // Tomcat removes `;` path parameters before it resolves `..`, so these two reach
+        // `/admin` there.
+        assert_eq!(rules.policy("/public/..;/admin").action, Action::Protect);
+        assert_eq!(
+            rules.policy("/public/..;jsessionid=x/admin").action,
+            Action::Protect
+        );
+        // The rules see the decoded path, so an encoded `;` counts as well.
+        assert_eq!(
+            rules.policy("/public/%2e%2e%3B/admin").action,
+            Action::Protect
+        );
+        assert_eq!(rules.policy("/public/a;b/c").action, Action::Exclude);
+        assert_eq!(rules.policy("/public/..a;/c").action, Action::Exclude);
+    }
+
+    #[test]
+    fn dot_segments_never_get_gateway() {
+        let rules = rules(r#"[{"pattern": "/public/", "gateway": true}]"#);
+
+        // A gateway rule lets anonymous users through, like an exclude rule.
+        assert_eq!(rules.policy("/public/..%2Fadmin"), RulePolicy::default());
+        assert_eq!(rules.policy("/public/..;/admin"), RulePolicy::default());
+        assert!(rules.policy("/public/news").gateway);
     }
 
     #[test]

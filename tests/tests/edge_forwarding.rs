@@ -300,6 +300,8 @@ async fn excluded_prefix_tricks_stay_protected() {
         "/public/.%2e/private",
         "//public/../private",
         "/public/%252e%252e/private",
+        "/public/..;/private",
+        "/public/..;x=1/private",
         "http://evil.example/public/../private",
     ];
 
@@ -325,6 +327,8 @@ async fn excluded_prefix_tricks_stay_protected() {
             let line = echoed_request_line(&response);
             let decoded = percent_encoding::percent_decode_str(&line).decode_utf8_lossy();
             assert!(!decoded.contains("/../"), "{target}: origin saw {line}");
+            // Tomcat resolves `..;x` like `..`.
+            assert!(!decoded.contains("/..;"), "{target}: origin saw {line}");
         }
     }
 }

@@ -160,6 +160,23 @@ async fn gateway_with_cas_session_signs_in() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn gateway_path_with_dot_segment_needs_login() {
+    let (mut stack, edge) = rules_stack().await;
+    let mut browser = stack.browser();
+
+    // The origin may resolve these to /private, outside the gateway prefix.
+    for path in ["/public/..%2Fprivate", "/public/..;/private"] {
+        let page = browser.get(&format!("{edge}{path}"), &[]).await;
+        assert_eq!(page.status.as_u16(), 302, "{path}: {}", page.body);
+        let login = page.location();
+        assert!(login.starts_with(&stack.cas), "{path}: {login}");
+        assert!(!login.contains("gateway=true"), "{path}: {login}");
+    }
+
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn api_clients_get_401_and_loops_stop() {
     let (mut stack, edge) = rules_stack().await;
     let mut browser = stack.browser();
