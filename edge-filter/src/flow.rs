@@ -20,7 +20,7 @@ use crate::loop_guard;
 use crate::options::{Origin, SloMode};
 use crate::pages::Page;
 use crate::reply::Reply;
-use crate::rules::Action;
+use crate::rules::{has_decoded_dot_segment, Action};
 use crate::session::{self, Session};
 use crate::session_cache::SessionCache;
 use crate::urls::{origin_url, service_url, validation_url, RequestTarget};
@@ -128,6 +128,9 @@ pub fn decide_with_session(
     cache: &mut SessionCache,
 ) -> Decision {
     let lang = cas_core::language::choose_language(request.header("accept-language"));
+    if has_decoded_dot_segment(request.target.path) {
+        return Decision::Reply(Page::BadRequest.render(lang));
+    }
 
     let policy = config.rules.policy(request.target.path);
     if policy.action == Action::Exclude {
@@ -541,6 +544,20 @@ mod tests {
             location.ends_with("service=http%3A%2F%2F127.0.0.1%3A8787%2F"),
             "{location}"
         );
+    }
+
+    #[test]
+    fn decoded_dot_segment_is_bad_request() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW - 10);
+        let headers = [("Cookie", cookie.as_str())];
+
+        for path in ["/public/..%2Fstaff/a", "/x/.%2Fstaff", "/docs/..;/admin"] {
+            let Decision::Reply(reply) = decide(&config, request(path, None, &headers), NOW) else {
+                panic!("{path}: expected the 400 page");
+            };
+            assert_eq!(reply.status, 400, "{path}");
+        }
     }
 
     #[test]

@@ -216,6 +216,22 @@ fn has_dot_segment(path: &str) -> bool {
         .any(|segment| segment.split(';').next() == Some(".."))
 }
 
+/// Returns whether the percent-decoded `raw_path` has a `.` or `..` segment, also with
+/// `;` path parameters after it. Browsers resolve such segments before they send a
+/// request, and the runtime resolves them in the undecoded path, so only an encoded `/`
+/// or `\` or a `;` parameter leaves one. An origin that resolves it would serve a path
+/// that no rule was matched against.
+///
+/// NOTE: empty segments (`//`) are matched as they are. An origin that merges slashes
+/// serves `/a//b` as `/a/b`, which a rule for `/a/b` does not cover.
+pub fn has_decoded_dot_segment(raw_path: &str) -> bool {
+    let path = percent_decode_str(raw_path).decode_utf8_lossy();
+    path.split(['/', '\\']).any(|segment| {
+        let name = segment.split(';').next().unwrap_or_default();
+        name == "." || name == ".."
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +361,31 @@ mod tests {
         );
         assert_eq!(rules.policy("/public/a;b/c").action, Action::Exclude);
         assert_eq!(rules.policy("/public/..a;/c").action, Action::Exclude);
+    }
+
+    #[test]
+    fn decoded_dot_segments_are_found() {
+        for path in [
+            "/x/..%2Fstaff/a",
+            "/x/.%2Fstaff/a",
+            "/x/%2e%2e%2Fstaff",
+            "/x/..;a=b/staff",
+            "/x/.;/staff",
+            "/x/..%5Cstaff",
+            "/..",
+        ] {
+            assert!(has_decoded_dot_segment(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/a/b",
+            "/a/..b/c",
+            "/a/b../c",
+            "/a/.well-known/x",
+            "/a/%2E%2Ex/c",
+        ] {
+            assert!(!has_decoded_dot_segment(path), "{path}");
+        }
     }
 
     #[test]
