@@ -53,7 +53,7 @@ pub struct PathRule {
     policy: RulePolicy,
 }
 
-/// How a rule matches the decoded path. Exact and prefix rules compare strings. The
+/// Matcher of a rule against the decoded path. Exact and prefix rules compare strings. The
 /// regex crate is built without its optional search engines to keep the wasm bundle
 /// small, so it runs every search in its PikeVM, which cost about 7 µs per request for
 /// one prefix rule in workerd.
