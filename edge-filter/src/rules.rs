@@ -212,8 +212,7 @@ fn glob_to_regex(glob: &str) -> String {
 /// Returns whether a segment of `path` is `..`, also with `;` path parameters after it
 /// (`..;x`), which servlet containers such as Tomcat remove before they resolve it.
 fn has_dot_segment(path: &str) -> bool {
-    path.split(['/', '\\'])
-        .any(|segment| segment.split(';').next() == Some(".."))
+    segment_names(path).any(|name| name == "..")
 }
 
 /// Returns whether the percent-decoded `raw_path` has a `.` or `..` segment, also with
@@ -226,10 +225,14 @@ fn has_dot_segment(path: &str) -> bool {
 /// serves `/a//b` as `/a/b`, which a rule for `/a/b` does not cover.
 pub fn has_decoded_dot_segment(raw_path: &str) -> bool {
     let path = percent_decode_str(raw_path).decode_utf8_lossy();
-    path.split(['/', '\\']).any(|segment| {
-        let name = segment.split(';').next().unwrap_or_default();
-        name == "." || name == ".."
-    })
+    let found = segment_names(&path).any(|name| name == "." || name == "..");
+    found
+}
+
+/// Yields each segment of `path`, split at `/` and `\`, without its `;` path parameters.
+fn segment_names(path: &str) -> impl Iterator<Item = &str> {
+    path.split(['/', '\\'])
+        .map(|segment| segment.split(';').next().unwrap_or_default())
 }
 
 #[cfg(test)]
