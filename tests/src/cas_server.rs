@@ -10,7 +10,7 @@ use sqlx::Executor;
 
 use crate::database::TestDatabase;
 use crate::flows::{PASSWORD, USER};
-use crate::process::{free_port, repo_root, ManagedProcess};
+use crate::process::{free_port, repo_root, ManagedProcess, Startup, SERVER_READY, START_ATTEMPTS};
 
 /// The `mail` attribute of [`USER`] when the server reads attributes from SQL.
 pub const USER_MAIL: &str = "alice@example.org";
@@ -57,32 +57,14 @@ impl CasServer {
         }
 
         make_certificates(&binary, dir.path());
-        let port = free_port();
-        let config = format!(
-            r#"listen = "127.0.0.1:{port}"
-base_path = "/cas"
-tls_cert = "{dir}/server.pem"
-tls_key = "{dir}/server-key.pem"
-outbound_ca_file = "{dir}/ca.pem"
-database_url = "{database_url}"
-password_encoding = "plain"
-{attribute_settings}
-{services}"#,
-            dir = dir.path().display(),
-            database_url = database.url,
-            services = options.services,
-        );
-        let config_path = dir.path().join("cas-server.toml");
-        std::fs::write(&config_path, config)
-            .unwrap_or_else(|e| panic!("cannot write server config: {e}"));
-
-        let mut command = Command::new(&binary);
-        command
-            .arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(dir.path());
-        let process = ManagedProcess::start("cas-server", command, dir.path());
+        let (process, port) = start_on_free_port(
+            &binary,
+            dir.path(),
+            &database.url,
+            &attribute_settings,
+            &options,
+        )
+        .await;
 
         let ca_pem =
             std::fs::read(dir.path().join("ca.pem")).unwrap_or_else(|e| panic!("no CA: {e}"));
@@ -138,6 +120,50 @@ password_encoding = "plain"
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Writes the configuration for a free port and starts the server on it, trying new
+/// ports when another process took the port before the server could bind it. Returns
+/// once the server logs that it listens.
+async fn start_on_free_port(
+    binary: &Path,
+    dir: &Path,
+    database_url: &str,
+    attribute_settings: &str,
+    options: &CasServerOptions,
+) -> (ManagedProcess, u16) {
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port();
+        let config = format!(
+            r#"listen = "127.0.0.1:{port}"
+base_path = "/cas"
+tls_cert = "{dir}/server.pem"
+tls_key = "{dir}/server-key.pem"
+outbound_ca_file = "{dir}/ca.pem"
+database_url = "{database_url}"
+password_encoding = "plain"
+{attribute_settings}
+{services}"#,
+            dir = dir.display(),
+            services = options.services,
+        );
+        let config_path = dir.join("cas-server.toml");
+        std::fs::write(&config_path, config)
+            .unwrap_or_else(|e| panic!("cannot write server config: {e}"));
+
+        let mut command = Command::new(binary);
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .current_dir(dir);
+        let mut process = ManagedProcess::start("cas-server", command, dir);
+        if process.wait_for_start(SERVER_READY).await == Startup::Ready {
+            return (process, port);
+        }
+    }
+    panic!("cas-server found its port taken {START_ATTEMPTS} times in a row");
 }
 
 /// Locates the cas-server binary, which scripts/test.sh builds before the tests run.

@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The line the CAS server logs once it listens, at `info`, the level its starters set.
+pub const SERVER_READY: &str = "CAS server listening";
+
+/// Times a start is tried on new ports after the process found its port taken.
+pub const START_ATTEMPTS: usize = 3;
+
 /// A started child process; dropping it stops its whole process group.
 pub struct ManagedProcess {
     name: String,
@@ -46,9 +52,35 @@ impl ManagedProcess {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// Returns whether the process has exited.
-    pub fn has_exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+    /// Waits until the process log contains `ready_line`, which the process writes once it
+    /// listens. A port that was free when picked can be taken by another test before the
+    /// process binds it, and a connection to that port would then reach the other test's
+    /// listener, so only the process's own line counts. Returns [`Startup::PortTaken`]
+    /// when the process exited because its port was taken, and panics with the log tail
+    /// on any other exit or after 90 s.
+    pub async fn wait_for_start(&mut self, ready_line: &str) -> Startup {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains(ready_line) {
+                return Startup::Ready;
+            }
+
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if log.contains("Address already in use") {
+                    return Startup::PortTaken;
+                }
+                panic!("{} exited with {status}:\n{}", self.name, self.log_tail());
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not log {ready_line:?} within 90 s:\n{}",
+                    self.name,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Panics with the log tail when the process has already exited.
@@ -57,6 +89,15 @@ impl ManagedProcess {
             panic!("{} exited with {status}:\n{}", self.name, self.log_tail());
         }
     }
+}
+
+/// How [`ManagedProcess::wait_for_start`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Startup {
+    /// The process logged its ready line.
+    Ready,
+    /// The process exited because another process had its port.
+    PortTaken,
 }
 
 impl Drop for ManagedProcess {
@@ -92,4 +133,47 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> Command {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        command
+    }
+
+    #[tokio::test]
+    async fn start_waits_for_ready_line() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let script = "sleep 0.3; echo 'listening soon'; sleep 0.3; echo 'server ready'; sleep 30";
+        let mut process = ManagedProcess::start("ready", shell(script), dir.path());
+
+        assert_eq!(process.wait_for_start("server ready").await, Startup::Ready);
+        process.assert_running();
+    }
+
+    #[tokio::test]
+    async fn start_reports_taken_port() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let script = "echo 'Address already in use (127.0.0.1:1)' >&2; exit 1";
+        let mut process = ManagedProcess::start("taken", shell(script), dir.path());
+
+        assert_eq!(
+            process.wait_for_start("server ready").await,
+            Startup::PortTaken
+        );
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "failing exited with")]
+    async fn start_panics_on_other_exit() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let script = "echo 'invalid setting' >&2; exit 2";
+        let mut process = ManagedProcess::start("failing", shell(script), dir.path());
+
+        process.wait_for_start("server ready").await;
+    }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::browser::Browser;
 use crate::cas_server::make_certificates;
 use crate::database::TestDatabase;
-use crate::process::{free_port, repo_root, ManagedProcess};
+use crate::process::{free_port, repo_root, ManagedProcess, Startup, SERVER_READY, START_ATTEMPTS};
 
 /// Settings a test may change before the stack starts.
 pub struct StackOptions {
@@ -71,27 +71,30 @@ impl Stack {
         let assertion_key = random_secret();
         make_certificates(&binaries.server, dir.path());
 
-        let (server, cas_port) = start_listening("cas-server", dir.path(), |port| {
+        let (server, cas_port) = start_listening("cas-server", SERVER_READY, dir.path(), |port| {
             let server_config = write_server_config(dir.path(), port, &database.url, &options);
             let mut server = Command::new(&binaries.server);
             server
                 .arg("run")
                 .arg("--config")
                 .arg(&server_config)
+                .env("RUST_LOG", "info")
                 .current_dir(dir.path());
             server
         })
         .await;
         let cas = format!("https://127.0.0.1:{cas_port}/cas");
 
-        let (demo, origin_port) = start_listening("demo-origin", dir.path(), |port| {
-            let mut demo = Command::new(&binaries.origin);
-            demo.args(["--listen", &format!("127.0.0.1:{port}")])
-                .env("CAS_ASSERTION_KEY", &assertion_key)
-                .env("CAS_ASSERTION_AUDIENCE", format!("http://127.0.0.1:{port}"));
-            demo
-        })
-        .await;
+        let (demo, origin_port) =
+            start_listening("demo-origin", ORIGIN_READY, dir.path(), |port| {
+                let mut demo = Command::new(&binaries.origin);
+                demo.args(["--listen", &format!("127.0.0.1:{port}")])
+                    .env("RUST_LOG", "info")
+                    .env("CAS_ASSERTION_KEY", &assertion_key)
+                    .env("CAS_ASSERTION_AUDIENCE", format!("http://127.0.0.1:{port}"));
+                demo
+            })
+            .await;
         let origin = format!("http://127.0.0.1:{origin_port}");
 
         let ca_pem =
@@ -137,7 +140,7 @@ impl Stack {
             let command =
                 wrangler_command(&self.root, &dir, &config, port, inspector, self._dir.path());
             let mut process = ManagedProcess::start("wrangler", command, &dir);
-            if lost_port_race(&mut process, edge.trim_start_matches("http://")).await {
+            if process.wait_for_start(&format!("Ready on {edge}")).await == Startup::PortTaken {
                 continue;
             }
 
@@ -428,40 +431,25 @@ fn random_secret() -> String {
     hex::encode(bytes)
 }
 
-/// Times a start is tried on new ports after the process found its port taken.
-const START_ATTEMPTS: usize = 3;
+/// The line the demo origin logs once it listens, also at `info`.
+const ORIGIN_READY: &str = "demo origin started";
 
-/// Starts the process that `command_for` makes for a free port and returns it with the
-/// port. A port that was free when picked can be taken by another test before the
-/// process binds it, so a start that fails on a taken port is tried again on a new one.
+/// Starts the process that `command_for` makes for a free port, waits until it logs
+/// `ready_line` and returns it with the port. A port that was free when picked can be
+/// taken by another test before the process binds it, so a start that fails on a taken
+/// port is tried again on a new one.
 async fn start_listening(
     name: &str,
+    ready_line: &str,
     dir: &Path,
     command_for: impl Fn(u16) -> Command,
 ) -> (ManagedProcess, u16) {
     for _ in 0..START_ATTEMPTS {
         let port = free_port();
         let mut process = ManagedProcess::start(name, command_for(port), dir);
-        if !lost_port_race(&mut process, &format!("127.0.0.1:{port}")).await {
+        if process.wait_for_start(ready_line).await == Startup::Ready {
             return (process, port);
         }
     }
     panic!("{name} found its port taken {START_ATTEMPTS} times in a row");
-}
-
-/// Waits until a process accepts connections at `address` (`host:port`) or exits.
-/// Returns true when it exited because its port was taken; any other exit is left for
-/// the caller's checks to report.
-async fn lost_port_race(process: &mut ManagedProcess, address: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        if process.has_exited() {
-            return process.log_tail().contains("Address already in use");
-        }
-        if tokio::net::TcpStream::connect(address).await.is_ok() {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
 }
