@@ -128,11 +128,12 @@ pub fn decide_with_session(
     cache: &mut SessionCache,
 ) -> Decision {
     let lang = cas_core::language::choose_language(request.header("accept-language"));
-    if has_decoded_dot_segment(request.target.path) {
+    let path = request.target.path;
+    if has_decoded_dot_segment(path) || config.rules.depends_on_slashes(path) {
         return Decision::Reply(Page::BadRequest.render(lang));
     }
 
-    let policy = config.rules.policy(request.target.path);
+    let policy = config.rules.policy(path);
     if policy.action == Action::Exclude {
         return Decision::Forward(anonymous_request(config, request));
     }
@@ -558,6 +559,22 @@ mod tests {
             };
             assert_eq!(reply.status, 400, "{path}");
         }
+    }
+
+    #[test]
+    fn slash_dependent_path_is_bad_request() {
+        let config = with_rules(
+            r#"[{"pattern": "/public/admin/"}, {"pattern": "/public/", "action": "exclude"}]"#,
+        );
+
+        for path in ["/public//admin/x", "/public/%5Cadmin/x"] {
+            let Decision::Reply(reply) = decide(&config, request(path, None, &[]), NOW) else {
+                panic!("{path}: expected the 400 page");
+            };
+            assert_eq!(reply.status, 400, "{path}");
+        }
+        let same = decide(&config, request("/public//page", None, &[]), NOW);
+        assert!(matches!(same, Decision::Forward(_)));
     }
 
     #[test]

@@ -128,7 +128,26 @@ impl PathRules {
     /// Returns the policy for `raw_path`, the percent-encoded request path.
     pub fn policy(&self, raw_path: &str) -> RulePolicy {
         let path = percent_decode_str(raw_path).decode_utf8_lossy();
-        let found = self.0.iter().find(|rule| rule.pattern.matches(&path));
+        self.decoded_policy(&path)
+    }
+
+    /// Returns whether the policy of `raw_path` changes when the decoded path's `\` are
+    /// read as `/` and its runs of `/` are merged into one. Origins differ in this, because
+    /// nginx merges slashes by default (`merge_slashes on`) and some servers treat `\` as
+    /// `/`. The filter cannot know which path the origin will serve, so a path whose
+    /// two forms fall under different rules cannot be checked against either.
+    pub fn depends_on_slashes(&self, raw_path: &str) -> bool {
+        let path = percent_decode_str(raw_path).decode_utf8_lossy();
+        if !path.contains("//") && !path.contains('\\') {
+            return false;
+        }
+
+        let merged = merge_slashes(&path);
+        self.decoded_policy(&path) != self.decoded_policy(&merged)
+    }
+
+    fn decoded_policy(&self, path: &str) -> RulePolicy {
+        let found = self.0.iter().find(|rule| rule.pattern.matches(path));
         let Some(rule) = found else {
             return RulePolicy::default();
         };
@@ -137,7 +156,7 @@ impl PathRules {
         // rule's prefix. So such a path is never excluded and never let through
         // anonymously by a gateway rule.
         let skips_sign_in = rule.policy.action == Action::Exclude || rule.policy.gateway;
-        if skips_sign_in && has_dot_segment(&path) {
+        if skips_sign_in && has_dot_segment(path) {
             return RulePolicy::default();
         }
         rule.policy.clone()
@@ -220,13 +239,23 @@ fn has_dot_segment(path: &str) -> bool {
 /// request, and the runtime resolves them in the undecoded path, so only an encoded `/`
 /// or `\` or a `;` parameter leaves one. An origin that resolves it would serve a path
 /// that no rule was matched against.
-///
-/// NOTE: empty segments (`//`) are matched as they are. An origin that merges slashes
-/// serves `/a//b` as `/a/b`, which a rule for `/a/b` does not cover.
 pub fn has_decoded_dot_segment(raw_path: &str) -> bool {
     let path = percent_decode_str(raw_path).decode_utf8_lossy();
     let found = segment_names(&path).any(|name| name == "." || name == "..");
     found
+}
+
+/// Returns `path` with each `\` read as `/` and each run of `/` merged into one.
+fn merge_slashes(path: &str) -> String {
+    let mut merged = String::with_capacity(path.len());
+    for c in path.chars() {
+        let c = if c == '\\' { '/' } else { c };
+        if c == '/' && merged.ends_with('/') {
+            continue;
+        }
+        merged.push(c);
+    }
+    merged
 }
 
 /// Yields each segment of `path`, split at `/` and `\`, without its `;` path parameters.
@@ -364,6 +393,47 @@ mod tests {
         );
         assert_eq!(rules.policy("/public/a;b/c").action, Action::Exclude);
         assert_eq!(rules.policy("/public/..a;/c").action, Action::Exclude);
+    }
+
+    #[test]
+    fn slash_forms_with_other_rules_are_found() {
+        let rules = rules(
+            r#"[
+                {"pattern": "/public/admin/", "require": {"memberOf": ["staff"]}},
+                {"pattern": "/public/", "action": "exclude"},
+                {"match": "exact", "pattern": "/status", "action": "exclude"},
+                {"pattern": "/admin/", "require": {"memberOf": ["staff"]}}
+            ]"#,
+        );
+
+        for path in [
+            "/public//admin/x",
+            "//status",
+            "//admin/x",
+            "/admin%5Cx",
+            "/public%2F%2Fadmin/x",
+        ] {
+            assert!(rules.depends_on_slashes(path), "{path}");
+        }
+        for path in [
+            "/public//page",
+            "/public/admin//x",
+            "/status//",
+            "/public/a//b",
+            "/x//y",
+            "/admin//x",
+            "/public/admin/x",
+            "/a\\b",
+        ] {
+            assert!(!rules.depends_on_slashes(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn merged_slashes_keep_other_characters() {
+        assert_eq!(merge_slashes("//a///b\\c/\\d"), "/a/b/c/d");
+        assert_eq!(merge_slashes("/文档//页"), "/文档/页");
+        assert_eq!(merge_slashes("/a/b/"), "/a/b/");
     }
 
     #[test]

@@ -160,7 +160,7 @@ async fn gateway_with_cas_session_signs_in() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dot_segment_paths_are_rejected() {
+async fn dot_and_slash_paths_are_rejected() {
     let (mut stack, edge) = rules_stack().await;
     let mut browser = stack.browser();
 
@@ -175,6 +175,17 @@ async fn dot_segment_paths_are_rejected() {
         let page = browser.get(&format!("{edge}{path}"), &[]).await;
         assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
     }
+
+    // With slashes merged or `\` read as `/`, these fall under another rule: the excluded
+    // health page, or the staff pages.
+    for path in ["/public//health", "//staff/x", "/staff%5Cx"] {
+        let page = browser.get(&format!("{edge}{path}"), &[]).await;
+        assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
+    }
+
+    // Both forms of this one are under the gateway rule, so it is served as usual.
+    let page = browser.get(&format!("{edge}/public//page"), &[]).await;
+    assert_eq!(page.status.as_u16(), 302, "{}", page.body);
 
     stack.assert_running();
 }
