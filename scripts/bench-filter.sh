@@ -305,9 +305,10 @@ results=()
 origin_line=$(measure origin "$ORIGIN/public/page")
 # The origin returns 200 for /public/ paths without an assertion, so the ceiling and the
 # excluded path get the same page and the session path a page of the same size class.
-results+=("$(measure ceiling "$CEILING/public/page")")
-# The same public page through a Worker that only adds identity headers. It carries the
-# session cookie too, so its request matches the session case's in size.
+# The ceiling's requests carry the session cookie, as a signed-in browser's requests
+# through a pass-through Worker would, so that its requests match the session case's.
+results+=("$(measure ceiling "$CEILING/public/page" -H "Cookie: $cookie")")
+# The same public page through a Worker that only adds identity headers, with the cookie.
 results+=("$(measure headers-only "http://127.0.0.1:$HEADERS_PORT/public/page" -H "Cookie: $cookie")")
 results+=("$(measure session "$SERVICE" -H "Cookie: $cookie")")
 results+=("$(COOKIES_FILE="$WORK/cookies" COOKIE_PATH=/bench/page \
