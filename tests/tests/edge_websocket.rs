@@ -80,8 +80,8 @@ async fn next_text(socket: &mut Socket) -> String {
     }
 }
 
-/// The echo endpoint's first message when the origin received exactly one `X-CAS-User`,
-/// the filter's.
+/// Returns the echo endpoint's first message when the origin received exactly one
+/// `X-CAS-User`, the filter's.
 fn expected_greeting() -> String {
     format!("user={USER}\nx-cas-user={USER}\n")
 }

@@ -33,7 +33,7 @@ pub async fn run(listener: TcpListener, verifier: Verifier, shutdown: impl Futur
     let verifier = Arc::new(verifier);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // hyper-util's `GracefulShutdown` (0.1.21) cannot watch a connection with upgrades,
-    // so each connection task holds a receiver: a sent value starts its graceful
+    // so each connection task keeps a receiver: a sent value starts its graceful
     // shutdown, and the sender's `closed()` completes once every task has ended.
     let (stopping, _) = watch::channel(());
     tokio::pin!(shutdown);

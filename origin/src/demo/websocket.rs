@@ -27,12 +27,12 @@ pub const ECHO_PATH: &str = "/ws/echo";
 /// The only WebSocket protocol version (RFC 6455).
 const WEBSOCKET_VERSION: &str = "13";
 
-/// Returns whether `request` asks to open a WebSocket at [`ECHO_PATH`].
+/// Returns whether `request` is a WebSocket handshake at [`ECHO_PATH`].
 pub fn is_echo_upgrade<B>(request: &Request<B>) -> bool {
     request.uri().path() == ECHO_PATH && asks_for_websocket(request.headers())
 }
 
-/// Answers a WebSocket handshake at [`ECHO_PATH`] at `now` (seconds since the Unix
+/// Builds the response to a WebSocket handshake at [`ECHO_PATH`] at `now` (seconds since the Unix
 /// epoch). Without a valid assertion it returns the same 401 page as any protected path,
 /// and 400 for a handshake that is not RFC 6455 version 13. Otherwise it returns 101 and
 /// starts the echo task, which runs once hyper hands over the connection.
@@ -89,7 +89,7 @@ fn greeting(user: &str, user_headers: &[String]) -> String {
 }
 
 /// Sends `first_message` and then echoes every text and binary message until the client
-/// closes the socket. Control frames are answered by tungstenite itself.
+/// closes the socket. tungstenite itself replies to ping and close frames.
 async fn echo(upgrade: OnUpgrade, first_message: String) {
     let upgraded = match upgrade.await {
         Ok(upgraded) => upgraded,
