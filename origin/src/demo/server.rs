@@ -119,9 +119,13 @@ fn unix_now() -> u64 {
 mod tests {
     use cas_core::assertion::{sign_assertion, IdentityClaims};
     use cas_core::signing::{KeyRing, SigningKey};
+    use futures_util::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
     use tokio::sync::oneshot;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::handshake::client::Request as ClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
 
     use super::*;
 
@@ -192,13 +196,8 @@ mod tests {
         server.await.expect("server stops");
     }
 
-    #[tokio::test]
-    async fn websocket_echo_over_http() {
-        use futures_util::{SinkExt, StreamExt};
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        use tokio_tungstenite::tungstenite::Message;
-
-        let (address, stop, server) = start().await;
+    /// Builds a WebSocket handshake to the echo endpoint with a valid assertion for `alice`.
+    fn echo_request(address: &str) -> ClientRequest {
         let now = unix_now();
         let claims = IdentityClaims {
             iss: "cas-edge-filter".into(),
@@ -209,13 +208,19 @@ mod tests {
             attributes: Default::default(),
         };
         let url = format!("ws://{address}{}", websocket::ECHO_PATH);
-        let mut request = url.as_str().into_client_request().expect("valid URL");
+        let mut request = url.into_client_request().expect("valid URL");
         let token = sign_assertion(&key(), &claims);
         request
             .headers_mut()
             .insert("x-cas-assertion", token.parse().expect("valid header"));
+        request
+    }
 
-        let (mut socket, response) = tokio_tungstenite::connect_async(request)
+    #[tokio::test]
+    async fn websocket_echo_over_http() {
+        let (address, stop, server) = start().await;
+
+        let (mut socket, response) = tokio_tungstenite::connect_async(echo_request(&address))
             .await
             .expect("handshake succeeds");
         assert_eq!(response.status(), 101);
@@ -228,6 +233,19 @@ mod tests {
 
         let _ = stop.send(());
         server.await.expect("server stops");
+    }
+
+    #[tokio::test]
+    async fn open_websocket_does_not_delay_shutdown() {
+        let (address, stop, server) = start().await;
+        let (_socket, _) = tokio_tungstenite::connect_async(echo_request(&address))
+            .await
+            .expect("handshake succeeds");
+
+        let _ = stop.send(());
+        let stopped = tokio::time::timeout(Duration::from_secs(5), server).await;
+
+        assert!(stopped.is_ok(), "the server waited for the open WebSocket");
     }
 
     #[tokio::test]
