@@ -4,10 +4,18 @@
 use crate::reply::Reply;
 
 /// Returns whether a request cannot follow a login redirect: a method other than GET or
-/// HEAD, `X-Requested-With: XMLHttpRequest`, a `Sec-Fetch-Mode` other than `navigate`, or
-/// an `Accept` header without `text/html`. A request without `Accept` counts as a browser.
+/// HEAD, an `Upgrade` header, `X-Requested-With: XMLHttpRequest`, a `Sec-Fetch-Mode`
+/// other than `navigate`, or an `Accept` header without `text/html`. A request without
+/// `Accept` counts as a browser.
 pub fn is_api_request(method: &str, header: impl Fn(&str) -> Option<String>) -> bool {
     if !method.eq_ignore_ascii_case("GET") && !method.eq_ignore_ascii_case("HEAD") {
+        return true;
+    }
+
+    // A WebSocket handshake fails on any status but 101, so a redirect only costs the
+    // client a round trip, and its counter cookie could trip the redirect loop page.
+    // WebSocket clients outside browsers send neither `Accept` nor `Sec-Fetch-Mode`.
+    if header("upgrade").is_some() {
         return true;
     }
 
@@ -76,6 +84,21 @@ mod tests {
         assert!(api("GET", &[html, ("Sec-Fetch-Mode", "cors")]));
         assert!(api("GET", &[("Accept", "application/json")]));
         assert!(api("GET", &[("Accept", "*/*")]));
+    }
+
+    #[test]
+    fn upgrade_request_is_api() {
+        let handshake = [("Connection", "Upgrade"), ("Upgrade", "websocket")];
+        let browser_handshake = [
+            ("Upgrade", "websocket"),
+            ("Sec-Fetch-Mode", "websocket"),
+            ("Accept", "text/html"),
+        ];
+
+        assert!(api("GET", &handshake));
+        assert!(api("GET", &browser_handshake));
+        assert!(api("GET", &[("Upgrade", "h2c")]));
+        assert!(!api("GET", &[("Connection", "keep-alive")]));
     }
 
     #[test]

@@ -1080,6 +1080,60 @@ mod tests {
         assert_eq!(reply.header("set-cookie"), None);
     }
 
+    /// Headers of a WebSocket handshake as a client outside a browser sends them.
+    const WEBSOCKET_HANDSHAKE: [(&str, &str); 4] = [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    #[test]
+    fn websocket_without_session_gets_401() {
+        let config = demo_config();
+
+        let reply = reply_of(decide(
+            &config,
+            request("/ws", None, &WEBSOCKET_HANDSHAKE),
+            NOW,
+        ));
+
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.header("set-cookie"), None);
+    }
+
+    #[test]
+    fn websocket_with_session_forwards_handshake() {
+        let config = demo_config();
+        let cookie = session_cookie(&config, "alice", NOW);
+        let mut headers = WEBSOCKET_HANDSHAKE.to_vec();
+        headers.extend([("Cookie", cookie.as_str()), ("X-CAS-User", "admin")]);
+
+        let origin = forward_of(decide(&config, request("/ws", None, &headers), NOW));
+
+        let sent = sent(&origin, &headers);
+        assert_eq!(header(&sent, USER_HEADER), vec!["alice"]);
+        assert_eq!(header(&sent, ASSERTION_HEADER).len(), 1);
+        for (name, value) in WEBSOCKET_HANDSHAKE {
+            assert_eq!(header(&sent, name), vec![value], "{name}");
+        }
+        assert!(origin.set_cookies.is_empty());
+    }
+
+    #[test]
+    fn websocket_on_gateway_path_passes_anonymously() {
+        let config = with_rules(r#"[{"pattern": "/ws/", "gateway": true}]"#);
+
+        let origin = forward_of(decide(
+            &config,
+            request("/ws/feed", None, &WEBSOCKET_HANDSHAKE),
+            NOW,
+        ));
+
+        assert_eq!(origin.sid, None);
+        assert!(header(&sent(&origin, &WEBSOCKET_HANDSHAKE), USER_HEADER).is_empty());
+    }
+
     #[test]
     fn fourth_login_redirect_shows_loop_page() {
         let config = demo_config();

@@ -1,7 +1,7 @@
 //! The request to the origin, or to the static assets, for a request the filter lets through.
 
 use cas_core::language::Language;
-use worker::js_sys::{Function, Promise};
+use worker::js_sys::{Function, Promise, Reflect};
 use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -153,7 +153,8 @@ fn may_have_body(method: &str) -> bool {
 
 /// Adds `Set-Cookie` values to a response and removes the origin's `Set-Cookie` values
 /// for the filter's cookies. The headers of a fetched response are immutable, so a
-/// changed response gets new headers around the same body stream.
+/// changed response gets new headers around the same body stream, or around the same
+/// WebSocket for a 101.
 fn with_cookies(response: web_sys::Response, cookies: &[String]) -> Result<web_sys::Response> {
     let origin_headers = response.headers();
     let foreign = sets_any_filter_cookie(&origin_headers)?;
@@ -173,11 +174,26 @@ fn with_cookies(response: web_sys::Response, cookies: &[String]) -> Result<web_s
     init.set_status(response.status());
     init.set_status_text(&response.status_text());
     init.set_headers(&headers);
+    keep_web_socket(&response, &init)?;
     let body = response.body();
     Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
         body.as_ref(),
         &init,
     )?)
+}
+
+/// Copies the origin's WebSocket into `init`. workerd (as in wrangler 4.164) makes a
+/// `Response` with status 101 only when its init has a `webSocket` member, and throws a
+/// `RangeError` otherwise. web_sys does not know this workerd extension, so the member
+/// is read and set by name.
+fn keep_web_socket(response: &web_sys::Response, init: &web_sys::ResponseInit) -> Result<()> {
+    let key = JsValue::from_str("webSocket");
+    let socket = Reflect::get(response, &key)?;
+    if socket.is_null() || socket.is_undefined() {
+        return Ok(());
+    }
+    Reflect::set(init, &key, &socket)?;
+    Ok(())
 }
 
 /// Returns whether the origin's response may set one of the filter's cookies. It reads

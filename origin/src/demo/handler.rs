@@ -108,7 +108,8 @@ fn received(headers: &HeaderMap) -> Received {
     }
 }
 
-fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+/// Returns every value of header `name`, with invalid UTF-8 replaced.
+pub(super) fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
     let values = headers.get_all(name).iter();
     values
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())

@@ -5,3 +5,4 @@ pub mod handler;
 pub mod page;
 pub mod server;
 pub mod settings;
+pub mod websocket;
