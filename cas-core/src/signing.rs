@@ -48,6 +48,13 @@ impl SigningKey {
         mac.verify_slice(tag).is_ok()
     }
 
+    /// Derives a key for one purpose: the HMAC-SHA256 of `context` under this key.
+    /// Tokens signed with keys derived for different contexts do not verify under each
+    /// other, so one secret can serve several purposes apart.
+    pub fn derive(&self, context: &[u8]) -> SigningKey {
+        SigningKey(self.tag(context))
+    }
+
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
         HmacSha256::new_from_slice(&self.0)
@@ -78,6 +85,14 @@ impl KeyRing {
     /// Returns the key that signs new tokens.
     pub fn current(&self) -> &SigningKey {
         &self.current
+    }
+
+    /// Derives both keys of the ring for `context`, as [`SigningKey::derive`] does.
+    pub fn derive(&self, context: &[u8]) -> KeyRing {
+        KeyRing {
+            current: self.current.derive(context),
+            previous: self.previous.as_ref().map(|key| key.derive(context)),
+        }
     }
 
     /// Checks whether any key of the ring produced `tag` over `data`.
@@ -122,6 +137,33 @@ mod tests {
             SigningKey::from_secret("short").map(|_| ()),
             Err(KeyError::TooShort)
         );
+    }
+
+    #[test]
+    fn derived_keys_are_apart() {
+        let ring = KeyRing::new(key('a'), Some(key('b')));
+        let site_one = ring.derive(b"https://one.example.org");
+        let site_two = ring.derive(b"https://two.example.org");
+
+        let token = sign_token(site_one.current(), b"{}");
+
+        assert_eq!(open_token(&site_one, &token), Some(b"{}".to_vec()));
+        assert_eq!(
+            open_token(&ring.derive(b"https://one.example.org"), &token),
+            Some(b"{}".to_vec())
+        );
+        assert_eq!(open_token(&site_two, &token), None);
+        assert_eq!(open_token(&ring, &token), None);
+    }
+
+    #[test]
+    fn derived_ring_keeps_previous_key() {
+        let old = KeyRing::new(key('b'), None).derive(b"site");
+        let rotated = KeyRing::new(key('a'), Some(key('b'))).derive(b"site");
+
+        let token = sign_token(old.current(), b"{}");
+
+        assert_eq!(open_token(&rotated, &token), Some(b"{}".to_vec()));
     }
 
     #[test]

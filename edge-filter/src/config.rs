@@ -141,6 +141,7 @@ impl FilterConfig {
         let keys_differ = collect(&mut problems, keys_differ(source));
         let assembled = (|| {
             keys_differ?;
+            let session_keys = site_session_keys(&session_keys?, service_base.as_deref()?);
             Some(Self {
                 login_url: login_url?,
                 validate_url: validate_url?,
@@ -150,7 +151,7 @@ impl FilterConfig {
                 session_ttl: session_ttl?,
                 idle_timeout: idle_timeout?,
                 cookie_domain: cookie_domain?,
-                session_keys: session_keys?,
+                session_keys,
                 assertion_key: assertion_key?,
                 rules: rules?,
                 realm: realm?,
@@ -326,6 +327,15 @@ fn session_keys(source: &dyn SettingSource) -> Result<KeyRing, SettingError> {
         None => None,
     };
     Ok(KeyRing::new(current, previous))
+}
+
+/// Derives the session cookie keys of the site at `service_base` from `SESSION_KEY` (and
+/// `SESSION_KEY_PREVIOUS`). Browsers send a cookie to every port of its host, and to every
+/// subdomain of a `Domain`, so sites that share a secret would otherwise accept each
+/// other's sessions, with attributes that CAS released only to the other site.
+fn site_session_keys(keys: &KeyRing, service_base: &str) -> KeyRing {
+    let context = format!("cas-edge-filter session cookie\n{service_base}");
+    keys.derive(context.as_bytes())
 }
 
 /// Rejects equal session and assertion keys: with one key, a leaked key or a signing bug in

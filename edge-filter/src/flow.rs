@@ -421,7 +421,7 @@ mod tests {
     use cas_core::xml_write::write_validation_response;
 
     use super::*;
-    use crate::config::tests::demo_config;
+    use crate::config::tests::{demo_config, demo_source};
     use crate::headers::{ASSERTION_HEADER, USER_HEADER};
     use crate::session::seal;
 
@@ -624,6 +624,21 @@ mod tests {
     fn tampered_cookie_counts_as_no_session() {
         let config = demo_config();
         let cookie = session_cookie(&config, "alice", NOW).replacen('.', "x.", 1);
+
+        let decision = decide(&config, request("/", None, &[("Cookie", &cookie)]), NOW);
+
+        assert!(matches!(decision, Decision::Reply(reply) if reply.status == 302));
+    }
+
+    #[test]
+    fn other_site_cookie_counts_as_no_session() {
+        let config = demo_config();
+        let mut source = demo_source();
+        source
+            .0
+            .insert("SERVICE_BASE_URL", "http://127.0.0.1:8788".to_owned());
+        let other_site = FilterConfig::load(&source).expect("valid settings");
+        let cookie = session_cookie(&other_site, "alice", NOW);
 
         let decision = decide(&config, request("/", None, &[("Cookie", &cookie)]), NOW);
 

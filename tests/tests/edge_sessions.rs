@@ -94,16 +94,19 @@ async fn single_logout_revokes_session() {
     stack.assert_running();
 }
 
-/// Two edges share one KV namespace, as Workers in many locations do. A logout request
-/// that reaches one edge ends the session on the other once that edge's kept result
-/// expires.
+/// Two edges of one site share one KV namespace, as Workers in many locations do. A
+/// logout request that reaches one edge ends the session on the other once that edge's
+/// kept result expires.
 #[tokio::test(flavor = "multi_thread")]
 async fn single_logout_reaches_every_edge() {
     let mut stack = Stack::start(StackOptions::default()).await;
     let first = stack.edge.clone();
     let second = stack
         .start_edge(EdgeOptions {
-            vars: vec![("REVOCATION_CACHE_SECONDS", "2".to_owned())],
+            vars: vec![
+                ("REVOCATION_CACHE_SECONDS", "2".to_owned()),
+                ("SERVICE_BASE_URL", first.clone()),
+            ],
             ..Default::default()
         })
         .await;
@@ -189,15 +192,42 @@ async fn dedicated_slo_path_rejects_huge_bodies() {
     stack.assert_running();
 }
 
+/// Browsers send a host's cookies to all of its ports, and a parent domain's cookies to
+/// every subdomain. A second site with the same `SESSION_KEY` still signs its users in
+/// through CAS instead of taking the first site's session.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_site_ignores_session_cookie() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let mut browser = stack.browser();
+    let (_, cookie) = session_for(&mut browser, &stack.cas, &format!("{}/a", stack.edge)).await;
+    let other_site = stack.start_edge(EdgeOptions::default()).await;
+
+    let mut plain = stack.browser();
+    let page = plain
+        .get(&format!("{other_site}/a"), &[("Cookie", &cookie)])
+        .await;
+
+    assert_eq!(page.status.as_u16(), 302, "{}", page.body);
+    let location = page.headers["location"].to_str().unwrap_or_default();
+    assert!(
+        location.starts_with(&format!("{}/login?service=", stack.cas)),
+        "{location}"
+    );
+    stack.assert_running();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rotated_key_accepts_old_cookie() {
     let mut stack = Stack::start(StackOptions::default()).await;
     let mut browser = stack.browser();
     let (_, cookie) = session_for(&mut browser, &stack.cas, &format!("{}/a", stack.edge)).await;
 
+    // The new edges serve the same site, as Workers updated with the new key would.
     let old_key = stack.session_key.clone();
+    let site = vec![("SERVICE_BASE_URL", stack.edge.clone())];
     let rotated = stack
         .start_edge(EdgeOptions {
+            vars: site.clone(),
             secrets: vec![
                 ("SESSION_KEY", "n".repeat(48)),
                 ("SESSION_KEY_PREVIOUS", old_key),
@@ -207,6 +237,7 @@ async fn rotated_key_accepts_old_cookie() {
         .await;
     let replaced = stack
         .start_edge(EdgeOptions {
+            vars: site,
             secrets: vec![("SESSION_KEY", "n".repeat(48))],
             ..Default::default()
         })
