@@ -82,8 +82,7 @@ static ENGLISH: Texts = Texts {
         "You are signed in. You can now open the applications that use this sign-in service.",
     logout_link: "Sign out",
     logged_out_title: "Signed out",
-    logged_out_message:
-        "You have been signed out. Close your browser to end every application session.",
+    logged_out_message: "You have been signed out. Applications that accept single logout have ended your session too. Close your browser to end it in any others.",
     error_title: "Request rejected",
     service_not_allowed:
         "The application you came from is not registered with this sign-in service.",
@@ -122,7 +121,8 @@ static CHINESE: Texts = Texts {
     logged_in_message: "您已成功登录，现在可以访问使用本认证服务的应用。",
     logout_link: "退出登录",
     logged_out_title: "已退出",
-    logged_out_message: "您已退出登录。请关闭浏览器以结束所有应用的会话。",
+    logged_out_message:
+        "您已退出登录。支持单点注销的应用也已结束您的会话。请关闭浏览器，以结束其他应用中的会话。",
     error_title: "请求被拒绝",
     service_not_allowed: "您访问的应用未在本认证服务中注册。",
     service_invalid: "请求中的应用地址不是有效的 http 或 https 网址。",
