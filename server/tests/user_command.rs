@@ -107,6 +107,32 @@ async fn add_stores_argon2id_and_logs_in() {
     server.stop().await;
 }
 
+/// The embedded SQLite store of the demo reports a taken name with another error code
+/// than MySQL, and gets the same message.
+#[tokio::test]
+async fn add_of_existing_user_is_named_in_sqlite() {
+    let database = TestDatabase::create(&[WIDE_SCHEMA]).await;
+    let folder = tempfile::tempdir().expect("temp dir");
+    let file = folder.path().join("cas.toml");
+    let settings = format!(
+        "database_url = \"\"\nsqlite_path = \"{}\"\n",
+        folder.path().join("users.db").display()
+    );
+    std::fs::write(&file, settings).expect("write config");
+    let config = file.to_str().expect("UTF-8 path");
+    let first = run_users(&database, &["add", "bob", "--config", config], "first\n").await;
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    let again = run_users(&database, &["add", "bob", "--config", config], "second\n").await;
+
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("user \"bob\" already exists"),
+        "{}",
+        stderr(&again)
+    );
+}
+
 #[tokio::test]
 async fn passwd_from_config_file_replaces_md5() {
     // Python 3: hashlib.md5(b"correct horse").hexdigest()
@@ -170,7 +196,7 @@ async fn users_errors_exit_nonzero() {
         TestDatabase::create(&[WIDE_SCHEMA, "insert into app_user values ('alice', 'x')"]).await;
 
     let cases: [(&[&str], &str, &str); 5] = [
-        (&["add", "alice"], "pw\n", "Duplicate entry"),
+        (&["add", "alice"], "pw\n", "user \"alice\" already exists"),
         (&["passwd", "nobody"], "pw\n", "no user \"nobody\""),
         (&["disable", "nobody"], "", "no user \"nobody\""),
         (&["add", "dave"], "\n", "the password is empty"),

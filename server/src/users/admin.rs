@@ -14,6 +14,8 @@ pub enum AdminError {
     InvalidName(String),
     #[error("the password is empty")]
     EmptyPassword,
+    #[error("user {0:?} already exists; use `cas-server users passwd {0}` to set its password")]
+    AlreadyExists(String),
     #[error("no user {0:?} was changed: check the name, or the statement in {1}")]
     NotFound(String, &'static str),
     #[error(transparent)]
@@ -32,7 +34,13 @@ pub async fn add_user(
     check_name(name)?;
     let hash = hash_new_password(password)?;
 
-    let rows = database.execute(&queries.add, &[name, &hash]).await?;
+    let rows = match database.execute(&queries.add, &[name, &hash]).await {
+        Ok(rows) => rows,
+        Err(error) if error.is_unique_violation() => {
+            return Err(AdminError::AlreadyExists(name.to_owned()))
+        }
+        Err(error) => return Err(error.into()),
+    };
     expect_changed(rows, name, "user_add_query")
 }
 

@@ -54,6 +54,17 @@ pub enum DatabaseError {
     DemoHash(#[from] super::password::PasswordHashError),
 }
 
+impl DatabaseError {
+    /// Returns whether a statement failed on a unique key or primary key, as an insert
+    /// of a user name that is already in the table does.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            Self::Query(sqlx::Error::Database(error)) => error.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
 /// A connection pool to the user table.
 #[derive(Debug, Clone)]
 pub enum UserDatabase {
