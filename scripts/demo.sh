@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 
-bash scripts/setup.sh
+bash scripts/setup.sh --demo
 
 RUN_DIR="$ROOT/.run"
 mkdir -p "$RUN_DIR"

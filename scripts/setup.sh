@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Installs what is missing for building, running and testing the project, then builds it.
-# Idempotent: a second run only checks and rebuilds what changed.
+# Idempotent: a second run only checks and rebuilds what changed. With --demo it skips
+# what only the tests need: Chromium, the CJK font, Apache with mod_auth_cas and
+# python-cas.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
+
+FOR_TESTS=1
+case "${1:-}" in
+    "") ;;
+    --demo) FOR_TESTS=0 ;;
+    *) die "unknown option $1; use --demo or no option" ;;
+esac
 
 started=$SECONDS
 STEPS_TOTAL=10
@@ -16,18 +25,31 @@ require_system_tools() {
     command -v cc >/dev/null || missing+=(build-essential)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     command -v openssl >/dev/null || missing+=(openssl)
-    # The browser test drives Debian's Chromium; the CJK font renders the Chinese pages.
-    command -v chromedriver >/dev/null || missing+=(chromium chromium-driver)
-    dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || missing+=(fonts-wqy-zenhei)
-    # The interop tests run Apache with mod_auth_cas and python-cas in a virtualenv.
-    dpkg -s apache2 >/dev/null 2>&1 || missing+=(apache2)
-    dpkg -s libapache2-mod-auth-cas >/dev/null 2>&1 || missing+=(libapache2-mod-auth-cas)
     command -v python3 >/dev/null || missing+=(python3)
-    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing Debian packages: ${missing[*]}"
-        apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+    if [ "$FOR_TESTS" = 1 ]; then
+        # The browser test drives Debian's Chromium; the CJK font renders the Chinese pages.
+        command -v chromedriver >/dev/null || missing+=(chromium chromium-driver)
+        dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || missing+=(fonts-wqy-zenhei)
+        # The interop tests run Apache with mod_auth_cas and python-cas in a virtualenv.
+        dpkg -s apache2 >/dev/null 2>&1 || missing+=(apache2)
+        dpkg -s libapache2-mod-auth-cas >/dev/null 2>&1 || missing+=(libapache2-mod-auth-cas)
+        python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     fi
+    if [ ${#missing[@]} -gt 0 ]; then
+        install_debian_packages "${missing[@]}"
+    fi
+}
+
+# Installs Debian packages as root, through sudo when the script runs as another user.
+install_debian_packages() {
+    echo "installing Debian packages: $*"
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null ||
+            die "installing $* needs root; run as root or install sudo"
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq "$@"
 }
 
 install_wasm_target() {
@@ -126,7 +148,11 @@ install_wasm_target
 install_worker_build
 install_wasm_bindgen
 install_npm_packages
-install_python_packages
+if [ "$FOR_TESTS" = 1 ]; then
+    install_python_packages
+else
+    step "python-cas: skipped, only the tests use it"
+fi
 build_native
 make_certificates
 make_dev_vars
