@@ -131,19 +131,31 @@ impl PathRules {
         self.decoded_policy(&path)
     }
 
-    /// Returns whether the policy of `raw_path` changes when the decoded path's `\` are
-    /// read as `/` and its runs of `/` are merged into one. Origins differ in this, because
-    /// nginx merges slashes by default (`merge_slashes on`) and some servers treat `\` as
-    /// `/`. The filter cannot know which path the origin will serve, so a path whose
-    /// two forms fall under different rules cannot be checked against either.
-    pub fn depends_on_slashes(&self, raw_path: &str) -> bool {
+    /// Returns whether the policy of `raw_path` changes in a form of the decoded path
+    /// that some origins serve. Tomcat and Spring remove `;` path parameters from each
+    /// segment. nginx merges runs of `/` (`merge_slashes on`, the default), and some
+    /// servers read `\` as `/`. The filter cannot know which path the origin will serve,
+    /// so a path whose forms fall under different rules cannot be checked against any.
+    pub fn depends_on_normalization(&self, raw_path: &str) -> bool {
         let path = percent_decode_str(raw_path).decode_utf8_lossy();
-        if !path.contains("//") && !path.contains('\\') {
+        let has_parameters = path.contains(';');
+        let has_slash_forms = path.contains("//") || path.contains('\\');
+        if !has_parameters && !has_slash_forms {
             return false;
         }
 
+        // An origin may read `\` as `/` before or after it removes parameters, so
+        // `/a;x\b` can become `/a` or `/a/b`. Both orders are tried.
+        let policy = self.decoded_policy(&path);
         let merged = merge_slashes(&path);
-        self.decoded_policy(&path) != self.decoded_policy(&merged)
+        let without_parameters = strip_parameters(&path);
+        let forms = [
+            merge_slashes(&without_parameters),
+            merge_slashes(&strip_parameters(&merged)),
+            merged,
+            without_parameters,
+        ];
+        forms.iter().any(|form| self.decoded_policy(form) != policy)
     }
 
     fn decoded_policy(&self, path: &str) -> RulePolicy {
@@ -256,6 +268,17 @@ fn merge_slashes(path: &str) -> String {
         merged.push(c);
     }
     merged
+}
+
+/// Returns `path` with the `;` path parameters of each segment removed, so
+/// `/admin;x/page;v=1` becomes `/admin/page`. Segments are split at `/` only, and the
+/// caller reads `\` as `/` for the forms that need it.
+fn strip_parameters(path: &str) -> String {
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| segment.split(';').next().unwrap_or_default())
+        .collect();
+    segments.join("/")
 }
 
 /// Yields each segment of `path`, split at `/` and `\`, without its `;` path parameters.
@@ -413,7 +436,7 @@ mod tests {
             "/admin%5Cx",
             "/public%2F%2Fadmin/x",
         ] {
-            assert!(rules.depends_on_slashes(path), "{path}");
+            assert!(rules.depends_on_normalization(path), "{path}");
         }
         for path in [
             "/public//page",
@@ -425,8 +448,53 @@ mod tests {
             "/public/admin/x",
             "/a\\b",
         ] {
-            assert!(!rules.depends_on_slashes(path), "{path}");
+            assert!(!rules.depends_on_normalization(path), "{path}");
         }
+    }
+
+    #[test]
+    fn parameter_forms_with_other_rules_are_found() {
+        let rules = rules(
+            r#"[
+                {"pattern": "/admin/", "require": {"memberOf": ["staff"]}},
+                {"match": "glob", "pattern": "/**/*.css", "action": "exclude"},
+                {"match": "exact", "pattern": "/status", "action": "exclude"},
+                {"pattern": "/public/", "gateway": true}
+            ]"#,
+        );
+
+        // Tomcat and Spring serve each of these from a path under another rule.
+        for path in [
+            "/admin;x/secret",
+            "/admin;jsessionid=1/secret",
+            "/admin%3Bx/secret",
+            "/a/private;.css",
+            "/status;x",
+            "/public;x/page",
+            "/;x/admin/secret",
+            "/admin;x%5Csecret",
+            "/admin;x//secret",
+            "/app/style.css;v=2",
+        ] {
+            assert!(rules.depends_on_normalization(path), "{path}");
+        }
+        for path in [
+            "/admin/x;y",
+            "/admin;x",
+            "/public/a;b/c",
+            "/app/x;v=2/style.css",
+            "/x;y/z",
+        ] {
+            assert!(!rules.depends_on_normalization(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn stripped_parameters_keep_segments() {
+        assert_eq!(strip_parameters("/admin;x/page;v=1"), "/admin/page");
+        assert_eq!(strip_parameters("/;x/a"), "//a");
+        assert_eq!(strip_parameters("/a;x\\b/c"), "/a/c");
+        assert_eq!(strip_parameters("/文档;x/页"), "/文档/页");
     }
 
     #[test]
