@@ -595,6 +595,22 @@ mod tests {
     }
 
     #[test]
+    fn case_dependent_path_is_bad_request() {
+        let config = with_rules(r#"[{"pattern": "/admin/", "require": {"memberOf": ["staff"]}}]"#);
+        let cookie = session_cookie(&config, "alice", NOW - 10);
+        let headers = [("Cookie", cookie.as_str())];
+
+        // Express serves this as /admin/secret, which alice may not open.
+        let Decision::Reply(reply) = decide(&config, request("/ADMIN/secret", None, &headers), NOW)
+        else {
+            panic!("expected the 400 page");
+        };
+        assert_eq!(reply.status, 400);
+        let same = decide(&config, request("/Docs/A", None, &headers), NOW);
+        assert!(matches!(same, Decision::Forward(_)));
+    }
+
+    #[test]
     fn valid_session_forwards_with_identity() {
         let config = demo_config();
         let cookie = format!("a=1; {}", session_cookie(&config, "张三", NOW - 10));

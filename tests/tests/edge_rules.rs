@@ -219,6 +219,28 @@ async fn parameter_paths_cannot_skip_require() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn case_variants_cannot_skip_require() {
+    let (mut stack, edge) = rules_stack().await;
+    let mut browser = stack.browser();
+    open_signed_in(&mut browser, &stack.cas, &format!("{edge}/private/")).await;
+
+    // Express, ASP.NET Core and IIS ignore ASCII case in paths by default and serve
+    // these as /staff/report and /public/health.
+    for path in ["/STAFF/report", "/Staff/report", "/PUBLIC/HEALTH"] {
+        let page = browser.get(&format!("{edge}{path}"), &[]).await;
+        assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
+    }
+
+    // Uppercase letters that leave the rule unchanged pass as before.
+    let private = browser.get(&format!("{edge}/private/Report"), &[]).await;
+    assert_eq!(private.status.as_u16(), 200, "{}", private.body);
+    let staff = browser.get(&format!("{edge}/staff/Report"), &[]).await;
+    assert_eq!(staff.status.as_u16(), 403, "{}", staff.body);
+
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn api_clients_get_401_and_loops_stop() {
     let (mut stack, edge) = rules_stack().await;
     let mut browser = stack.browser();
