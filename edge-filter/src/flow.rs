@@ -129,7 +129,7 @@ pub fn decide_with_session(
 ) -> Decision {
     let lang = cas_core::language::choose_language(request.header("accept-language"));
     let path = request.target.path;
-    if has_decoded_dot_segment(path) || config.rules.depends_on_slashes(path) {
+    if has_decoded_dot_segment(path) || config.rules.depends_on_normalization(path) {
         return Decision::Reply(Page::BadRequest.render(lang));
     }
 
@@ -574,6 +574,39 @@ mod tests {
             assert_eq!(reply.status, 400, "{path}");
         }
         let same = decide(&config, request("/public//page", None, &[]), NOW);
+        assert!(matches!(same, Decision::Forward(_)));
+    }
+
+    #[test]
+    fn parameter_dependent_path_is_bad_request() {
+        let config = with_rules(r#"[{"pattern": "/admin/", "require": {"memberOf": ["staff"]}}]"#);
+        let cookie = session_cookie(&config, "alice", NOW - 10);
+        let headers = [("Cookie", cookie.as_str())];
+
+        // Tomcat serves this as /admin/secret, which alice may not open.
+        let Decision::Reply(reply) =
+            decide(&config, request("/admin;x/secret", None, &headers), NOW)
+        else {
+            panic!("expected the 400 page");
+        };
+        assert_eq!(reply.status, 400);
+        let same = decide(&config, request("/docs;v=1/a", None, &headers), NOW);
+        assert!(matches!(same, Decision::Forward(_)));
+    }
+
+    #[test]
+    fn case_dependent_path_is_bad_request() {
+        let config = with_rules(r#"[{"pattern": "/admin/", "require": {"memberOf": ["staff"]}}]"#);
+        let cookie = session_cookie(&config, "alice", NOW - 10);
+        let headers = [("Cookie", cookie.as_str())];
+
+        // Express serves this as /admin/secret, which alice may not open.
+        let Decision::Reply(reply) = decide(&config, request("/ADMIN/secret", None, &headers), NOW)
+        else {
+            panic!("expected the 400 page");
+        };
+        assert_eq!(reply.status, 400);
+        let same = decide(&config, request("/Docs/A", None, &headers), NOW);
         assert!(matches!(same, Decision::Forward(_)));
     }
 

@@ -26,6 +26,13 @@ const USER_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
 /// separates the values of a multi-valued attribute.
 const VALUE_ESCAPES: &AsciiSet = &USER_ESCAPES.add(b',');
 
+/// Headers with which some origins replace the request path when routing, because IIS
+/// URL Rewrite sets them: Symfony before 2.8.44 and 3.4.14, Zend Framework before its
+/// August 2018 fix, and Yii 1 read them. The filter matches its rules against the
+/// request path, so a client's copy could make such an origin serve a path under another
+/// rule.
+pub const PATH_OVERRIDE_HEADERS: [&str; 2] = ["x-original-url", "x-rewrite-url"];
+
 /// Returns whether `name` is one of the filter's headers, which only the filter may set.
 pub fn is_filter_header(name: &str) -> bool {
     let Some(start) = name.as_bytes().get(..FILTER_HEADER_PREFIX.len()) else {
@@ -132,12 +139,12 @@ fn replace_header(headers: &mut Vec<(String, String)>, name: &str, value: &str) 
 }
 
 /// Builds the edits of a request passed to the origin without identity: every filter
-/// header and `Host` (the origin URL sets it) deleted, and the filter's cookies removed
-/// from `Cookie`.
+/// header, every [`PATH_OVERRIDE_HEADERS`] header and `Host` (the origin URL sets it)
+/// deleted, and the filter's cookies removed from `Cookie`.
 pub fn anonymous_edits(incoming: &[(String, String)]) -> HeaderEdits {
     let mut edits = HeaderEdits::default();
     for (name, _) in incoming {
-        if is_filter_header(name) || name.eq_ignore_ascii_case("host") {
+        if is_filter_header(name) || is_path_override(name) || name.eq_ignore_ascii_case("host") {
             edits.delete_once(name);
         }
     }
@@ -162,6 +169,15 @@ pub fn anonymous_edits(incoming: &[(String, String)]) -> HeaderEdits {
         edits.set.push(("Cookie".to_owned(), kept.join("; ")));
     }
     edits
+}
+
+/// Returns whether `name` is a [`PATH_OVERRIDE_HEADERS`] header, also with `_` for `-`,
+/// which CGI, PHP and WSGI origins read as the same variable.
+fn is_path_override(name: &str) -> bool {
+    let dashed = name.replace('_', "-");
+    PATH_OVERRIDE_HEADERS
+        .iter()
+        .any(|header| dashed.eq_ignore_ascii_case(header))
 }
 
 /// Builds the edits of the origin request for a signed-in user: the anonymous edits plus
@@ -275,6 +291,28 @@ mod tests {
         assert_eq!(edits.delete, vec!["x-cas-user", "x_cas_assertion", "host"]);
         assert!(edits.set.is_empty());
         assert!(edits.append.is_empty());
+    }
+
+    #[test]
+    fn edits_delete_path_override_headers() {
+        let incoming = pairs(&[
+            ("X-Original-URL", "/admin/secret"),
+            ("x-rewrite-url", "/admin/secret"),
+            ("X_Original_Url", "/admin/secret"),
+            ("X-Original-Host", "edge.example"),
+            ("Accept", "text/html"),
+        ]);
+
+        let edits = anonymous_edits(&incoming);
+
+        assert_eq!(
+            edits.delete,
+            vec!["x-original-url", "x-rewrite-url", "x_original_url"]
+        );
+        assert_eq!(
+            edits.apply(incoming),
+            pairs(&[("X-Original-Host", "edge.example"), ("Accept", "text/html")])
+        );
     }
 
     #[test]

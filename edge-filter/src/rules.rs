@@ -62,7 +62,12 @@ enum Pattern {
     Exact(String),
     Prefix(String),
     /// A glob or regex rule, compiled as `(?s)^(?:…)$`.
-    Regex(Regex),
+    Regex {
+        regex: Regex,
+        /// The glob with ASCII letters lowercased, compiled the same way, for a glob that
+        /// contains uppercase letters.
+        lowercase: Option<Regex>,
+    },
 }
 
 impl Pattern {
@@ -70,14 +75,51 @@ impl Pattern {
         match self {
             Pattern::Exact(exact) => path == exact,
             Pattern::Prefix(prefix) => path.starts_with(prefix.as_str()),
-            Pattern::Regex(regex) => regex.is_match(path),
+            Pattern::Regex { regex, .. } => regex.is_match(path),
+        }
+    }
+
+    /// Returns whether the pattern matches `path` with ASCII letters compared
+    /// case-insensitively, where `lowercase` is `path` with ASCII letters lowercased.
+    /// The regex crate is built without `unicode-case`, so `(?i)` is not available.
+    fn matches_ignoring_case(&self, path: &str, lowercase: &str) -> bool {
+        match self {
+            Pattern::Exact(exact) => path.eq_ignore_ascii_case(exact),
+            Pattern::Prefix(prefix) => path
+                .as_bytes()
+                .get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes())),
+            Pattern::Regex {
+                lowercase: Some(folded),
+                ..
+            } => folded.is_match(lowercase),
+            // NOTE: a regex rule is tried on the path as sent and in lowercase only, so
+            // uppercase literals in a regex pattern miss some case variants.
+            Pattern::Regex {
+                regex,
+                lowercase: None,
+            } => regex.is_match(path) || regex.is_match(lowercase),
+        }
+    }
+
+    fn has_uppercase(&self) -> bool {
+        match self {
+            Pattern::Exact(text) | Pattern::Prefix(text) => {
+                text.bytes().any(|byte| byte.is_ascii_uppercase())
+            }
+            Pattern::Regex { lowercase, .. } => lowercase.is_some(),
         }
     }
 }
 
 /// The ordered rules of `PATH_RULES`.
 #[derive(Debug, Clone, Default)]
-pub struct PathRules(Vec<PathRule>);
+pub struct PathRules {
+    rules: Vec<PathRule>,
+    /// Whether an exact, prefix or glob pattern contains ASCII uppercase letters, so
+    /// that a path without them can still match it in another case.
+    has_uppercase: bool,
+}
 
 /// A rule as written in JSON.
 #[derive(Debug, Deserialize)]
@@ -121,8 +163,12 @@ impl PathRules {
             .into_iter()
             .enumerate()
             .map(|(index, spec)| rule(spec).map_err(|e| format!("rule {}: {e}", index + 1)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self(rules))
+            .collect::<Result<Vec<PathRule>, _>>()?;
+        let has_uppercase = rules.iter().any(|rule| rule.pattern.has_uppercase());
+        Ok(Self {
+            rules,
+            has_uppercase,
+        })
     }
 
     /// Returns the policy for `raw_path`, the percent-encoded request path.
@@ -131,36 +177,72 @@ impl PathRules {
         self.decoded_policy(&path)
     }
 
-    /// Returns whether the policy of `raw_path` changes when the decoded path's `\` are
-    /// read as `/` and its runs of `/` are merged into one. Origins differ in this, because
-    /// nginx merges slashes by default (`merge_slashes on`) and some servers treat `\` as
-    /// `/`. The filter cannot know which path the origin will serve, so a path whose
-    /// two forms fall under different rules cannot be checked against either.
-    pub fn depends_on_slashes(&self, raw_path: &str) -> bool {
+    /// Returns whether the policy of `raw_path` changes in a form of the decoded path
+    /// that some origins serve. Tomcat and Spring remove `;` path parameters from each
+    /// segment. nginx merges runs of `/` (`merge_slashes on`, the default), and some
+    /// servers read `\` as `/`. Express and ASP.NET Core route without regard to ASCII
+    /// case by default, and so do IIS and other servers on case-insensitive file
+    /// systems. The filter cannot know which path the origin will serve, so a path whose
+    /// forms fall under different rules cannot be checked against any.
+    pub fn depends_on_normalization(&self, raw_path: &str) -> bool {
         let path = percent_decode_str(raw_path).decode_utf8_lossy();
-        if !path.contains("//") && !path.contains('\\') {
+        let policy = self.decoded_policy(&path);
+        let has_uppercase = self.has_uppercase || path.bytes().any(|b| b.is_ascii_uppercase());
+        if has_uppercase && self.policy_ignoring_case(&path) != policy {
+            return true;
+        }
+
+        let has_parameters = path.contains(';');
+        let has_slash_forms = path.contains("//") || path.contains('\\');
+        if !has_parameters && !has_slash_forms {
             return false;
         }
 
+        // An origin may read `\` as `/` before or after it removes parameters, so
+        // `/a;x\b` can become `/a` or `/a/b`. Both orders are tried.
         let merged = merge_slashes(&path);
-        self.decoded_policy(&path) != self.decoded_policy(&merged)
+        let without_parameters = strip_parameters(&path);
+        let forms = [
+            merge_slashes(&without_parameters),
+            merge_slashes(&strip_parameters(&merged)),
+            merged,
+            without_parameters,
+        ];
+        forms.iter().any(|form| {
+            self.decoded_policy(form) != policy
+                || (has_uppercase && self.policy_ignoring_case(form) != policy)
+        })
     }
 
     fn decoded_policy(&self, path: &str) -> RulePolicy {
-        let found = self.0.iter().find(|rule| rule.pattern.matches(path));
-        let Some(rule) = found else {
-            return RulePolicy::default();
-        };
-
-        // A decoded `..` segment could make the origin resolve the path outside the
-        // rule's prefix. So such a path is never excluded and never let through
-        // anonymously by a gateway rule.
-        let skips_sign_in = rule.policy.action == Action::Exclude || rule.policy.gateway;
-        if skips_sign_in && has_dot_segment(path) {
-            return RulePolicy::default();
-        }
-        rule.policy.clone()
+        let found = self.rules.iter().find(|rule| rule.pattern.matches(path));
+        policy_of(found, path)
     }
+
+    fn policy_ignoring_case(&self, path: &str) -> RulePolicy {
+        let lowercase = path.to_ascii_lowercase();
+        let found = self
+            .rules
+            .iter()
+            .find(|rule| rule.pattern.matches_ignoring_case(path, &lowercase));
+        policy_of(found, path)
+    }
+}
+
+/// Returns the policy of `found`, the first rule that matched the decoded `path`.
+fn policy_of(found: Option<&PathRule>, path: &str) -> RulePolicy {
+    let Some(rule) = found else {
+        return RulePolicy::default();
+    };
+
+    // A decoded `..` segment could make the origin resolve the path outside the
+    // rule's prefix. So such a path is never excluded and never let through
+    // anonymously by a gateway rule.
+    let skips_sign_in = rule.policy.action == Action::Exclude || rule.policy.gateway;
+    if skips_sign_in && has_dot_segment(path) {
+        return RulePolicy::default();
+    }
+    rule.policy.clone()
 }
 
 fn rule(spec: RuleSpec) -> Result<PathRule, String> {
@@ -170,8 +252,18 @@ fn rule(spec: RuleSpec) -> Result<PathRule, String> {
     let pattern = match spec.kind.as_str() {
         "exact" => Pattern::Exact(spec.pattern.clone()),
         "prefix" => Pattern::Prefix(spec.pattern.clone()),
-        "glob" => compile(&glob_to_regex(&spec.pattern), &spec.pattern)?,
-        "regex" => compile(&spec.pattern, &spec.pattern)?,
+        "glob" => {
+            let regex = compile(&glob_to_regex(&spec.pattern), &spec.pattern)?;
+            let lowercase = spec.pattern.to_ascii_lowercase();
+            let lowercase = (lowercase != spec.pattern)
+                .then(|| compile(&glob_to_regex(&lowercase), &spec.pattern))
+                .transpose()?;
+            Pattern::Regex { regex, lowercase }
+        }
+        "regex" => Pattern::Regex {
+            regex: compile(&spec.pattern, &spec.pattern)?,
+            lowercase: None,
+        },
         other => {
             return Err(format!(
                 "unknown match {other:?}; use exact, prefix, glob or regex"
@@ -203,9 +295,8 @@ fn rule(spec: RuleSpec) -> Result<PathRule, String> {
 /// Compiles `source` anchored at both ends. A decoded path may contain `\n` (from
 /// `%0A`). With `s`, `.` matches it too, so such a path cannot slip past a rule to a
 /// later exclude rule.
-fn compile(source: &str, written: &str) -> Result<Pattern, String> {
+fn compile(source: &str, written: &str) -> Result<Regex, String> {
     Regex::new(&format!("(?s)^(?:{source})$"))
-        .map(Pattern::Regex)
         .map_err(|e| format!("pattern {written:?} is not a valid regex ({e})"))
 }
 
@@ -256,6 +347,17 @@ fn merge_slashes(path: &str) -> String {
         merged.push(c);
     }
     merged
+}
+
+/// Returns `path` with the `;` path parameters of each segment removed, so
+/// `/admin;x/page;v=1` becomes `/admin/page`. Segments are split at `/` only, and the
+/// caller reads `\` as `/` for the forms that need it.
+fn strip_parameters(path: &str) -> String {
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| segment.split(';').next().unwrap_or_default())
+        .collect();
+    segments.join("/")
 }
 
 /// Yields each segment of `path`, split at `/` and `\`, without its `;` path parameters.
@@ -413,7 +515,7 @@ mod tests {
             "/admin%5Cx",
             "/public%2F%2Fadmin/x",
         ] {
-            assert!(rules.depends_on_slashes(path), "{path}");
+            assert!(rules.depends_on_normalization(path), "{path}");
         }
         for path in [
             "/public//page",
@@ -425,8 +527,98 @@ mod tests {
             "/public/admin/x",
             "/a\\b",
         ] {
-            assert!(!rules.depends_on_slashes(path), "{path}");
+            assert!(!rules.depends_on_normalization(path), "{path}");
         }
+    }
+
+    #[test]
+    fn parameter_forms_with_other_rules_are_found() {
+        let rules = rules(
+            r#"[
+                {"pattern": "/admin/", "require": {"memberOf": ["staff"]}},
+                {"match": "glob", "pattern": "/**/*.css", "action": "exclude"},
+                {"match": "exact", "pattern": "/status", "action": "exclude"},
+                {"pattern": "/public/", "gateway": true}
+            ]"#,
+        );
+
+        // Tomcat and Spring serve each of these from a path under another rule.
+        for path in [
+            "/admin;x/secret",
+            "/admin;jsessionid=1/secret",
+            "/admin%3Bx/secret",
+            "/a/private;.css",
+            "/status;x",
+            "/public;x/page",
+            "/;x/admin/secret",
+            "/admin;x%5Csecret",
+            "/admin;x//secret",
+            "/app/style.css;v=2",
+        ] {
+            assert!(rules.depends_on_normalization(path), "{path}");
+        }
+        for path in [
+            "/admin/x;y",
+            "/admin;x",
+            "/public/a;b/c",
+            "/app/x;v=2/style.css",
+            "/x;y/z",
+        ] {
+            assert!(!rules.depends_on_normalization(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn case_forms_with_other_rules_are_found() {
+        let rules = rules(
+            r#"[
+                {"pattern": "/admin/", "require": {"memberOf": ["staff"]}},
+                {"match": "glob", "pattern": "/Docs/**", "renew": true},
+                {"match": "exact", "pattern": "/status", "action": "exclude"},
+                {"match": "regex", "pattern": "/v[0-9]+/private", "require": {"memberOf": ["staff"]}}
+            ]"#,
+        );
+
+        // Express and IIS serve each of these from a path under another rule.
+        for path in [
+            "/ADMIN/x",
+            "/Admin/x",
+            "/docs/a",
+            "/DOCS/a",
+            "/STATUS",
+            "/V1/private",
+            "/Admin;x/y",
+        ] {
+            assert!(rules.depends_on_normalization(path), "{path}");
+        }
+        for path in [
+            "/admin/X",
+            "/Docs/A",
+            "/Other/Path",
+            "/status",
+            "/v1/private",
+            "/文档/X",
+            "/public/README",
+        ] {
+            assert!(!rules.depends_on_normalization(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn lowercase_rules_skip_lowercase_paths() {
+        let rules = rules(r#"[{"pattern": "/admin/", "require": {"memberOf": ["staff"]}}]"#);
+
+        assert!(!rules.has_uppercase);
+        assert!(rules.depends_on_normalization("/Admin/x"));
+        assert!(!rules.depends_on_normalization("/other/x"));
+    }
+
+    #[test]
+    fn stripped_parameters_keep_segments() {
+        assert_eq!(strip_parameters("/admin;x/page;v=1"), "/admin/page");
+        assert_eq!(strip_parameters("/;x/a"), "//a");
+        assert_eq!(strip_parameters("/a;x\\b/c"), "/a/c");
+        assert_eq!(strip_parameters("/文档;x/页"), "/文档/页");
     }
 
     #[test]

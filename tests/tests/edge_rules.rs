@@ -191,6 +191,56 @@ async fn dot_and_slash_paths_are_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn parameter_paths_cannot_skip_require() {
+    let (mut stack, edge) = rules_stack().await;
+    let mut browser = stack.browser();
+    open_signed_in(&mut browser, &stack.cas, &format!("{edge}/private/")).await;
+
+    // The test user is not in the staff group.
+    let staff = browser.get(&format!("{edge}/staff/report"), &[]).await;
+    assert_eq!(staff.status.as_u16(), 403, "{}", staff.body);
+
+    // Tomcat and Spring remove `;` parameters and serve these as /staff/report and
+    // /public/health, under other rules than the paths the filter matches.
+    for path in [
+        "/staff;x/report",
+        "/staff;jsessionid=1/report",
+        "/public/health;x",
+    ] {
+        let page = browser.get(&format!("{edge}{path}"), &[]).await;
+        assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
+    }
+
+    // Parameters that leave the rule unchanged pass as before.
+    let page = browser.get(&format!("{edge}/private;v=1/a"), &[]).await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.body);
+
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn case_variants_cannot_skip_require() {
+    let (mut stack, edge) = rules_stack().await;
+    let mut browser = stack.browser();
+    open_signed_in(&mut browser, &stack.cas, &format!("{edge}/private/")).await;
+
+    // Express, ASP.NET Core and IIS ignore ASCII case in paths by default and serve
+    // these as /staff/report and /public/health.
+    for path in ["/STAFF/report", "/Staff/report", "/PUBLIC/HEALTH"] {
+        let page = browser.get(&format!("{edge}{path}"), &[]).await;
+        assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
+    }
+
+    // Uppercase letters that leave the rule unchanged pass as before.
+    let private = browser.get(&format!("{edge}/private/Report"), &[]).await;
+    assert_eq!(private.status.as_u16(), 200, "{}", private.body);
+    let staff = browser.get(&format!("{edge}/staff/Report"), &[]).await;
+    assert_eq!(staff.status.as_u16(), 403, "{}", staff.body);
+
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn api_clients_get_401_and_loops_stop() {
     let (mut stack, edge) = rules_stack().await;
     let mut browser = stack.browser();
