@@ -174,10 +174,13 @@ pub fn anonymous_edits(incoming: &[(String, String)]) -> HeaderEdits {
 /// Returns whether `name` is a [`PATH_OVERRIDE_HEADERS`] header, also with `_` for `-`,
 /// which CGI, PHP and WSGI origins read as the same variable.
 fn is_path_override(name: &str) -> bool {
-    let dashed = name.replace('_', "-");
-    PATH_OVERRIDE_HEADERS
-        .iter()
-        .any(|header| dashed.eq_ignore_ascii_case(header))
+    PATH_OVERRIDE_HEADERS.iter().any(|header| {
+        header.len() == name.len()
+            && header.bytes().zip(name.bytes()).all(|(wanted, byte)| {
+                let byte = if byte == b'_' { b'-' } else { byte };
+                byte.eq_ignore_ascii_case(&wanted)
+            })
+    })
 }
 
 /// Builds the edits of the origin request for a signed-in user: the anonymous edits plus

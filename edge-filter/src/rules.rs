@@ -186,14 +186,17 @@ impl PathRules {
     /// forms fall under different rules cannot be checked against any.
     pub fn depends_on_normalization(&self, raw_path: &str) -> bool {
         let path = percent_decode_str(raw_path).decode_utf8_lossy();
-        let policy = self.decoded_policy(&path);
         let has_uppercase = self.has_uppercase || path.bytes().any(|b| b.is_ascii_uppercase());
+        let has_parameters = path.contains(';');
+        let has_slash_forms = path.contains("//") || path.contains('\\');
+        if !has_uppercase && !has_parameters && !has_slash_forms {
+            return false;
+        }
+
+        let policy = self.decoded_policy(&path);
         if has_uppercase && self.policy_ignoring_case(&path) != policy {
             return true;
         }
-
-        let has_parameters = path.contains(';');
-        let has_slash_forms = path.contains("//") || path.contains('\\');
         if !has_parameters && !has_slash_forms {
             return false;
         }
