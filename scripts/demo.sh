@@ -29,10 +29,28 @@ start() {
     echo "started $name (pid $!, log .run/$name.log)"
 }
 
+# Stops with a message when another process already listens on one of the demo's
+# ports, such as a demo that is still running: the new service could not bind the port,
+# and the old one would answer in its place.
+require_free_ports() {
+    local port
+    for port in "$@"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            die "port $port on 127.0.0.1 is in use, perhaps by an earlier demo; stop that process and try again"
+        fi
+    done
+}
+
+# Waits until `url` answers, checking that the service started as the `index`-th process
+# is still running, so that a service that exited is reported at once with its log.
 wait_for() {
-    local name=$1 url=$2
-    shift 2
+    local name=$1 index=$2 url=$3
+    shift 3
     for _ in $(seq 1 120); do
+        if ! kill -0 "${pids[$index]}" 2>/dev/null; then
+            tail -n 30 "$RUN_DIR/$name.log" >&2
+            die "$name exited; see .run/$name.log"
+        fi
         if curl -fsS -o /dev/null "$@" "$url" 2>/dev/null; then
             echo "$name is up"
             return
@@ -46,15 +64,16 @@ wait_for() {
 assertion_key=$(sed -n 's/^ASSERTION_KEY=//p' .dev.vars)
 
 step "starting the stack"
+require_free_ports 8443 8080 8787 9229
 start cas-server target/debug/cas-server run
 start demo-origin env CAS_ASSERTION_KEY="$assertion_key" target/debug/demo-origin
 start edge-filter env NODE_EXTRA_CA_CERTS="$ROOT/certs/ca.pem" \
     wrangler dev --ip 127.0.0.1 --port 8787 --inspector-port 9229 --show-interactive-dev-session=false
 
-wait_for cas-server "https://127.0.0.1:8443/cas/login" --cacert certs/ca.pem
-wait_for demo-origin "http://127.0.0.1:8080/healthz"
+wait_for cas-server 0 "https://127.0.0.1:8443/cas/login" --cacert certs/ca.pem
+wait_for demo-origin 1 "http://127.0.0.1:8080/healthz"
 # Request HTML as a browser does, because the filter returns 401 to API clients.
-wait_for edge-filter "http://127.0.0.1:8787/" --max-redirs 0 -H "Accept: text/html"
+wait_for edge-filter 2 "http://127.0.0.1:8787/" --max-redirs 0 -H "Accept: text/html"
 
 cat <<TEXT
 
