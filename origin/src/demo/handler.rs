@@ -131,7 +131,8 @@ fn html_response(status: StatusCode, lang: Language, html: String) -> Response<F
     response
 }
 
-fn plain_response(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+/// Returns a `text/plain` response with `status` and `text`.
+pub(super) fn plain_response(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(

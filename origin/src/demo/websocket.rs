@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{
-    HeaderValue, CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
 };
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::handler::{header_values, respond, verify_request, USER_HEADER};
+use super::handler::{header_values, plain_response, respond, verify_request, USER_HEADER};
 use crate::Verifier;
 
 /// Path of the echo endpoint. A request there without `Upgrade: websocket` gets the
@@ -137,15 +137,10 @@ fn switching_protocols(accept_key: &str) -> Response<Full<Bytes>> {
 }
 
 fn bad_handshake() -> Response<Full<Bytes>> {
-    let body =
-        "invalid WebSocket handshake: send Sec-WebSocket-Key and Sec-WebSocket-Version: 13\n";
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    plain_response(
+        StatusCode::BAD_REQUEST,
+        "invalid WebSocket handshake: send Sec-WebSocket-Key and Sec-WebSocket-Version: 13\n",
+    )
 }
 
 #[cfg(test)]
