@@ -10,7 +10,7 @@ use sqlx::Executor;
 
 use crate::database::TestDatabase;
 use crate::flows::{PASSWORD, USER};
-use crate::process::{free_port, repo_root, ManagedProcess, Startup, SERVER_READY, START_ATTEMPTS};
+use crate::process::{repo_root, start_listening, ManagedProcess, SERVER_READY};
 
 /// The `mail` attribute of [`USER`] when the server reads attributes from SQL.
 pub const USER_MAIL: &str = "alice@example.org";
@@ -132,8 +132,7 @@ async fn start_on_free_port(
     attribute_settings: &str,
     options: &CasServerOptions,
 ) -> (ManagedProcess, u16) {
-    for _ in 0..START_ATTEMPTS {
-        let port = free_port();
+    start_listening("cas-server", SERVER_READY, dir, |port| {
         let config = format!(
             r#"listen = "127.0.0.1:{port}"
 base_path = "/cas"
@@ -158,12 +157,9 @@ password_encoding = "plain"
             .arg(&config_path)
             .env("RUST_LOG", "info")
             .current_dir(dir);
-        let mut process = ManagedProcess::start("cas-server", command, dir);
-        if process.wait_for_start(SERVER_READY).await == Startup::Ready {
-            return (process, port);
-        }
-    }
-    panic!("cas-server found its port taken {START_ATTEMPTS} times in a row");
+        command
+    })
+    .await
 }
 
 /// Locates the cas-server binary, which scripts/test.sh builds before the tests run.

@@ -117,6 +117,26 @@ impl Drop for ManagedProcess {
     }
 }
 
+/// Starts the process that `command_for` makes for a free port, waits until it logs
+/// `ready_line` and returns it with the port. A port that was free when picked can be
+/// taken by another test before the process binds it, so a start that fails on a taken
+/// port is tried again on a new one.
+pub async fn start_listening(
+    name: &str,
+    ready_line: &str,
+    dir: &Path,
+    command_for: impl Fn(u16) -> Command,
+) -> (ManagedProcess, u16) {
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port();
+        let mut process = ManagedProcess::start(name, command_for(port), dir);
+        if process.wait_for_start(ready_line).await == Startup::Ready {
+            return (process, port);
+        }
+    }
+    panic!("{name} found its port taken {START_ATTEMPTS} times in a row");
+}
+
 /// Returns a loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener =

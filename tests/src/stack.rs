@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use crate::browser::Browser;
 use crate::cas_server::make_certificates;
 use crate::database::TestDatabase;
-use crate::process::{free_port, repo_root, ManagedProcess, Startup, SERVER_READY, START_ATTEMPTS};
+use crate::process::{
+    free_port, repo_root, start_listening, ManagedProcess, Startup, SERVER_READY, START_ATTEMPTS,
+};
 
 /// Settings a test may change before the stack starts.
 pub struct StackOptions {
@@ -433,23 +435,3 @@ fn random_secret() -> String {
 
 /// The line the demo origin logs once it listens, also at `info`.
 const ORIGIN_READY: &str = "demo origin started";
-
-/// Starts the process that `command_for` makes for a free port, waits until it logs
-/// `ready_line` and returns it with the port. A port that was free when picked can be
-/// taken by another test before the process binds it, so a start that fails on a taken
-/// port is tried again on a new one.
-async fn start_listening(
-    name: &str,
-    ready_line: &str,
-    dir: &Path,
-    command_for: impl Fn(u16) -> Command,
-) -> (ManagedProcess, u16) {
-    for _ in 0..START_ATTEMPTS {
-        let port = free_port();
-        let mut process = ManagedProcess::start(name, command_for(port), dir);
-        if process.wait_for_start(ready_line).await == Startup::Ready {
-            return (process, port);
-        }
-    }
-    panic!("{name} found its port taken {START_ATTEMPTS} times in a row");
-}
