@@ -30,8 +30,8 @@ start() {
 }
 
 # Stops with a message when another process already listens on one of the demo's
-# ports, such as a demo that is still running: the new service could not bind the port,
-# and the old one would answer in its place.
+# ports, such as a demo that is still running. The new service could not bind the port,
+# and the old one would respond in its place.
 require_free_ports() {
     local port
     for port in "$@"; do
@@ -41,7 +41,7 @@ require_free_ports() {
     done
 }
 
-# Waits until `url` answers, checking that the service started as the `index`-th process
+# Waits until `url` responds, checking that the service started as the `index`-th process
 # is still running, so that a service that exited is reported at once with its log.
 wait_for() {
     local name=$1 index=$2 url=$3
