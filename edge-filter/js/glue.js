@@ -6,15 +6,21 @@
 // header names and values, and the runtime rejects them, so a newline always ends a
 // field.
 
+const ENCODER = new TextEncoder();
+
 // Returns the runtime's clock (`Date.now()`, in milliseconds), the method, the URL and
-// each header name and value of `request`, each followed by a newline. Names come
-// lowercase, in the order `Headers` iterates them.
+// each header name and value of `request`, each followed by a newline, as UTF-8. Names
+// come lowercase, in the order `Headers` iterates them.
+//
+// Under callgrind, `forEach` cost workerd about a third of the instructions of a
+// `for...of` loop over the headers. The encoder copies the text in one native call,
+// while wasm-bindgen copies a string argument one character at a time in JavaScript.
 export function describeRequest(request) {
   let lines = Date.now() + "\n" + request.method + "\n" + request.url + "\n";
-  for (const [name, value] of request.headers) {
+  request.headers.forEach((value, name) => {
     lines += name + "\n" + value + "\n";
-  }
-  return lines;
+  });
+  return ENCODER.encode(lines);
 }
 
 // Sends `request` through `fetcher` (the global scope or an assets binding) as `spec`

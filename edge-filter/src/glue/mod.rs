@@ -230,12 +230,16 @@ async fn validate(config: Rc<FilterConfig>, check: TicketCheck) -> JsValue {
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, module = "/js/glue.js")]
 extern "C" {
     #[wasm_bindgen(js_name = describeRequest)]
-    fn describe_request(request: &web_sys::Request) -> String;
+    fn describe_request(request: &web_sys::Request) -> Vec<u8>;
 }
 
 /// Reads the method, URL and headers of `request` in one call.
 fn describe(request: &web_sys::Request) -> Result<RequestDescription> {
-    parse_request(&describe_request(request))
+    let bytes = describe_request(request);
+    // `TextEncoder` writes only valid UTF-8, so the check cannot fail.
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| worker::Error::RustError("request description is not UTF-8".to_owned()))?;
+    parse_request(text)
         .ok_or_else(|| worker::Error::RustError("request description is incomplete".to_owned()))
 }
 
