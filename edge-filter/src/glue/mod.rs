@@ -236,7 +236,8 @@ extern "C" {
 /// Reads the method, URL and headers of `request` in one call.
 fn describe(request: &web_sys::Request) -> Result<RequestDescription> {
     let bytes = describe_request(request);
-    // `TextEncoder` writes only valid UTF-8, so the check cannot fail.
+    // The Encoding standard has `TextEncoder` replace lone surrogates, so its output is
+    // always valid UTF-8 and this error is not expected.
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| worker::Error::RustError("request description is not UTF-8".to_owned()))?;
     parse_request(text)
