@@ -238,8 +238,9 @@ fn describe(request: &web_sys::Request) -> Result<RequestDescription> {
     let bytes = describe_request(request);
     // The Encoding standard has `TextEncoder` replace lone surrogates, so its output is
     // always valid UTF-8 and this error is not expected.
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| worker::Error::RustError("request description is not UTF-8".to_owned()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|error| {
+        worker::Error::RustError(format!("request description is not UTF-8: {error}"))
+    })?;
     parse_request(text)
         .ok_or_else(|| worker::Error::RustError("request description is incomplete".to_owned()))
 }
