@@ -20,7 +20,7 @@ use crate::loop_guard;
 use crate::options::{Origin, SloMode};
 use crate::pages::Page;
 use crate::reply::Reply;
-use crate::rules::{has_decoded_dot_segment, Action};
+use crate::rules::{is_ambiguous_path, Action};
 use crate::session::{self, Session};
 use crate::session_cache::SessionCache;
 use crate::urls::{origin_url, service_url, validation_url, RequestTarget};
@@ -129,7 +129,7 @@ pub fn decide_with_session(
 ) -> Decision {
     let lang = cas_core::language::choose_language(request.header("accept-language"));
     let path = request.target.path;
-    if has_decoded_dot_segment(path) || config.rules.depends_on_normalization(path) {
+    if is_ambiguous_path(path) || config.rules.depends_on_normalization(path) {
         return Decision::Reply(Page::BadRequest.render(lang));
     }
 
@@ -558,6 +558,101 @@ mod tests {
                 panic!("{path}: expected the 400 page");
             };
             assert_eq!(reply.status, 400, "{path}");
+        }
+    }
+
+    /// Rules with each kind of policy, one path prefix each.
+    const POLICY_RULES: &str = r#"[
+        {"pattern": "/public/", "action": "exclude"},
+        {"pattern": "/news/", "gateway": true},
+        {"pattern": "/staff/", "require": {"memberOf": ["staff"]}},
+        {"pattern": "/fresh/", "renew": true}
+    ]"#;
+
+    #[test]
+    fn ambiguous_path_is_bad_request() {
+        let config = with_rules(POLICY_RULES);
+        let cookie = session_cookie(&config, "alice", NOW - 10);
+        let headers = [("Cookie", cookie.as_str())];
+
+        for prefix in ["/public/", "/news/", "/staff/", "/fresh/", "/"] {
+            for rest in [
+                "%252e%252e/staff/x",
+                "..%252Fstaff/x",
+                "..%255Cstaff/x",
+                "%2561dmin",
+                "a%25u002e",
+                "x%00.html",
+                "x%0a",
+                "x%0D%0Ay",
+                "x\u{0}y",
+                "x%5Cy",
+                "x\\y",
+                "%C0%AE%C0%AE/staff/x",
+                "x%FF",
+                "..%20%2Fstaff/x",
+                ".%20;x/staff/x",
+            ] {
+                let path = format!("{prefix}{rest}");
+                let reply = reply_of(decide(&config, request(&path, None, &headers), NOW));
+                assert_eq!(reply.status, 400, "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_dot_path_is_bad_request() {
+        let config = with_rules(POLICY_RULES);
+        let cookie = session_cookie(&config, "alice", NOW - 10);
+        let headers = [("Cookie", cookie.as_str())];
+
+        // IIS serves each of these from the path without the trailing dots and spaces,
+        // which falls under a rule that the path as sent misses.
+        for path in [
+            "/public./x",
+            "/news%20/x",
+            "/staff./x",
+            "/staff.%20/x",
+            "/fresh%20./x",
+            "/staff.;v=1/x",
+        ] {
+            let reply = reply_of(decide(&config, request(path, None, &headers), NOW));
+            assert_eq!(reply.status, 400, "{path}");
+        }
+    }
+
+    #[test]
+    fn ordinary_encoded_paths_pass() {
+        let config = with_rules(POLICY_RULES);
+        let cookie = session_cookie(&config, "alice", NOW - 10);
+        let headers = [("Cookie", cookie.as_str())];
+
+        for (prefix, expected) in [
+            ("/public/", 200),
+            ("/news/", 200),
+            ("/staff/", 403),
+            ("/fresh/", 302),
+            ("/", 200),
+        ] {
+            for rest in [
+                "my%20file.pdf",
+                "a%2ejs",
+                "a%2Ejs",
+                "%E6%96%87%E6%A1%A3/%E9%A1%B5",
+                "文档",
+                "Washington,_D.C.",
+                "notes%20",
+                "100%25.html",
+                "50%25off",
+            ] {
+                let path = format!("{prefix}{rest}");
+                let status = match decide(&config, request(&path, None, &headers), NOW) {
+                    Decision::Forward(_) => 200,
+                    Decision::Reply(reply) => reply.status,
+                    Decision::Validate(_) => panic!("{path}: unexpected ticket validation"),
+                };
+                assert_eq!(status, expected, "{path}");
+            }
         }
     }
 

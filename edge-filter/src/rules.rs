@@ -180,16 +180,18 @@ impl PathRules {
     /// Returns whether the policy of `raw_path` changes in a form of the decoded path
     /// that some origins serve. Tomcat and Spring remove `;` path parameters from each
     /// segment. nginx merges runs of `/` (`merge_slashes on`, the default), and some
-    /// servers read `\` as `/`. Express and ASP.NET Core route without regard to ASCII
-    /// case by default, and so do IIS and other servers on case-insensitive file
-    /// systems. The filter cannot know which path the origin will serve, so a path whose
-    /// forms fall under different rules cannot be checked against any.
+    /// servers read `\` as `/`. Windows removes the dots and spaces at the end of a file
+    /// name, so IIS serves `/staff./x` as `/staff/x`. Express and ASP.NET Core route
+    /// without regard to ASCII case by default, and so do IIS and other servers on
+    /// case-insensitive file systems. The filter cannot know which path the origin will
+    /// serve, so a path whose forms fall under different rules cannot be checked against
+    /// any.
     pub fn depends_on_normalization(&self, raw_path: &str) -> bool {
         let path = percent_decode_str(raw_path).decode_utf8_lossy();
-        let has_uppercase = self.has_uppercase || path.bytes().any(|b| b.is_ascii_uppercase());
-        let has_parameters = path.contains(';');
-        let has_slash_forms = path.contains("//") || path.contains('\\');
-        if !has_uppercase && !has_parameters && !has_slash_forms {
+        let marks = FormMarks::of(&path);
+        let has_uppercase = self.has_uppercase || marks.uppercase;
+        let has_other_forms = marks.parameters || marks.slash_forms || marks.trailing_dots;
+        if !has_uppercase && !has_other_forms {
             return false;
         }
 
@@ -197,21 +199,11 @@ impl PathRules {
         if has_uppercase && self.policy_ignoring_case(&path) != policy {
             return true;
         }
-        if !has_parameters && !has_slash_forms {
+        if !has_other_forms {
             return false;
         }
 
-        // An origin may read `\` as `/` before or after it removes parameters, so
-        // `/a;x\b` can become `/a` or `/a/b`. Both orders are tried.
-        let merged = merge_slashes(&path);
-        let without_parameters = strip_parameters(&path);
-        let forms = [
-            merge_slashes(&without_parameters),
-            merge_slashes(&strip_parameters(&merged)),
-            merged,
-            without_parameters,
-        ];
-        forms.iter().any(|form| {
+        normalized_forms(&path, marks).iter().any(|form| {
             self.decoded_policy(form) != policy
                 || (has_uppercase && self.policy_ignoring_case(form) != policy)
         })
@@ -328,15 +320,218 @@ fn has_dot_segment(path: &str) -> bool {
     segment_names(path).any(|name| name == "..")
 }
 
-/// Returns whether the percent-decoded `raw_path` has a `.` or `..` segment, also with
-/// `;` path parameters after it. Browsers resolve such segments before they send a
-/// request, and the runtime resolves them in the undecoded path, so only an encoded `/`
-/// or `\` or a `;` parameter leaves one. An origin that resolves it would serve a path
-/// that no rule was matched against.
-pub fn has_decoded_dot_segment(raw_path: &str) -> bool {
-    let path = percent_decode_str(raw_path).decode_utf8_lossy();
-    let found = segment_names(&path).any(|name| name == "." || name == "..");
-    found
+/// Returns whether origins may read the percent-decoded `raw_path` in ways that the
+/// rules cannot follow, so that no rule can be applied to it. That is the case when the
+/// decoded path:
+///
+/// - has a segment made only of dots and spaces, also with `;` path parameters after it
+///   (`..`, `.;x`, `.. `). Browsers resolve `.` and `..` before they send a request,
+///   and the runtime resolves them in the undecoded path, so only an encoded `/` or `\`
+///   or a `;` parameter leaves one. Servlet containers remove the parameters first, and
+///   Windows removes trailing dots and spaces, so `.. ` is `..` there.
+/// - contains a control character (U+0000 to U+001F or U+007F), at which some origins
+///   end the path and which others remove.
+/// - contains `\`, which IIS and some Node.js and Java servers read as `/`.
+/// - still contains a percent escape, `%` with two hex digits or `%u` with four. An
+///   origin that decodes twice reads `%252e` as `.`, and so does Http.sys, the HTTP
+///   layer of IIS, with `%u002e` (its `PercentUAllowed` setting, on by default).
+/// - is not valid UTF-8, which lenient decoders read in other ways, such as the overlong
+///   `%C0%AE` as `.`.
+///
+/// Reads each byte of `raw_path` once, and allocates only when an escape decodes to a
+/// byte outside ASCII, to check the UTF-8 of the decoded path.
+pub fn is_ambiguous_path(raw_path: &str) -> bool {
+    let raw = raw_path.as_bytes();
+    let mut segment = SegmentName::default();
+    let mut escape = Escape::Outside;
+    let mut decoded_non_ascii = false;
+    let mut index = 0;
+    while let Some((byte, width)) = decoded_byte(raw, index) {
+        index += width;
+        decoded_non_ascii |= width > 1 && !byte.is_ascii();
+        if byte.is_ascii_control() || byte == b'\\' {
+            return true;
+        }
+        let Some(next) = escape.after(byte) else {
+            return true;
+        };
+        escape = next;
+        if byte == b'/' {
+            if segment.is_dots_and_spaces() {
+                return true;
+            }
+            segment = SegmentName::default();
+        } else {
+            segment.push(byte);
+        }
+    }
+
+    segment.is_dots_and_spaces()
+        || (decoded_non_ascii && percent_decode_str(raw_path).decode_utf8().is_err())
+}
+
+/// Returns the byte that `raw` decodes to at `index`, and how many bytes of `raw` it
+/// takes: three for `%` and two hex digits, otherwise one. A `%` without two hex digits
+/// stays itself, as in `percent_decode`. Returns `None` at the end of `raw`.
+fn decoded_byte(raw: &[u8], index: usize) -> Option<(u8, usize)> {
+    let byte = *raw.get(index)?;
+    if byte == b'%' {
+        let high = raw.get(index + 1).and_then(hex_value);
+        let low = raw.get(index + 2).and_then(hex_value);
+        if let (Some(high), Some(low)) = (high, low) {
+            return Some((high << 4 | low, 3));
+        }
+    }
+    Some((byte, 1))
+}
+
+fn hex_value(digit: &u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Progress through a percent escape in the decoded path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    Outside,
+    /// After `%`.
+    Percent,
+    /// After `%` and one hex digit, or after `%u`, with `remaining` hex digits to go.
+    HexDigits {
+        remaining: u8,
+    },
+}
+
+impl Escape {
+    /// Returns the state after `byte`, or `None` when `byte` completes an escape.
+    fn after(self, byte: u8) -> Option<Self> {
+        let next = match (self, byte) {
+            (Escape::Percent, b'u' | b'U') => Escape::HexDigits { remaining: 4 },
+            (Escape::Percent, digit) if digit.is_ascii_hexdigit() => {
+                Escape::HexDigits { remaining: 1 }
+            }
+            (Escape::HexDigits { remaining: 1 }, digit) if digit.is_ascii_hexdigit() => {
+                return None;
+            }
+            (Escape::HexDigits { remaining }, digit) if digit.is_ascii_hexdigit() => {
+                Escape::HexDigits {
+                    remaining: remaining - 1,
+                }
+            }
+            (_, b'%') => Escape::Percent,
+            _ => Escape::Outside,
+        };
+        Some(next)
+    }
+}
+
+/// The name of the current segment, before any `;` path parameters, as far as
+/// [`is_ambiguous_path`] needs it.
+#[derive(Debug, Clone, Copy)]
+struct SegmentName {
+    empty: bool,
+    only_dots_and_spaces: bool,
+    in_parameters: bool,
+}
+
+impl Default for SegmentName {
+    fn default() -> Self {
+        Self {
+            empty: true,
+            only_dots_and_spaces: true,
+            in_parameters: false,
+        }
+    }
+}
+
+impl SegmentName {
+    fn push(&mut self, byte: u8) {
+        if self.in_parameters {
+            return;
+        }
+        if byte == b';' {
+            self.in_parameters = true;
+            return;
+        }
+        self.empty = false;
+        self.only_dots_and_spaces &= byte == b'.' || byte == b' ';
+    }
+
+    fn is_dots_and_spaces(&self) -> bool {
+        !self.empty && self.only_dots_and_spaces
+    }
+}
+
+/// Signs that an origin may read a decoded path in another form.
+#[derive(Debug, Clone, Copy, Default)]
+struct FormMarks {
+    /// An ASCII uppercase letter.
+    uppercase: bool,
+    /// A `;`, which starts path parameters.
+    parameters: bool,
+    /// A `\` or a run of `/`.
+    slash_forms: bool,
+    /// A `.` or space at the end of a segment or before its parameters.
+    trailing_dots: bool,
+}
+
+impl FormMarks {
+    /// Finds the marks of `path` in one pass over its bytes.
+    fn of(path: &str) -> Self {
+        let mut marks = Self::default();
+        let mut previous = 0;
+        for byte in path.bytes() {
+            let ends_name = matches!(byte, b'/' | b'\\' | b';');
+            marks.uppercase |= byte.is_ascii_uppercase();
+            marks.parameters |= byte == b';';
+            marks.slash_forms |= byte == b'\\' || (byte == b'/' && previous == b'/');
+            marks.trailing_dots |= ends_name && matches!(previous, b'.' | b' ');
+            previous = byte;
+        }
+        marks.trailing_dots |= matches!(previous, b'.' | b' ');
+        marks
+    }
+}
+
+/// Returns the forms of the decoded `path` that an origin may serve in its place, as
+/// far as `marks` calls for them.
+fn normalized_forms(path: &str, marks: FormMarks) -> Vec<String> {
+    let mut forms = Vec::new();
+    if marks.parameters || marks.slash_forms {
+        // An origin may read `\` as `/` before or after it removes parameters, so
+        // `/a;x\b` can become `/a` or `/a/b`. Both orders are tried.
+        let merged = merge_slashes(path);
+        let without_parameters = strip_parameters(path);
+        forms.extend([
+            merge_slashes(&without_parameters),
+            merge_slashes(&strip_parameters(&merged)),
+            merged,
+            without_parameters,
+        ]);
+    }
+    if marks.trailing_dots {
+        // Stripped last, so that `/staff.;x/y` becomes `/staff/y` by way of `/staff./y`.
+        let stripped: Vec<String> = std::iter::once(path)
+            .chain(forms.iter().map(String::as_str))
+            .map(strip_trailing_dots)
+            .collect();
+        forms.extend(stripped);
+    }
+    forms
+}
+
+/// Returns `path` with the dots and spaces at the end of each `/`-separated segment
+/// removed, so `/staff./x` becomes `/staff/x`.
+fn strip_trailing_dots(path: &str) -> String {
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| segment.trim_end_matches(['.', ' ']))
+        .collect();
+    segments.join("/")
 }
 
 /// Returns `path` with each `\` read as `/` and each run of `/` merged into one.
@@ -632,8 +827,9 @@ mod tests {
     }
 
     #[test]
-    fn decoded_dot_segments_are_found() {
+    fn ambiguous_paths_are_found() {
         for path in [
+            // Segments made of dots and spaces, also with parameters.
             "/x/..%2Fstaff/a",
             "/x/.%2Fstaff/a",
             "/x/%2e%2e%2Fstaff",
@@ -641,19 +837,147 @@ mod tests {
             "/x/.;/staff",
             "/x/..%5Cstaff",
             "/..",
+            "/x/...%2Fstaff",
+            "/x/..%20%2Fstaff",
+            "/x/.%20;a/staff",
+            "/x/%20/staff",
+            // Escapes left after one decoding.
+            "/public/%252e%252e/staff/x",
+            "/public/..%252Fstaff/x",
+            "/public/..%255Cstaff/x",
+            "/%2561dmin/x",
+            "/public/%25%32%65%25%32%65/staff",
+            "/a%2500b",
+            "/a%25252e",
+            "/a%25u002e%25u002e/b",
+            "/a/%u002e%u002e/b",
+            "/a/%U002E",
+            // Control characters, raw or encoded.
+            "/a%00.html",
+            "/a%00",
+            "/staff%0a/x",
+            "/staff%0D%0A",
+            "/a%09b",
+            "/a%1Fb",
+            "/a%7Fb",
+            "/a\u{0}b",
+            "/a\nb",
+            "/a\u{7f}b",
+            // Backslashes, raw or encoded.
+            "/public\\..\\staff",
+            "/a\\b",
+            "/staff%5Cx",
+            "/staff%5cx",
+            // Bytes that are not UTF-8, such as an overlong `.`.
+            "/public/%C0%AE%C0%AE/staff",
+            "/a%FF",
+            "/a%E6%96",
+            "/a%E6%96/b",
+            "/文%E6",
         ] {
-            assert!(has_decoded_dot_segment(path), "{path}");
+            assert!(is_ambiguous_path(path), "{path}");
         }
         for path in [
             "/",
+            "",
             "/a/b",
             "/a/..b/c",
             "/a/b../c",
             "/a/.well-known/x",
             "/a/%2E%2Ex/c",
+            "/a%2ejs",
+            "/app/a%2Ejs/b",
+            "/my%20file.pdf",
+            "/a%20b/c%20d",
+            "/a/%20b",
+            "/100%25",
+            "/100%25.html",
+            "/50%25off",
+            "/a%25zz",
+            "/a%25u00",
+            "/a%25uzzzz",
+            "/a%",
+            "/a%zz",
+            "/a%2",
+            "/%E6%96%87%E6%A1%A3",
+            "/%E6%96%87/%F0%9F%98%80",
+            "/文档/页",
+            "/wiki/Washington,_D.C.",
+            "/a/b.",
+            "/a;x/b;y",
+            "/;x/a",
+            "/a//b",
+            "/%3B/a",
         ] {
-            assert!(!has_decoded_dot_segment(path), "{path}");
+            assert!(!is_ambiguous_path(path), "{path}");
         }
+    }
+
+    #[test]
+    fn percent_decoding_matches_crate() {
+        for path in [
+            "/a%2",
+            "/a%zz1",
+            "/%%41",
+            "/%41%",
+            "/a%2f%2F",
+            "/%E6%96%87x",
+        ] {
+            let mut decoded = Vec::new();
+            let mut index = 0;
+            while let Some((byte, width)) = decoded_byte(path.as_bytes(), index) {
+                decoded.push(byte);
+                index += width;
+            }
+            let expected: Vec<u8> = percent_decode_str(path).collect();
+            assert_eq!(decoded, expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn trailing_dot_forms_with_other_rules_are_found() {
+        let rules = rules(
+            r#"[
+                {"match": "glob", "pattern": "/staff/**", "require": {"memberOf": ["staff"]}},
+                {"match": "glob", "pattern": "/**/*.pdf", "renew": true},
+                {"match": "exact", "pattern": "/public/health", "action": "exclude"},
+                {"pattern": "/public/", "gateway": true}
+            ]"#,
+        );
+
+        // IIS serves each of these from a path under another rule.
+        for path in [
+            "/staff./x",
+            "/staff%20/x",
+            "/staff.%20./x",
+            "/staff.;x/y",
+            "/STAFF./x",
+            "/staff.%5Cx",
+            "/docs/report.pdf.",
+            "/docs/report.pdf%20",
+            "/public/health.",
+        ] {
+            assert!(rules.depends_on_normalization(path), "{path}");
+        }
+        for path in [
+            "/wiki/Washington,_D.C.",
+            "/staff/x.",
+            "/staff/report.pdf.",
+            "/public/news.",
+            "/public/a%20/b",
+            "/a./b",
+            "/a.b/c",
+        ] {
+            assert!(!rules.depends_on_normalization(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn stripped_trailing_dots_keep_segments() {
+        assert_eq!(strip_trailing_dots("/staff./x. /y"), "/staff/x/y");
+        assert_eq!(strip_trailing_dots("/a.b/c..d"), "/a.b/c..d");
+        assert_eq!(strip_trailing_dots("/文档./页 "), "/文档/页");
+        assert_eq!(strip_trailing_dots("/a/"), "/a/");
     }
 
     #[test]

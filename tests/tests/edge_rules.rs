@@ -1,8 +1,12 @@
 //! Path rules, attribute headers, API mode and redirect loop protection of the wasm
 //! filter in workerd, against the real CAS server and demo origin.
 
+use std::time::Duration;
+
 use e2e_tests::flows::{cookie_pair, open_signed_in, service_of, USER};
 use e2e_tests::stack::{EdgeOptions, Stack, StackOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const RULES: &str = r#"[
   {"match": "exact", "pattern": "/public/health", "action": "exclude"},
@@ -186,6 +190,129 @@ async fn dot_and_slash_paths_are_rejected() {
     // Both forms of this one are under the gateway rule, so it is served as usual.
     let page = browser.get(&format!("{edge}/public//page"), &[]).await;
     assert_eq!(page.status.as_u16(), 302, "{}", page.body);
+
+    stack.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ambiguous_paths_are_rejected() {
+    let (mut stack, edge) = rules_stack().await;
+    let mut browser = stack.browser();
+    open_signed_in(&mut browser, &stack.cas, &format!("{edge}/private/")).await;
+
+    // The filter rejects each of these on the excluded, the gateway and the staff-only
+    // path alike, because an origin may serve it from another path than the one the
+    // filter matched. Such an origin decodes twice (`%252e` to `.`), cuts the path at a
+    // control character, reads `\` as `/`, reads the overlong UTF-8 `%C0%AE` as `.`, or
+    // removes trailing spaces from `..`.
+    for base in ["/public/health", "/public/news", "/staff/report"] {
+        for rest in [
+            "/%252e%252e/%252e%252e/staff/report",
+            "%252F..%252F..%252Fstaff%252Freport",
+            "%255C..%255C..%255Cstaff%255Creport",
+            "/%u002e%u002e/%u002e%u002e/staff/report",
+            "%00",
+            "%00.html",
+            "%0a",
+            "%0D%0A",
+            "%09",
+            "%5C..%5C..%5Cstaff%5Creport",
+            "%5c",
+            "/%C0%AE%C0%AE/%C0%AE%C0%AE/staff/report",
+            "%FF",
+            "/..%20/..%20/staff/report",
+        ] {
+            let path = format!("{base}{rest}");
+            let page = browser.get(&format!("{edge}{path}"), &[]).await;
+            assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
+            assert!(page.body.contains("Bad request"), "{path}: {}", page.body);
+        }
+    }
+
+    // Windows removes trailing dots and spaces from names, so IIS serves these as
+    // /public/health and /staff/report, under other rules than the paths as sent.
+    for path in [
+        "/public/health.",
+        "/public/health%20",
+        "/staff./report",
+        "/staff%20/report",
+        "/staff.%20./report",
+        "/STAFF./report",
+    ] {
+        let page = browser.get(&format!("{edge}{path}"), &[]).await;
+        assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
+    }
+
+    // Ordinary names with escapes, and trailing dots that leave the rule unchanged,
+    // pass as before.
+    for path in [
+        "/private/my%20file.pdf",
+        "/private/app%2ejs",
+        "/private/%E6%96%87%E6%A1%A3/%E9%A1%B5",
+        "/private/100%25.html",
+        "/private/Washington,_D.C.",
+        "/public/news.",
+    ] {
+        let page = browser.get(&format!("{edge}{path}"), &[]).await;
+        assert_eq!(page.status.as_u16(), 200, "{path}: {}", page.body);
+    }
+    let staff = browser.get(&format!("{edge}/staff/report."), &[]).await;
+    assert_eq!(staff.status.as_u16(), 403, "{}", staff.body);
+
+    stack.assert_running();
+}
+
+/// Sends a GET for `target`, written into the request line as it is, and returns the
+/// status and the whole response.
+async fn raw_get(edge: &str, target: &str) -> (u16, String) {
+    let address = edge.trim_start_matches("http://");
+    let mut socket = TcpStream::connect(address)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {address}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+    );
+    socket
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_controls_and_backslashes_never_pass() {
+    let (mut stack, edge) = rules_stack().await;
+
+    // workerd's HTTP parser rejects these request lines before the filter runs.
+    for target in [
+        "/public/health\0",
+        "/public/health\x01",
+        "/public/health\t",
+        "/public/health\x7f",
+    ] {
+        let (status, response) = raw_get(&edge, target).await;
+        assert_eq!(status, 400, "{target:?}: {response}");
+    }
+
+    // workerd reads a raw `\` as `/` and resolves the `..` segments it makes, so the
+    // filter matches the path that the origin receives.
+    let (status, response) = raw_get(&edge, "/public\\health").await;
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        response.contains(r#"<code id="path">/public/health</code>"#),
+        "{response}"
+    );
+    let (status, response) = raw_get(&edge, "/public\\..\\staff\\report").await;
+    assert_eq!(status, 302, "{response}");
+    assert!(response.contains("%2Fstaff%2Freport"), "{response}");
 
     stack.assert_running();
 }
