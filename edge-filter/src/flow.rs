@@ -130,7 +130,7 @@ pub fn decide_with_session(
     let lang = cas_core::language::choose_language(request.header("accept-language"));
     let path = request.target.path;
     if is_ambiguous_path(path) || config.rules.depends_on_normalization(path) {
-        return Decision::Reply(Page::BadRequest.render(lang));
+        return Decision::Reply(Page::AmbiguousPath.render(lang));
     }
 
     let policy = config.rules.policy(path);
@@ -558,6 +558,10 @@ mod tests {
                 panic!("{path}: expected the 400 page");
             };
             assert_eq!(reply.status, 400, "{path}");
+            assert!(
+                reply.body.contains("access rules cannot be applied"),
+                "{path}"
+            );
         }
     }
 

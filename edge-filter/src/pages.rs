@@ -11,6 +11,10 @@ use crate::reply::Reply;
 pub enum Page {
     /// 400: the request URL cannot be a service URL (too long, or not a valid URL).
     BadRequest,
+    /// 400: the request path has a form that origins may read as another path (an
+    /// encoded dot segment, slash or control character, or a second layer of escapes),
+    /// so no path rule can be applied to it.
+    AmbiguousPath,
     /// 403: CAS rejected the ticket. `retry_url` is the service URL, which starts a new login.
     TicketRejected { retry_url: String },
     /// 403: the user lacks an attribute value that the path rule requires.
@@ -35,7 +39,7 @@ impl Page {
     /// Returns the HTTP status of the page.
     pub fn status(&self) -> u16 {
         match self {
-            Page::BadRequest => 400,
+            Page::BadRequest | Page::AmbiguousPath => 400,
             Page::TicketRejected { .. } | Page::Forbidden => 403,
             Page::RedirectLoop => 429,
             Page::Misconfigured { .. } => 500,
@@ -67,6 +71,11 @@ impl Page {
             (Page::BadRequest, Language::English) => {
                 ("Bad request", "This request URL cannot be used as a sign-in service URL.")
             }
+            (Page::AmbiguousPath, Language::SimplifiedChinese) => ("请求无效", "此请求路径可能被网站服务器解读为另一个路径（例如编码的点、斜杠或控制字符，或经过两次编码），因此无法按访问规则检查。"),
+            (Page::AmbiguousPath, Language::English) => (
+                "Bad request",
+                "This request path may be read as a different path by the site's server (for example an encoded dot, slash or control character, or a second layer of percent-encoding), so the access rules cannot be applied to it.",
+            ),
             (Page::TicketRejected { .. }, Language::SimplifiedChinese) => ("登录验证失败", "登录票据无效或已过期。"),
             (Page::TicketRejected { .. }, Language::English) => {
                 ("Sign-in failed", "The sign-in ticket is invalid or has expired.")
@@ -127,6 +136,7 @@ impl Page {
                 format!("<ul>{}</ul>", items.concat())
             }
             Page::BadRequest
+            | Page::AmbiguousPath
             | Page::Forbidden
             | Page::RedirectLoop
             | Page::CasUnavailable
@@ -162,6 +172,16 @@ mod tests {
         assert_eq!(reply.status, 502);
         assert_eq!(reply.header("content-language"), Some("zh-CN"));
         assert!(reply.body.contains("登录服务不可用"));
+    }
+
+    #[test]
+    fn ambiguous_path_page_differs_from_bad_url() {
+        let ambiguous = Page::AmbiguousPath.render(Language::SimplifiedChinese);
+        let bad_url = Page::BadRequest.render(Language::SimplifiedChinese);
+
+        assert_eq!(ambiguous.status, 400);
+        assert!(ambiguous.body.contains("无法按访问规则检查"));
+        assert!(!bad_url.body.contains("无法按访问规则检查"));
     }
 
     #[test]

@@ -226,6 +226,11 @@ async fn ambiguous_paths_are_rejected() {
             let page = browser.get(&format!("{edge}{path}"), &[]).await;
             assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
             assert!(page.body.contains("Bad request"), "{path}: {}", page.body);
+            assert!(
+                page.body.contains("access rules cannot be applied"),
+                "{path}: {}",
+                page.body
+            );
         }
     }
 
