@@ -83,6 +83,12 @@ pub struct RunArgs {
     #[arg(long, env = "CAS_LISTEN", value_name = "IP:PORT")]
     pub listen: Option<String>,
 
+    /// Public URL of the server without the base path, such as
+    /// https://cas.example.org:8443. The SAML 1.1 Issuer is its host. Empty means
+    /// https:// and the listen address [default: empty].
+    #[arg(long, env = "CAS_SERVER_NAME", value_name = "URL")]
+    pub server_name: Option<String>,
+
     /// URL path prefix of every endpoint and the TGC cookie path [default: /cas].
     #[arg(long, env = "CAS_BASE_PATH", value_name = "PATH")]
     pub base_path: Option<String>,
@@ -302,6 +308,7 @@ impl RunArgs {
     pub fn layer(&self) -> ConfigLayer {
         ConfigLayer {
             listen: self.listen.clone(),
+            server_name: self.server_name.clone(),
             base_path: self.base_path.clone(),
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),

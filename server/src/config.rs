@@ -22,6 +22,7 @@ const DEFAULT_SERVICE_PREFIXES: [&str; 2] = ["http://127.0.0.1:8787/", "https://
 #[serde(deny_unknown_fields)]
 pub struct ConfigLayer {
     pub listen: Option<String>,
+    pub server_name: Option<String>,
     pub base_path: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -70,6 +71,7 @@ impl ConfigLayer {
     pub fn defaults() -> Self {
         Self {
             listen: Some("127.0.0.1:8443".into()),
+            server_name: Some(String::new()),
             base_path: Some("/cas".into()),
             tls_cert: Some("certs/server.pem".into()),
             tls_key: Some("certs/server-key.pem".into()),
@@ -140,6 +142,7 @@ impl ConfigLayer {
     pub fn overridden_by(self, higher: ConfigLayer) -> ConfigLayer {
         ConfigLayer {
             listen: higher.listen.or(self.listen),
+            server_name: higher.server_name.or(self.server_name),
             base_path: higher.base_path.or(self.base_path),
             tls_cert: higher.tls_cert.or(self.tls_cert),
             tls_key: higher.tls_key.or(self.tls_key),
@@ -257,6 +260,8 @@ fn invalid(key: &'static str, value: impl fmt::Display, fix: impl Into<String>) 
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The server's public URL without the base path, where CAS clients reach it.
+    pub server_name: ServerName,
     /// Path prefix of every endpoint, with a leading slash and no trailing one ("/cas"),
     /// or empty to serve at the root.
     pub base_path: String,
@@ -392,6 +397,7 @@ impl fmt::Debug for Config {
         // The database URL may carry a password, so only its presence is shown.
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("server_name", &self.server_name.url())
             .field("base_path", &self.base_path)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
@@ -457,8 +463,15 @@ impl Config {
             password_encoding,
         )?;
 
+        let listen = parse_listen(required(layer.listen, "listen", "set it to ip:port")?)?;
+        let server_name = match layer.server_name.unwrap_or_default() {
+            text if text.is_empty() => ServerName::from_listen(listen),
+            text => ServerName::parse(&text)?,
+        };
+
         Ok(Self {
-            listen: parse_listen(required(layer.listen, "listen", "set it to ip:port")?)?,
+            listen,
+            server_name,
             base_path,
             tls_cert: required(
                 layer.tls_cert,
@@ -561,6 +574,67 @@ impl Config {
 }
 
 const QUERY_FIX: &str = "write one SQL select with exactly one ? placeholder for the user name";
+
+/// The server's public URL without the base path, such as `https://cas.example.org:8443`,
+/// like `cas.server.name` of Apereo CAS. Responses that name the server take it from
+/// here, never from the request's Host header, which the client chooses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerName {
+    url: String,
+    host: String,
+}
+
+impl ServerName {
+    /// Parses an absolute `https` or `http` URL with a host, an optional port and no user
+    /// information, path, query or fragment. A single trailing slash is dropped.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let fix = "write the public URL of the server without a path, such as https://cas.example.org:8443";
+        let trimmed = text.strip_suffix('/').unwrap_or(text);
+        let uri: http::Uri = trimmed
+            .parse()
+            .map_err(|_| invalid("server_name", text, fix))?;
+        let scheme_ok = matches!(uri.scheme_str(), Some("https" | "http"));
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        // http::Uri drops a fragment without an error, so the text is checked for one.
+        let bare_origin = uri.path() == "/"
+            && !trimmed.ends_with('/')
+            && uri.query().is_none()
+            && !trimmed.contains('#');
+        let host = uri.host().unwrap_or_default();
+        if !scheme_ok || host.is_empty() || authority.contains('@') || !bare_origin {
+            return Err(invalid("server_name", text, fix));
+        }
+        Ok(Self {
+            url: trimmed.to_owned(),
+            host: host.to_owned(),
+        })
+    }
+
+    /// Returns the name used when `server_name` is empty: `https://` and the listen
+    /// address, with `localhost` for an unspecified IP address (0.0.0.0 or ::).
+    pub fn from_listen(listen: SocketAddr) -> Self {
+        let host = match listen.ip() {
+            ip if ip.is_unspecified() => "localhost".to_owned(),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        Self {
+            url: format!("https://{host}:{}", listen.port()),
+            host,
+        }
+    }
+
+    /// Returns the URL, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Returns the host name or IP address of the URL, without the port. An IPv6 address
+    /// keeps its brackets.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
 
 /// Longest accepted ticket or session lifetime: 30 days, in seconds.
 const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
@@ -1334,6 +1408,43 @@ mod tests {
             let key = bad.split(' ').next().expect("key");
             assert!(error.to_string().contains(key), "{error}");
         }
+    }
+
+    #[test]
+    fn server_name_from_setting_or_listen() {
+        let layer = layer_from_toml("server_name = \"https://cas.example.org:8443/\"\n");
+        let config =
+            Config::from_layer(ConfigLayer::defaults().overridden_by(layer)).expect("valid");
+        let defaults = Config::from_defaults().expect("defaults");
+        let everywhere = ServerName::from_listen("0.0.0.0:443".parse().expect("address"));
+        let loopback6 = ServerName::from_listen("[::1]:8443".parse().expect("address"));
+
+        assert_eq!(config.server_name.url(), "https://cas.example.org:8443");
+        assert_eq!(config.server_name.host(), "cas.example.org");
+        assert_eq!(defaults.server_name.url(), "https://127.0.0.1:8443");
+        assert_eq!(defaults.server_name.host(), "127.0.0.1");
+        assert_eq!(everywhere.url(), "https://localhost:443");
+        assert_eq!(loopback6.url(), "https://[::1]:8443");
+        assert_eq!(loopback6.host(), "[::1]");
+    }
+
+    #[test]
+    fn server_name_rejects_more_than_an_origin() {
+        for bad in [
+            "cas.example.org",
+            "ftp://cas.example.org",
+            "https://",
+            "https://cas.example.org/cas",
+            "https://cas.example.org//",
+            "https://cas.example.org/?a=b",
+            "https://cas.example.org#top",
+            "https://user@cas.example.org",
+        ] {
+            let error = ServerName::parse(bad).expect_err(bad);
+            assert!(error.to_string().contains("server_name"), "{bad}: {error}");
+        }
+        let accepted = ServerName::parse("http://[::1]:8080").expect("IPv6 origin");
+        assert_eq!(accepted.host(), "[::1]");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Single logout: when an SSO session ends, by logout or by expiry, every service that
 //! received a ticket from it and takes single logout gets a SAML 2.0 `LogoutRequest`,
-//! posted as the form field `logoutRequest` to its logout URL.
+//! posted as the form field `logoutRequest` to its logout URL. That covers service
+//! tickets and proxy tickets issued through the session's proxy-granting tickets, as in
+//! Apereo CAS, with the ticket as the `SessionIndex`.
 //!
 //! Requests go out in a spawned task, so no user waits for a service. Each request is
 //! retried after a failure (no response, or a status other than 2xx) with a doubling
@@ -32,7 +34,7 @@ pub struct LogoutDelivery {
     pub target: String,
     /// Id of the registered service, for logs.
     pub service_id: String,
-    /// Digest of the service ticket, for logs.
+    /// Digest of the service or proxy ticket, for logs.
     pub ticket_digest: String,
     /// The `application/x-www-form-urlencoded` body.
     pub body: String,
@@ -170,10 +172,10 @@ fn request_id() -> Option<String> {
 mod tests {
     use cas_core::registry::ServiceDefinition;
     use cas_core::service::ServiceUrl;
-    use cas_core::ticket::{ServiceTicket, TicketGrantingTicket};
+    use cas_core::ticket::{ProxyTicket, ServiceTicket, TicketGrantingTicket};
 
     use super::*;
-    use crate::tickets::IssuedTicket;
+    use crate::tickets::{IndexedTicket, IssuedTicket};
 
     fn registry() -> ServiceRegistry {
         let definition = |id: &str, pattern: &str| ServiceDefinition {
@@ -201,7 +203,7 @@ mod tests {
 
     fn issued(seed: u8, service: &str) -> IssuedTicket {
         IssuedTicket {
-            ticket: ServiceTicket::from_random([seed; 20]),
+            ticket: IndexedTicket::Service(ServiceTicket::from_random([seed; 20])),
             service: ServiceUrl::parse(service).expect("valid"),
         }
     }
@@ -238,5 +240,30 @@ mod tests {
         )));
         assert!(form[0].1.contains("<saml:NameID>alice</saml:NameID>"));
         assert_eq!(deliveries[0].ticket_digest, digest_for_log(ticket.as_str()));
+    }
+
+    #[test]
+    fn plan_sends_proxy_ticket_as_session_index() {
+        let proxy_ticket = ProxyTicket::from_random([5; 20]);
+        let ended = EndedSession {
+            ticket: TicketGrantingTicket::from_random([9; 20]),
+            user: "alice".into(),
+            tickets: vec![IssuedTicket {
+                ticket: IndexedTicket::Proxy(proxy_ticket.clone()),
+                service: ServiceUrl::parse("https://plain.example/api").expect("valid"),
+            }],
+        };
+
+        let deliveries = plan(&registry(), &ended);
+
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(deliveries[0].target, "https://plain.example/api");
+        let form: Vec<(String, String)> = form_urlencoded::parse(deliveries[0].body.as_bytes())
+            .into_owned()
+            .collect();
+        assert!(form[0].1.contains(&format!(
+            "<samlp:SessionIndex>{}</samlp:SessionIndex>",
+            proxy_ticket.as_str()
+        )));
     }
 }

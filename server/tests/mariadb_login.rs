@@ -678,16 +678,18 @@ async fn head_answers_like_get() {
             "{path}"
         );
         let get_length = get.bytes().await.expect("body").len();
-        let head_length: usize = head
-            .headers()
-            .get(CONTENT_LENGTH)
-            .expect("length")
-            .to_str()
-            .expect("ascii")
-            .parse()
-            .expect("number");
-        assert!(head_length > 0, "{path}");
-        assert_eq!(head_length, get_length, "{path}");
+        let head_length = head.headers().get(CONTENT_LENGTH).map(|length| {
+            let text = length.to_str().expect("ascii");
+            text.parse::<usize>().expect("number")
+        });
+        // The login form and the validation endpoints compute their body from a ticket
+        // that HEAD neither stores nor validates, so HEAD leaves the length out there.
+        let length_known = !(path == "/cas/login" || path.contains("Validate"));
+        assert_eq!(head_length.is_some(), length_known, "{path}");
+        if let Some(head_length) = head_length {
+            assert!(head_length > 0, "{path}");
+            assert_eq!(head_length, get_length, "{path}");
+        }
         assert!(head.bytes().await.expect("body").is_empty(), "{path}");
     }
     server.stop().await;

@@ -748,6 +748,60 @@ async fn proxy_ticket_is_single_use() {
     fixture.stop().await;
 }
 
+/// Returns the `cas_live_tickets` gauge of `kind` in the memory store.
+async fn live_tickets(server: &TestServer, kind: &str) -> u64 {
+    let response = server
+        .client
+        .get(server.url("/cas/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    let text = response.text().await.expect("metrics body");
+    let prefix = format!("cas_live_tickets{{kind=\"{kind}\"}} ");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in metrics:\n{text}"));
+    line[prefix.len()..].parse().expect("gauge value")
+}
+
+#[tokio::test]
+async fn head_neither_issues_nor_consumes_proxy_tickets() {
+    let fixture = Fixture::start().await;
+    let (pgt, _) = fixture.portal_pgt().await;
+    let client = &fixture.server.client;
+
+    let head = client
+        .head(fixture.server.url("/cas/proxy"))
+        .query(&[("pgt", pgt.as_str()), ("targetService", BACKEND)])
+        .send()
+        .await
+        .expect("HEAD proxy");
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        content_type(head.headers()),
+        "application/xml; charset=UTF-8"
+    );
+    assert_eq!(live_tickets(&fixture.server, "proxy_ticket").await, 0);
+
+    let proxy_ticket = fixture.proxy_ticket(&pgt, BACKEND).await;
+    assert_eq!(live_tickets(&fixture.server, "proxy_ticket").await, 1);
+    let query = [("ticket", proxy_ticket.as_str()), ("service", BACKEND)];
+    for endpoint in ["proxyValidate", "p3/proxyValidate"] {
+        let head = client
+            .head(fixture.server.url(&format!("/cas/{endpoint}")))
+            .query(&query)
+            .send()
+            .await
+            .expect("HEAD validation");
+        assert_eq!(head.status(), StatusCode::OK, "{endpoint}");
+    }
+    let validated = fixture.validated("proxyValidate", &query).await;
+
+    assert_eq!(success(validated).user, "alice");
+    fixture.stop().await;
+}
+
 #[tokio::test]
 async fn proxy_ticket_is_bound_to_its_target_service() {
     let fixture = Fixture::start().await;

@@ -11,7 +11,10 @@ use cas_core::ticket::{
 };
 use cas_core::validation::Attributes;
 use cas_server::tickets::redis::RedisTicketStore;
-use cas_server::tickets::{ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession, TicketStore};
+use cas_server::tickets::redis_keys::cluster_slot;
+use cas_server::tickets::{
+    IndexedTicket, ProxyTicketGrant, ProxyingGrant, ServiceGrant, SsoSession, TicketStore,
+};
 use common::redis_server::{PrivateRedis, RedisPrefix, SHARED_REDIS_URL};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -310,7 +313,10 @@ async fn end_session_returns_user_and_index() {
     let ended = ended.expect("session existed");
     assert_eq!(ended.user, "alice");
     assert_eq!(ended.tickets.len(), 1);
-    assert_eq!(ended.tickets[0].ticket, ticket);
+    assert_eq!(
+        ended.tickets[0].ticket,
+        IndexedTicket::Service(ticket.clone())
+    );
     assert!(again.is_none());
     assert!(store
         .take_service_ticket(&ticket)
@@ -348,7 +354,7 @@ async fn expired_session_is_taken_by_one_node() {
     assert_eq!(ended[0].ticket, session);
     assert_eq!(ended[0].user, "alice");
     assert_eq!(ended[0].tickets.len(), 1);
-    assert_eq!(ended[0].tickets[0].ticket, ticket);
+    assert_eq!(ended[0].tickets[0].ticket, IndexedTicket::Service(ticket));
     assert!(prefix.keys().is_empty(), "{:?}", prefix.keys());
 }
 
@@ -445,9 +451,9 @@ async fn session_index_lists_validated_tickets() {
     index.sort_by(|a, b| a.service.as_str().cmp(b.service.as_str()));
 
     assert_eq!(index.len(), 2);
-    assert_eq!(index[0].ticket, first);
+    assert_eq!(index[0].ticket, IndexedTicket::Service(first));
     assert_eq!(index[0].service.as_str(), "https://a.example/");
-    assert_eq!(index[1].ticket, second);
+    assert_eq!(index[1].ticket, IndexedTicket::Service(second));
 }
 
 #[tokio::test]
@@ -836,4 +842,140 @@ async fn ticket_index_survives_script_flush() {
     let taken_second = store.take_service_ticket(&second).await.expect("take");
     assert!(taken_first.is_some());
     assert!(taken_second.is_some());
+}
+
+#[tokio::test]
+async fn proxy_tickets_join_session_index() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = started_session(&store).await;
+    let service_ticket = ServiceTicket::from_random(random_bytes());
+    let validated = ProxyTicket::from_random(random_bytes());
+    let unused = ProxyTicket::from_random(random_bytes());
+    store
+        .put_service_ticket(
+            &service_ticket,
+            grant(&session, "https://app.example/"),
+            MINUTE,
+        )
+        .await
+        .expect("put");
+    for ticket in [&validated, &unused] {
+        store
+            .put_proxy_ticket(ticket, proxy_grant(&session), MINUTE)
+            .await
+            .expect("put");
+    }
+    store.take_proxy_ticket(&validated).await.expect("take");
+
+    let index_key = store.keys().session_index(&session);
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(&index_key)
+        .query(&mut prefix.connection())
+        .expect("HKEYS");
+    let mut index = store.session_tickets(&session).await.expect("index");
+    let ended = store.end_session(&session).await.expect("end");
+    let left = store.take_proxy_ticket(&unused).await.expect("take");
+
+    assert_eq!(
+        cluster_slot(&index_key),
+        cluster_slot(&store.keys().session(&session))
+    );
+    assert!(
+        fields.contains(&validated.as_str().to_owned()),
+        "{fields:?}"
+    );
+    assert!(fields.contains(&unused.as_str().to_owned()), "{fields:?}");
+    index.sort_by(|a, b| a.ticket.as_str().cmp(b.ticket.as_str()));
+    let mut expected = vec![
+        IndexedTicket::Proxy(validated),
+        IndexedTicket::Proxy(unused),
+        IndexedTicket::Service(service_ticket),
+    ];
+    expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let tickets: Vec<IndexedTicket> = index.iter().map(|i| i.ticket.clone()).collect();
+    assert_eq!(tickets, expected);
+    let backend = index
+        .iter()
+        .find(|i| matches!(i.ticket, IndexedTicket::Proxy(_)))
+        .expect("proxy ticket in index");
+    assert_eq!(backend.service.as_str(), "https://backend.example/api");
+    let mut ended = ended.expect("session existed").tickets;
+    ended.sort_by(|a, b| a.ticket.as_str().cmp(b.ticket.as_str()));
+    assert_eq!(ended, index);
+    assert_eq!(left, None, "proxy ticket outlived its session");
+    assert!(prefix.keys().is_empty(), "{:?}", prefix.keys());
+}
+
+#[tokio::test]
+async fn proxy_ticket_keeps_session_deadline() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = TicketGrantingTicket::from_random(random_bytes());
+    store
+        .put_session_with_idle(&session, session_value(), MINUTE * 10, MINUTE)
+        .await
+        .expect("put");
+    let before = pttl(&prefix, &store.keys().session(&session));
+
+    store
+        .put_proxy_ticket(
+            &ProxyTicket::from_random(random_bytes()),
+            proxy_grant(&session),
+            MINUTE,
+        )
+        .await
+        .expect("put");
+
+    let after = pttl(&prefix, &store.keys().session(&session));
+    let index_ttl = pttl(&prefix, &store.keys().session_index(&session));
+    assert!(after <= before, "{before} then {after}");
+    assert!(after > 55_000, "{after}");
+    let grace = 15 * MINUTE.as_millis() as i64;
+    assert!(
+        (after + grace - index_ttl).abs() < 1000,
+        "{after} vs {index_ttl}"
+    );
+}
+
+#[tokio::test]
+async fn proxy_ticket_of_ended_session_is_not_indexed() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = TicketGrantingTicket::from_random(random_bytes());
+    let ticket = ProxyTicket::from_random(random_bytes());
+
+    store
+        .put_proxy_ticket(&ticket, proxy_grant(&session), MINUTE)
+        .await
+        .expect("put");
+
+    let index = store.session_tickets(&session).await.expect("index");
+    assert!(index.is_empty(), "{index:?}");
+    assert_eq!(prefix.keys(), [store.keys().proxy_ticket(&ticket)]);
+}
+
+#[tokio::test]
+async fn expired_session_reports_proxy_tickets() {
+    let prefix = RedisPrefix::new();
+    let store = open(&prefix);
+    let session = TicketGrantingTicket::from_random(random_bytes());
+    let ticket = ProxyTicket::from_random(random_bytes());
+    store
+        .put_session_with_idle(&session, session_value(), Duration::from_secs(1), MINUTE)
+        .await
+        .expect("put");
+    store
+        .put_proxy_ticket(&ticket, proxy_grant(&session), MINUTE)
+        .await
+        .expect("put");
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let ended = store.take_expired_sessions().await.expect("take");
+
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].user, "alice");
+    assert_eq!(ended[0].tickets.len(), 1);
+    assert_eq!(ended[0].tickets[0].ticket, IndexedTicket::Proxy(ticket));
+    assert!(prefix.keys().is_empty(), "{:?}", prefix.keys());
 }

@@ -3,10 +3,11 @@
 
 mod common;
 
+use cas_server::config::ServerName;
 use cas_server::users::password::PasswordEncoding;
 use common::xml_tree::{self, Element};
 use common::*;
-use reqwest::header::{ALLOW, CONTENT_TYPE};
+use reqwest::header::{ALLOW, CONTENT_TYPE, HOST};
 use reqwest::{Response, StatusCode};
 
 const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -317,4 +318,55 @@ async fn read_methods_are_not_allowed() {
         assert_eq!(response.headers().get(ALLOW).expect("Allow"), "POST");
     }
     server.stop().await;
+}
+
+/// Posts a request for `ticket` with the Host header `host` and returns the body.
+async fn post_with_host(server: &TestServer, ticket: &str, host: &str) -> String {
+    let response = server
+        .client
+        .post(server.url("/cas/samlValidate"))
+        .query(&[("TARGET", APP)])
+        .header(CONTENT_TYPE, "text/xml")
+        .header(HOST, host)
+        .body(request_body(ticket))
+        .send()
+        .await
+        .expect("POST samlValidate");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.expect("body")
+}
+
+fn issuer(body: &str) -> String {
+    let envelope = xml_tree::parse(body);
+    let assertion = envelope.path(&["Body", "Response", "Assertion"]);
+    assertion.attribute("Issuer").expect("Issuer").to_owned()
+}
+
+#[tokio::test]
+async fn issuer_ignores_host_header() {
+    let database = users().await;
+    let url = database.url();
+    let named = TestServer::start(move |config| {
+        config.database_url = Some(url);
+        config.password_encoding = PasswordEncoding::Plain;
+        config.server_name = ServerName::parse("https://cas.example.org:8443").expect("valid");
+    })
+    .await;
+    let unnamed = server(&database).await;
+    let spoofed = "evil.example.test:8443";
+
+    let (ticket, _) = named.login_for_ticket(APP, "alice", "alice-password").await;
+    let named_body = post_with_host(&named, &ticket, spoofed).await;
+    let (ticket, _) = unnamed
+        .login_for_ticket(APP, "alice", "alice-password")
+        .await;
+    let unnamed_body = post_with_host(&unnamed, &ticket, spoofed).await;
+
+    assert_eq!(issuer(&named_body), "cas.example.org");
+    assert!(!named_body.contains("evil"), "{named_body}");
+    // Without server_name the issuer comes from the listen address, 127.0.0.1:8443.
+    assert_eq!(issuer(&unnamed_body), "127.0.0.1");
+    assert!(!unnamed_body.contains("evil"), "{unnamed_body}");
+    named.stop().await;
+    unnamed.stop().await;
 }

@@ -302,3 +302,168 @@ async fn expiry_logout_sent_once_across_nodes() {
     first.stop().await;
     second.stop().await;
 }
+
+/// A session of alice at a portal that obtained a proxy-granting ticket through the
+/// receiver's `/callback` and, with it, a proxy ticket for a back end. The receiver is
+/// both services and their logout endpoint.
+struct ProxiedSession {
+    server: TestServer,
+    receiver: LogoutReceiver,
+    cookie: String,
+    service_ticket: String,
+    proxy_ticket: String,
+    _database: TestDatabase,
+}
+
+async fn proxied_session(adjust: impl FnOnce(&mut Config)) -> ProxiedSession {
+    let database = users().await;
+    let mut receiver = LogoutReceiver::https(Behaviour::Accept).await;
+    let portal = ServiceDefinition {
+        proxy_callbacks: vec![receiver.url("/callback")],
+        ..service("portal", receiver.url("/portal/"))
+    };
+    let backend = ServiceDefinition {
+        accept_proxy_tickets: true,
+        ..service("backend", receiver.url("/backend/"))
+    };
+    let ca_cert = receiver.ca_cert.clone();
+    let server = server(&database, vec![portal, backend], |config| {
+        config.outbound_ca_file = ca_cert;
+        adjust(config);
+    })
+    .await;
+    let portal_url = receiver.url("/portal/app");
+    let backend_url = receiver.url("/backend/api");
+    let callback_url = receiver.url("/callback");
+
+    let (service_ticket, cookie) = server
+        .login_for_ticket(&portal_url, "alice", "alice-password")
+        .await;
+    let validated = server
+        .validate(
+            "serviceValidate",
+            &[
+                ("service", portal_url.as_str()),
+                ("ticket", service_ticket.as_str()),
+                ("pgtUrl", callback_url.as_str()),
+            ],
+        )
+        .await;
+    assert!(
+        validated.contains("<cas:proxyGrantingTicket>"),
+        "{validated}"
+    );
+    let callback = receiver.next_post().await;
+    assert_eq!(callback.path, "/callback");
+    let pgt = form_urlencoded::parse(callback.query.as_bytes())
+        .find(|(name, _)| name == "pgtId")
+        .map(|(_, value)| value.into_owned())
+        .expect("pgtId");
+
+    let proxy_body = server
+        .client
+        .get(server.url("/cas/proxy"))
+        .query(&[
+            ("pgt", pgt.as_str()),
+            ("targetService", backend_url.as_str()),
+        ])
+        .send()
+        .await
+        .expect("GET proxy")
+        .text()
+        .await
+        .expect("proxy body");
+    let start = proxy_body.find("PT-").expect("proxy ticket");
+    let end = proxy_body[start..].find('<').expect("end of ticket") + start;
+
+    ProxiedSession {
+        server,
+        receiver,
+        cookie,
+        service_ticket,
+        proxy_ticket: proxy_body[start..end].to_owned(),
+        _database: database,
+    }
+}
+
+/// Waits for the two logout requests of a [`ProxiedSession`] and checks that the back end
+/// got the proxy ticket as its SessionIndex and the portal its service ticket.
+async fn assert_both_services_notified(session: &mut ProxiedSession) {
+    let receiver = &mut session.receiver;
+    let mut posts = [receiver.next_post().await, receiver.next_post().await];
+
+    posts.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(posts[0].path, "/backend/api");
+    assert_eq!(session_index(&posts[0]), session.proxy_ticket);
+    assert_eq!(posts[1].path, "/portal/app");
+    assert_eq!(session_index(&posts[1]), session.service_ticket);
+    settle().await;
+    let extra = receiver.try_post();
+    assert!(extra.is_none(), "unexpected request {extra:?}");
+}
+
+/// Logs out of a [`ProxiedSession`] whose proxy ticket was validated, with the given
+/// ticket store, and checks both logout requests.
+async fn logout_reaches_proxied_service(ticket_store: Option<TicketStoreSettings>) {
+    let mut session = proxied_session(|config| {
+        if let Some(ticket_store) = ticket_store {
+            config.ticket_store = ticket_store;
+        }
+    })
+    .await;
+    let backend_url = session.receiver.url("/backend/api");
+    let proxied = session
+        .server
+        .validate(
+            "proxyValidate",
+            &[
+                ("service", backend_url.as_str()),
+                ("ticket", session.proxy_ticket.as_str()),
+            ],
+        )
+        .await;
+    assert!(proxied.contains("<cas:user>alice</cas:user>"), "{proxied}");
+
+    logout(&session.server, &session.cookie).await;
+
+    assert_both_services_notified(&mut session).await;
+    session.server.stop().await;
+}
+
+#[tokio::test]
+async fn logout_reaches_proxied_service_memory() {
+    logout_reaches_proxied_service(None).await;
+}
+
+#[tokio::test]
+async fn logout_reaches_proxied_service_redis() {
+    let prefix = RedisPrefix::new();
+    logout_reaches_proxied_service(Some(prefix.settings())).await;
+}
+
+#[tokio::test]
+async fn expiry_reaches_proxied_service() {
+    let mut session = proxied_session(|config| {
+        config.sso_session_ttl = Duration::from_secs(3);
+        config.session_sweep_interval = Duration::from_secs(1);
+    })
+    .await;
+
+    assert_both_services_notified(&mut session).await;
+    session.server.stop().await;
+}
+
+#[tokio::test]
+async fn expiry_reaches_proxied_service_redis() {
+    let prefix = RedisPrefix::new();
+    let settings = prefix.settings();
+    let mut session = proxied_session(|config| {
+        config.ticket_store = settings;
+        config.sso_session_ttl = Duration::from_secs(3);
+        config.session_sweep_interval = Duration::from_secs(1);
+    })
+    .await;
+
+    assert_both_services_notified(&mut session).await;
+    session.server.stop().await;
+}

@@ -51,7 +51,8 @@ pub enum SamlOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamlAssertion {
     pub assertion_id: String,
-    /// The `Issuer` attribute: the CAS server's host name.
+    /// The `Issuer` attribute: the CAS server's host name. Callers take it from their
+    /// configuration, because a request's Host header is chosen by the client.
     pub issuer: String,
     pub user: String,
     /// The service the ticket was issued for, written as the only `Audience`.

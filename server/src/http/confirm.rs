@@ -11,7 +11,7 @@ use cas_core::ticket::TicketGrantingTicket;
 use super::delivery::ResponseMethod;
 use super::language::{login_switch_href, LoginState};
 use super::pages::{self, Confirmation};
-use super::response::Body;
+use super::response::{self, Body};
 use crate::app::App;
 use crate::i18n::Language;
 use crate::sso;
@@ -31,6 +31,38 @@ pub async fn page(
     error: Option<&'static str>,
 ) -> Result<Response<Body>, StoreError> {
     let token = sso::issue_confirmation_token(app.store(), session).await?;
+    Ok(render(
+        app,
+        language,
+        status,
+        token.as_str(),
+        service,
+        method,
+        error,
+    ))
+}
+
+/// Builds the response to HEAD where GET would show the confirmation page: its status and
+/// headers, without issuing a token.
+pub fn head(
+    app: &App,
+    language: Language,
+    service: &ServiceUrl,
+    method: ResponseMethod,
+) -> Response<Body> {
+    let page = render(app, language, StatusCode::OK, "", service, method, None);
+    response::with_unknown_length(page)
+}
+
+fn render(
+    app: &App,
+    language: Language,
+    status: StatusCode,
+    token: &str,
+    service: &ServiceUrl,
+    method: ResponseMethod,
+    error: Option<&'static str>,
+) -> Response<Body> {
     let action = app.endpoint("login");
     let registry = app.registry();
     let service_name = registry
@@ -50,12 +82,12 @@ pub async fn page(
 
     let confirmation = Confirmation {
         action: &action,
-        token: token.as_str(),
+        token,
         service: service.as_str(),
         service_name,
         method: method.form_value(),
         error,
         switch_href,
     };
-    Ok(pages::confirm(language, status, confirmation))
+    pages::confirm(language, status, confirmation)
 }

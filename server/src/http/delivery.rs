@@ -1,6 +1,7 @@
 //! Delivery of a new service ticket from `/login` to its service: a redirect by default,
 //! or, with the CAS 3.0 parameter `method=POST`, a page whose form posts the ticket.
 
+use http::header::LOCATION;
 use http::{Response, StatusCode};
 
 use cas_core::service::ServiceUrl;
@@ -77,6 +78,32 @@ pub fn deliver_ticket(
             &app.endpoint(AUTO_SUBMIT_SCRIPT_PATH),
         ),
     }
+}
+
+/// Builds the response to HEAD where GET would deliver a new ticket with
+/// [`deliver_ticket`]: the same status and headers, without issuing a ticket. The
+/// redirect therefore has no Location, because that URL would carry the ticket.
+pub fn head(
+    app: &App,
+    language: Language,
+    method: ResponseMethod,
+    redirect_status: StatusCode,
+    service: &ServiceUrl,
+) -> Response<Body> {
+    let response = match method {
+        ResponseMethod::Redirect => {
+            let mut redirect = response::redirect(redirect_status, service.without_fragment());
+            redirect.headers_mut().remove(LOCATION);
+            redirect
+        }
+        ResponseMethod::Post => pages::post_to_service(
+            language,
+            service.without_fragment(),
+            "",
+            &app.endpoint(AUTO_SUBMIT_SCRIPT_PATH),
+        ),
+    };
+    response::with_unknown_length(response)
 }
 
 #[cfg(test)]

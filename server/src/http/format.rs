@@ -8,7 +8,7 @@ use cas_core::response_format::ResponseFormat;
 use cas_core::validation::{ProxyResponse, ValidationResponse};
 use cas_core::xml_write::{write_proxy_response, write_validation_response};
 
-use super::params::Params;
+use super::params::{Params, ParamsError};
 use super::response::{self, Body};
 
 /// Message of the failure for an unsupported or repeated `format` parameter, which is
@@ -45,6 +45,23 @@ pub fn proxy_response(outcome: &ProxyResponse, format: ResponseFormat) -> Respon
         ResponseFormat::Xml => response::xml(write_proxy_response(outcome)),
         ResponseFormat::Json => response::json(write_proxy_response_json(outcome)),
     }
+}
+
+/// Builds the response to HEAD on a validation endpoint or `/proxy`: status 200 and the
+/// headers of the GET response in the requested format (XML for an unsupported one, as
+/// GET does). Nothing is validated or issued, so no ticket is consumed, and the body's
+/// length stays unknown.
+pub fn head_response(query: &Result<Params, ParamsError>) -> Response<Body> {
+    let format = query
+        .as_ref()
+        .ok()
+        .and_then(requested_format)
+        .unwrap_or(ResponseFormat::Xml);
+    let response = match format {
+        ResponseFormat::Xml => response::xml(String::new()),
+        ResponseFormat::Json => response::json(String::new()),
+    };
+    response::with_unknown_length(response)
 }
 
 #[cfg(test)]

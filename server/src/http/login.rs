@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
@@ -17,7 +17,7 @@ use super::cookie::{
     expire_warn_cookie, has_warn_cookie, login_cookie_values, set_login_cookie, set_tgc,
     set_warn_cookie, tgc_values, LOGIN_COOKIE_BYTES,
 };
-use super::delivery::{deliver_ticket, ResponseMethod};
+use super::delivery::{self, deliver_ticket, ResponseMethod};
 use super::language::{login_switch_href, LoginState};
 use super::pages::{self, Link, LoginForm, Message, PageTheme};
 use super::params::Params;
@@ -62,7 +62,8 @@ impl From<StoreError> for Rejection {
 }
 
 /// Handles `GET /login`: redirects with a new ticket when a session exists, otherwise
-/// shows the form.
+/// shows the form. HEAD gets the status and headers of that response, but issues no
+/// service ticket, login ticket or confirmation token.
 pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body> {
     let mut switch_href = None;
     match try_get(app, parts, language, &mut switch_href).await {
@@ -103,7 +104,8 @@ async fn try_get(
                 session: &session,
                 warn: has_warn_cookie(&parts.headers),
             };
-            return single_sign_on(app, sso, service.as_ref(), method, language).await;
+            let head = parts.method == Method::HEAD;
+            return single_sign_on(app, sso, service.as_ref(), method, language, head).await;
         }
     }
 
@@ -129,12 +131,15 @@ struct SingleSignOn<'a> {
     warn: bool,
 }
 
+/// Responds to a login request that found a live session. With `head` set, the request is
+/// HEAD and gets the status and headers without a ticket or token being issued.
 async fn single_sign_on(
     app: &App,
     sso: SingleSignOn<'_>,
     service: Option<&ServiceUrl>,
     method: ResponseMethod,
     language: Language,
+    head: bool,
 ) -> Result<Response<Body>, Rejection> {
     let Some(service) = service else {
         return Ok(logged_in_page(
@@ -144,11 +149,18 @@ async fn single_sign_on(
             &sso.session.user,
         ));
     };
+    if sso.warn && head {
+        return Ok(confirm::head(app, language, service, method));
+    }
     if sso.warn {
         let status = StatusCode::OK;
         return Ok(confirm::page(app, language, status, sso.ticket, service, method, None).await?);
     }
 
+    if head {
+        let status = StatusCode::FOUND;
+        return Ok(delivery::head(app, language, method, status, service));
+    }
     let ttl = app.config.service_ticket_ttl;
     let service_ticket =
         sso::issue_service_ticket(app.store(), sso.ticket, sso.session, service, false, ttl)
@@ -563,7 +575,8 @@ pub async fn current_session(
 }
 
 /// Shows the login form with a new login ticket bound to the browser's login cookie.
-/// A request without a valid login cookie gets a new one.
+/// A request without a valid login cookie gets a new one. HEAD gets the form's status
+/// and headers, the cookie included, without a login ticket being stored.
 async fn form(
     app: &App,
     parts: &Parts,
@@ -577,7 +590,11 @@ async fn form(
         Some(existing) => existing.to_owned(),
         None => new_browser_key()?,
     };
-    let login_ticket = sso::issue_browser_login_ticket(app.store(), &browser_key).await?;
+    let head = parts.method == Method::HEAD;
+    let login_ticket = match head {
+        true => None,
+        false => Some(sso::issue_browser_login_ticket(app.store(), &browser_key).await?),
+    };
     let action = app.endpoint("login");
     let service = options.service.as_ref();
     let registry = app.registry();
@@ -585,7 +602,7 @@ async fn form(
 
     let form = LoginForm {
         action: &action,
-        login_ticket: login_ticket.as_str(),
+        login_ticket: login_ticket.as_ref().map_or("", |ticket| ticket.as_str()),
         service: service.map(ServiceUrl::as_str),
         service_name: registered.map(|s| s.name.as_str()),
         method: options.method.form_value(),
@@ -595,6 +612,9 @@ async fn form(
         theme: registered.map(|s| page_theme(app, &s.theme)),
     };
     let mut response = pages::login(language, status, form);
+    if head {
+        response = response::with_unknown_length(response);
+    }
 
     let max_age = sso::LOGIN_TICKET_TTL.as_secs();
     let cookie = set_login_cookie(&browser_key, &app.config.base_path, max_age);

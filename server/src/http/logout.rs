@@ -1,7 +1,8 @@
 //! `GET /logout`: ends the SSO session, removes the cookie and starts single logout.
+//! HEAD gets the same status and headers but ends no session and keeps the cookie.
 
 use http::request::Parts;
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 
 use cas_core::ticket::{digest_for_log, TicketGrantingTicket};
 
@@ -17,8 +18,13 @@ use crate::sso;
 /// Destroys every session the request's TGC cookies name, expires the cookie, then
 /// redirects to a registered `service` or shows the logged-out page.
 pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body> {
-    for value in tgc_values(&parts.headers) {
-        end_session(app, value).await;
+    // HEAD must be safe. Expiring the cookie without ending the session would leave a
+    // session that no browser can end, so HEAD keeps both.
+    let head = parts.method == Method::HEAD;
+    if !head {
+        for value in tgc_values(&parts.headers) {
+            end_session(app, value).await;
+        }
     }
 
     let mut response = match registered_service(app, parts) {
@@ -37,6 +43,9 @@ pub async fn get(app: &App, parts: &Parts, language: Language) -> Response<Body>
             pages::message(language, StatusCode::OK, content)
         }
     };
+    if head {
+        return response;
+    }
     if let Some(cookie) = expire_tgc(&app.config.base_path) {
         response::set_cookie(&mut response, cookie);
     }

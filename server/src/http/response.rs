@@ -134,6 +134,21 @@ pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
+/// Response extension of a HEAD response that carries the status and headers GET would
+/// send, but whose GET body cannot be known without validating, issuing or consuming a
+/// ticket. The router sends it without a body and without Content-Length, which
+/// RFC 9110 (section 9.3.2) allows for fields that only generating the content
+/// determines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownLength;
+
+/// Marks `response` as a HEAD response whose GET body is unknown, as [`UnknownLength`]
+/// describes.
+pub fn with_unknown_length(mut response: Response<Body>) -> Response<Body> {
+    response.extensions_mut().insert(UnknownLength);
+    response
+}
+
 /// Adds a `Set-Cookie` header.
 pub fn set_cookie(response: &mut Response<Body>, cookie: HeaderValue) {
     response.headers_mut().append(header::SET_COOKIE, cookie);

@@ -1,5 +1,10 @@
 //! Request dispatch: strips the base path, picks the handler by path and method, picks
 //! the page language and serves HEAD as GET without a body.
+//!
+//! HEAD is a safe method (RFC 9110, section 9.2.1), so it never validates, issues or
+//! consumes a ticket and never ends a session. The router builds the HEAD response of
+//! the validation endpoints and `/proxy` without reaching the ticket store, and
+//! `/login` and `/logout` check the method themselves.
 
 use std::net::SocketAddr;
 
@@ -14,10 +19,12 @@ use super::cookie::set_language_cookie;
 use super::language::{request_language, RequestLanguage};
 use super::pages;
 use super::params::{Params, ParamsError};
-use super::response::{self, Body};
+use super::response::{self, Body, UnknownLength};
 use super::theme::THEMES_PATH;
 use super::validate::Protocol;
-use super::{delivery, health, login, logout, proxy, saml_validate, theme, validate, validate_v1};
+use super::{
+    delivery, format, health, login, logout, proxy, saml_validate, theme, validate, validate_v1,
+};
 use crate::app::App;
 use crate::i18n::Language;
 
@@ -87,6 +94,7 @@ async fn route_endpoint(
         });
     }
     let readable = parts.method == Method::GET || parts.method == Method::HEAD;
+    let head = parts.method == Method::HEAD;
     if parts.uri.path() == app.config.metrics_path {
         return match readable {
             true => health::metrics(app),
@@ -98,6 +106,12 @@ async fn route_endpoint(
     };
 
     match (endpoint, readable) {
+        (
+            "serviceValidate" | "p3/serviceValidate" | "proxyValidate" | "p3/proxyValidate"
+            | "proxy",
+            true,
+        ) if head => format::head_response(query),
+        ("validate", true) if head => validate_v1::head(),
         ("health", true) => health::health(),
         ("ready", true) => health::ready(app).await,
         ("login", true) => login::get(app, &parts, language).await,
@@ -190,9 +204,13 @@ fn method_not_allowed(language: Language, allowed: &'static str) -> Response<Bod
 }
 
 /// Replaces the body of a GET response with nothing. Content-Length still gives the
-/// length GET would send.
+/// length GET would send, unless the handler marked the length as unknown.
 async fn without_body(response: Response<Body>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
+    if parts.extensions.get::<UnknownLength>().is_some() {
+        parts.headers.remove(CONTENT_LENGTH);
+        return Response::from_parts(parts, Full::new(Bytes::new()));
+    }
     let length = body
         .collect()
         .await

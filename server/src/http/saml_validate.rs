@@ -9,10 +9,13 @@
 //! `samlp:Responder`. Only a body larger than [`MAX_SAML_REQUEST_BYTES`] (413) or one
 //! that does not arrive within [`FORM_READ_TIMEOUT`] (408) changes the HTTP status, and
 //! those responses still carry a SAML failure. The router rejects GET and HEAD with 405.
+//!
+//! The assertion's `Issuer` is the host of the `server_name` setting. The Host header is
+//! chosen by the client, so no part of the response comes from it.
 
 use std::time::SystemTime;
 
-use http::header::{HeaderValue, CONTENT_TYPE, HOST};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::request::Parts;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -182,27 +185,12 @@ async fn validate(
 
     SamlOutcome::Success(SamlAssertion {
         assertion_id,
-        issuer: issuer(parts),
+        issuer: app.config.server_name.host().to_owned(),
         attributes: released_attributes(&grant, &app.registry()),
         audience: grant.service.as_str().to_owned(),
         authenticated_at: grant.authenticated_at,
         user: grant.user,
     })
-}
-
-/// Returns the host name the client used to reach this server, the assertion's issuer.
-fn issuer(parts: &Parts) -> String {
-    let host = parts
-        .headers
-        .get(HOST)
-        .and_then(|value| value.to_str().ok())
-        .or_else(|| parts.uri.host())
-        .unwrap_or("localhost");
-    let without_port = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    };
-    without_port.to_owned()
 }
 
 /// Returns a random `xsd:ID`: an underscore and 40 hex digits.

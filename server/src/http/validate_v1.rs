@@ -34,6 +34,12 @@ pub async fn validate(app: &App, parts: &Parts) -> Response<Body> {
     }
 }
 
+/// Handles HEAD: the status and headers of a CAS 1.0 response, without validating or
+/// consuming the ticket.
+pub fn head() -> Response<Body> {
+    response::with_unknown_length(response::text(String::new()))
+}
+
 /// Returns the user, or the CAS error code the failure would have in CAS 2.0.
 async fn validate_ticket(
     app: &App,

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 
 use super::attempt_log::AttemptLog;
 use super::{
-    AttemptId, EndedSession, IssuedTicket, LiveEntries, ProxyTicketGrant, ProxyingGrant,
-    ServiceGrant, SsoSession, StoreError, TicketStore,
+    AttemptId, EndedSession, IndexedTicket, IssuedTicket, LiveEntries, ProxyTicketGrant,
+    ProxyingGrant, ServiceGrant, SsoSession, StoreError, TicketStore,
 };
 
 /// Number of shards. A power of two well above the core count keeps lock contention low.
@@ -57,10 +57,26 @@ struct StoredSession {
     expires_at: Millis,
     hard_expires_at: Millis,
     idle: Millis,
-    /// Service tickets issued by the session with their services, for single logout.
-    index: Vec<(TicketId, ServiceUrl)>,
+    /// Service tickets issued by the session and proxy tickets issued through it, with
+    /// their services, for single logout.
+    index: Vec<IndexEntry>,
     /// Proxy-granting tickets issued from the session, removed with it.
     proxy_granting: Vec<TicketId>,
+}
+
+/// One ticket in a session's index. The kind fits in the padding after the ticket id, so
+/// an entry takes no more memory than an id and service pair, as a unit test checks.
+struct IndexEntry {
+    id: TicketId,
+    kind: IndexedKind,
+    service: ServiceUrl,
+}
+
+/// The map that an index entry's ticket is stored in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexedKind {
+    Service,
+    Proxy,
 }
 
 struct StoredGrant {
@@ -95,6 +111,9 @@ struct StoredProxyTicket {
     authenticated_at: Millis,
     expires_at: Millis,
     proxies: Vec<String>,
+    /// Whether the session index contains this ticket, which then counts against the bound
+    /// until the session ends.
+    indexed: bool,
 }
 
 struct Counter {
@@ -117,9 +136,9 @@ struct Shard {
 /// never held across an await, and never two at once.
 ///
 /// At most `max_entries` entries are stored: login tickets, sessions, counters, service
-/// tickets, proxy-granting tickets and proxy tickets. A service ticket counts from its
-/// issue until its session ends, because the session's index keeps it for single logout
-/// after validation.
+/// tickets, proxy-granting tickets and proxy tickets. A service or proxy ticket counts
+/// from its issue until its session ends, because the session's index keeps it for
+/// single logout after validation.
 ///
 /// A live service ticket without user attributes costs 273 resident bytes when its
 /// session issued 100 and 339 when it is its session's only one (`cas-bench memory`
@@ -203,10 +222,15 @@ impl MemoryTicketStore {
         self.entries.fetch_sub(count, Ordering::Relaxed);
     }
 
-    /// Removes service tickets of an ended session. They were counted with its index.
-    fn remove_indexed(&self, index: &[(TicketId, ServiceUrl)]) {
-        for (id, _) in index {
-            self.shard(id).service_tickets.remove(id);
+    /// Removes the service and proxy tickets of an ended session. They were counted with
+    /// its index.
+    fn remove_indexed(&self, index: &[IndexEntry]) {
+        for entry in index {
+            let mut shard = self.shard(&entry.id);
+            match entry.kind {
+                IndexedKind::Service => shard.service_tickets.remove(&entry.id).map(drop),
+                IndexedKind::Proxy => shard.proxy_tickets.remove(&entry.id).map(drop),
+            };
         }
     }
 
@@ -233,11 +257,13 @@ impl MemoryTicketStore {
     }
 
     /// Adds a ticket to its session's index and returns the session's user and attributes
-    /// with the service text to store, or `None` when the session is gone.
+    /// with the service text to store, or `None` when the session is gone. A service
+    /// ticket is a use of the session and moves its idle deadline. A proxy ticket is not.
     fn index_ticket(
         &self,
         session: &TicketId,
         id: TicketId,
+        kind: IndexedKind,
         service: &ServiceUrl,
     ) -> Option<(Arc<str>, SharedAttributes, ServiceUrl)> {
         let now = self.now();
@@ -247,10 +273,12 @@ impl MemoryTicketStore {
             .get_mut(session)
             .filter(|s| now < s.expires_at)?;
 
-        let idle_deadline = now.saturating_add(stored.idle);
-        stored.expires_at = stored
-            .expires_at
-            .max(idle_deadline.min(stored.hard_expires_at));
+        if kind == IndexedKind::Service {
+            let idle_deadline = now.saturating_add(stored.idle);
+            stored.expires_at = stored
+                .expires_at
+                .max(idle_deadline.min(stored.hard_expires_at));
+        }
 
         let service = shared_service(&stored.index, service);
         // Most sessions issue a few tickets, so a small index grows one entry at a time
@@ -258,7 +286,11 @@ impl MemoryTicketStore {
         if stored.index.len() < SMALL_INDEX {
             stored.index.reserve_exact(1);
         }
-        stored.index.push((id, service.clone()));
+        stored.index.push(IndexEntry {
+            id,
+            kind,
+            service: service.clone(),
+        });
         Some((Arc::clone(&stored.user), stored.attributes.clone(), service))
     }
 
@@ -290,12 +322,16 @@ impl MemoryTicketStore {
         shard.counters.retain(|_, c| now < c.expires_at);
         released += before - shard.login_tickets.len() - shard.counters.len();
 
-        let before = shard.proxy_granting_tickets.len() + shard.proxy_tickets.len();
+        let before = shard.proxy_granting_tickets.len();
         shard
             .proxy_granting_tickets
             .retain(|_, t| now < t.expires_at);
-        shard.proxy_tickets.retain(|_, t| now < t.expires_at);
-        released += before - shard.proxy_granting_tickets.len() - shard.proxy_tickets.len();
+        released += before - shard.proxy_granting_tickets.len();
+        shard.proxy_tickets.retain(|_, t| {
+            let live = now < t.expires_at;
+            released += usize::from(!live && !t.indexed);
+            live
+        });
 
         shard.service_tickets.retain(|_, g| {
             let live = now < g.expires_at;
@@ -446,7 +482,8 @@ impl TicketStore for MemoryTicketStore {
         self.reserve()?;
 
         let session = ticket_id(grant.session.as_str(), TicketGrantingTicket::PREFIX);
-        let indexed = session.and_then(|s| self.index_ticket(&s, id, &grant.service));
+        let kind = IndexedKind::Service;
+        let indexed = session.and_then(|s| self.index_ticket(&s, id, kind, &grant.service));
         let is_indexed = indexed.is_some();
         let (user, attributes, service) = match indexed {
             Some(shared) => shared,
@@ -561,13 +598,20 @@ impl TicketStore for MemoryTicketStore {
         };
         self.reserve()?;
 
+        let indexed = self.index_ticket(&session, id, IndexedKind::Proxy, &grant.service);
+        let is_indexed = indexed.is_some();
+        let (user, service) = match indexed {
+            Some((user, _, service)) => (user, service),
+            None => (grant.user.into(), grant.service),
+        };
         let stored = StoredProxyTicket {
-            service: grant.service,
-            user: grant.user.into(),
+            service,
+            user,
             session,
             authenticated_at: unix_millis(grant.authenticated_at),
             expires_at: self.expiry(ttl),
             proxies: grant.proxies,
+            indexed: is_indexed,
         };
         let replaced = self.shard(&id).proxy_tickets.insert(id, stored);
         if replaced.is_some() {
@@ -587,7 +631,9 @@ impl TicketStore for MemoryTicketStore {
             return Ok(None);
         };
 
-        self.release(1);
+        if !stored.indexed {
+            self.release(1);
+        }
         if self.now() >= stored.expires_at {
             return Ok(None);
         }
@@ -725,10 +771,10 @@ impl TicketStore for MemoryTicketStore {
 
 /// Returns the service of a recent index entry when it is the same URL, so that a
 /// session visiting one service many times stores its text once.
-fn shared_service(index: &[(TicketId, ServiceUrl)], service: &ServiceUrl) -> ServiceUrl {
+fn shared_service(index: &[IndexEntry], service: &ServiceUrl) -> ServiceUrl {
     let recent = index.iter().rev().take(RECENT_SERVICES);
     let found = recent
-        .map(|(_, s)| s)
+        .map(|entry| &entry.service)
         .find(|s| s.as_str() == service.as_str());
     found.unwrap_or(service).clone()
 }
@@ -782,10 +828,14 @@ fn owned_attributes(shared: &SharedAttributes) -> Attributes {
     shared.as_deref().cloned().unwrap_or_default()
 }
 
-fn issued_ticket((id, service): &(TicketId, ServiceUrl)) -> IssuedTicket {
+fn issued_ticket(entry: &IndexEntry) -> IssuedTicket {
+    let ticket = match entry.kind {
+        IndexedKind::Service => IndexedTicket::Service(ServiceTicket::from_random(entry.id)),
+        IndexedKind::Proxy => IndexedTicket::Proxy(ProxyTicket::from_random(entry.id)),
+    };
     IssuedTicket {
-        ticket: ServiceTicket::from_random(*id),
-        service: service.clone(),
+        ticket,
+        service: entry.service.clone(),
     }
 }
 
@@ -1031,6 +1081,96 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn proxy_tickets_join_session_index() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(25);
+        let service_ticket = ServiceTicket::from_random([25; 20]);
+        let validated = ProxyTicket::from_random([26; 20]);
+        let unused = ProxyTicket::from_random([27; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_service_ticket(&service_ticket, grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+        for ticket in [&validated, &unused] {
+            store
+                .put_proxy_ticket(ticket, proxy_grant(session.clone()), MINUTE)
+                .await
+                .expect("put");
+        }
+        store.take_proxy_ticket(&validated).await.expect("take");
+
+        let index = store.session_tickets(&session).await.expect("index");
+        let ended = store.end_session(&session).await.expect("end");
+        let left = store.take_proxy_ticket(&unused).await.expect("take");
+
+        let backend = "https://backend.example/";
+        assert_eq!(index.len(), 3);
+        assert_eq!(index[1].ticket, IndexedTicket::Proxy(validated.clone()));
+        assert_eq!(index[1].service.as_str(), backend);
+        assert_eq!(index[2].ticket, IndexedTicket::Proxy(unused));
+        let ended = ended.expect("session existed");
+        assert_eq!(ended.tickets, index);
+        assert_eq!(left, None, "proxy ticket outlived its session");
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn proxy_ticket_is_no_use_of_session() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(28);
+        let ticket = ProxyTicket::from_random([28; 20]);
+        store
+            .put_session_with_idle(&session, session_value(), MINUTE * 10, MINUTE)
+            .await
+            .expect("put");
+
+        tokio::time::advance(Duration::from_secs(50)).await;
+        store
+            .put_proxy_ticket(&ticket, proxy_grant(session.clone()), MINUTE)
+            .await
+            .expect("put");
+        tokio::time::advance(Duration::from_secs(11)).await;
+
+        assert!(store.get_session(&session).await.expect("get").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_session_reports_proxy_tickets() {
+        let store = MemoryTicketStore::new();
+        let session = session_ticket(29);
+        let ticket = ProxyTicket::from_random([29; 20]);
+        store
+            .put_session(&session, session_value(), MINUTE)
+            .await
+            .expect("put");
+        store
+            .put_proxy_ticket(&ticket, proxy_grant(session.clone()), MINUTE * 5)
+            .await
+            .expect("put");
+
+        tokio::time::advance(MINUTE * 2).await;
+        let ended = store.take_expired_sessions().await.expect("take");
+        let left = store.take_proxy_ticket(&ticket).await.expect("take");
+
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].tickets.len(), 1);
+        assert_eq!(ended[0].tickets[0].ticket, IndexedTicket::Proxy(ticket));
+        assert_eq!(left, None, "proxy ticket outlived its session");
+        assert_eq!(store.entries.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn index_entry_fits_id_and_service() {
+        let pair = std::mem::size_of::<(TicketId, ServiceUrl)>();
+
+        assert_eq!(std::mem::size_of::<IndexEntry>(), pair);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn attributes_round_trip() {
         let store = MemoryTicketStore::new();
         let session = session_ticket(11);
@@ -1082,7 +1222,7 @@ mod tests {
         let index = store.session_tickets(&session).await.expect("index");
 
         assert_eq!(index.len(), 1);
-        assert_eq!(index[0].ticket, ticket);
+        assert_eq!(index[0].ticket, IndexedTicket::Service(ticket));
         assert_eq!(index[0].service.as_str(), "https://app.example/");
     }
 
@@ -1204,7 +1344,10 @@ mod tests {
         let ended = ended.expect("session existed");
         assert_eq!(ended.user, "alice");
         assert_eq!(ended.tickets.len(), 1);
-        assert_eq!(ended.tickets[0].ticket, ticket);
+        assert_eq!(
+            ended.tickets[0].ticket,
+            IndexedTicket::Service(ticket.clone())
+        );
         assert!(again.is_none());
         assert!(store
             .take_service_ticket(&ticket)
@@ -1238,7 +1381,7 @@ mod tests {
 
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].ticket, session);
-        assert_eq!(first[0].tickets[0].ticket, ticket);
+        assert_eq!(first[0].tickets[0].ticket, IndexedTicket::Service(ticket));
         assert!(second.is_empty());
         assert_eq!(store.entries.load(Ordering::Relaxed), 1);
     }
@@ -1367,10 +1510,12 @@ mod tests {
     fn recent_service_text_is_shared() {
         let url = |text| ServiceUrl::parse(text).expect("valid");
         let first = url("https://a.example/");
-        let index = vec![
-            ([1; 20], first.clone()),
-            ([2; 20], url("https://b.example/")),
-        ];
+        let entry = |seed: u8, service: ServiceUrl| IndexEntry {
+            id: [seed; 20],
+            kind: IndexedKind::Service,
+            service,
+        };
+        let index = vec![entry(1, first.clone()), entry(2, url("https://b.example/"))];
 
         let same = shared_service(&index, &url("https://a.example/"));
         let other = shared_service(&index, &url("https://c.example/"));

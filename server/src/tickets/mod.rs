@@ -1,5 +1,5 @@
-//! Server-side ticket state: SSO sessions (TGT) with their index of issued service
-//! tickets, service tickets (ST), proxy-granting tickets (PGT), proxy tickets (PT), login
+//! Server-side ticket state: SSO sessions (TGT) with their index of issued service and
+//! proxy tickets, service tickets (ST), proxy-granting tickets (PGT), proxy tickets (PT), login
 //! tickets (LT) and throttling counters, behind one store trait with an in-memory and a
 //! Redis implementation.
 
@@ -69,16 +69,42 @@ pub struct ProxyTicketGrant {
     pub proxies: Vec<String>,
 }
 
-/// One entry of a session's index: a service ticket the session issued and its service.
-/// Single logout needs both, so entries stay after the ticket is validated.
+/// A ticket in a session's index: a service ticket issued from the session, or a proxy
+/// ticket issued from one of the session's proxy-granting tickets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexedTicket {
+    Service(ServiceTicket),
+    Proxy(ProxyTicket),
+}
+
+impl IndexedTicket {
+    /// Parses a service or proxy ticket, which its prefix identifies.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.starts_with(ProxyTicket::PREFIX) {
+            return ProxyTicket::parse(text).ok().map(Self::Proxy);
+        }
+        ServiceTicket::parse(text).ok().map(Self::Service)
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Service(ticket) => ticket.as_str(),
+            Self::Proxy(ticket) => ticket.as_str(),
+        }
+    }
+}
+
+/// One entry of a session's index: a service or proxy ticket and the service it was
+/// issued for. Single logout sends that service a request with the ticket as its
+/// SessionIndex, so entries stay after the ticket is validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedTicket {
-    pub ticket: ServiceTicket,
+    pub ticket: IndexedTicket,
     pub service: ServiceUrl,
 }
 
 /// An SSO session that has ended, with what single logout needs: the user and every
-/// service ticket the session issued.
+/// service and proxy ticket in the session's index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndedSession {
     pub ticket: TicketGrantingTicket,
@@ -130,8 +156,8 @@ pub trait TicketStore: Send + Sync {
         ticket: &TicketGrantingTicket,
     ) -> Result<Option<SsoSession>, StoreError>;
 
-    /// Removes the session, its index, every service ticket and every proxy-granting
-    /// ticket it issued.
+    /// Removes the session, its index, every service and proxy ticket in the index and
+    /// every proxy-granting ticket it issued.
     async fn remove_session(
         &self,
         ticket: &TicketGrantingTicket,
@@ -170,6 +196,11 @@ pub trait TicketStore: Send + Sync {
         ticket: &ProxyGrantingTicket,
     ) -> Result<Option<ProxyingGrant>, StoreError>;
 
+    /// Stores a proxy ticket and adds it to the index of `grant.session`, the session of
+    /// the proxy-granting ticket that issued it, so that single logout reaches its
+    /// service. When that session has already ended, the ticket is still stored but not
+    /// indexed. Unlike a service ticket, it is no use of the session: the idle deadline
+    /// stays, because no browser took part.
     async fn put_proxy_ticket(
         &self,
         ticket: &ProxyTicket,
@@ -182,14 +213,15 @@ pub trait TicketStore: Send + Sync {
         ticket: &ProxyTicket,
     ) -> Result<Option<ProxyTicketGrant>, StoreError>;
 
-    /// Returns the index of a live session: every service ticket it issued, validated
-    /// or not, with its service. Empty when the session is unknown.
+    /// Returns the index of a live session: every service ticket it issued and every
+    /// proxy ticket issued through it, validated or not, with its service. Empty when the
+    /// session is unknown.
     async fn session_tickets(
         &self,
         ticket: &TicketGrantingTicket,
     ) -> Result<Vec<IssuedTicket>, StoreError>;
 
-    /// Removes the session, its index and its service tickets like `remove_session`, and
+    /// Removes the session, its index and its tickets like `remove_session`, and
     /// returns the user with the index in the same step, for single logout. A session
     /// that has expired but was not swept yet is returned too, because no sweep will see
     /// it afterwards. `None` when nothing of the session is left.

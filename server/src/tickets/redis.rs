@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::redis_keys::RedisKeys;
 use super::{
-    AttemptId, EndedSession, IssuedTicket, ProxyTicketGrant, ProxyingGrant, ServiceGrant,
-    SsoSession, StoreError, TicketStore,
+    AttemptId, EndedSession, IndexedTicket, IssuedTicket, ProxyTicketGrant, ProxyingGrant,
+    ServiceGrant, SsoSession, StoreError, TicketStore,
 };
 
 /// Time a command gets before it fails, so a hung Redis turns into a 503 quickly.
@@ -49,6 +49,20 @@ if record.i and record.h then
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2], '@user', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ttl + tonumber(ARGV[5]))
+return ttl
+";
+
+/// Adds a proxy ticket (ARGV[1]) with its service (ARGV[2]) to its session's index only
+/// while the session lives, for single logout. Unlike [`INDEX_SCRIPT`] it leaves the
+/// session's deadline alone, because a proxy ticket is no use of the session. The index
+/// keeps the user (ARGV[3]) and lives [`INDEX_GRACE`] (ARGV[4]) past the session, as
+/// there. Returns the session's remaining lifetime in milliseconds, or 0 when the
+/// session is gone. Both keys share the session's hash tag.
+const PROXY_TICKET_INDEX_SCRIPT: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2], '@user', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ttl + tonumber(ARGV[4]))
 return ttl
 ";
 
@@ -183,6 +197,7 @@ pub struct RedisTicketStore {
     next: AtomicUsize,
     keys: RedisKeys,
     index_script: Script,
+    proxy_ticket_index_script: Script,
     proxy_granting_index_script: Script,
     expired_script: Script,
     record_attempt_script: Script,
@@ -212,6 +227,7 @@ impl RedisTicketStore {
             next: AtomicUsize::new(0),
             keys: RedisKeys::new(prefix),
             index_script: Script::new(INDEX_SCRIPT),
+            proxy_ticket_index_script: Script::new(PROXY_TICKET_INDEX_SCRIPT),
             proxy_granting_index_script: Script::new(PROXY_GRANTING_INDEX_SCRIPT),
             expired_script: Script::new(EXPIRED_SCRIPT),
             record_attempt_script: Script::new(RECORD_ATTEMPT_SCRIPT),
@@ -298,6 +314,27 @@ impl RedisTicketStore {
             .clone()
     }
 
+    /// Builds the EVALSHA of [`PROXY_TICKET_INDEX_SCRIPT`] that adds `ticket` to its
+    /// session's index.
+    fn proxy_ticket_index_command(
+        &self,
+        session: &TicketGrantingTicket,
+        ticket: &ProxyTicket,
+        service: &str,
+        user: &str,
+    ) -> Cmd {
+        redis::cmd("EVALSHA")
+            .arg(self.proxy_ticket_index_script.get_hash())
+            .arg(2)
+            .arg(self.keys.session(session))
+            .arg(self.keys.session_index(session))
+            .arg(ticket.as_str())
+            .arg(service)
+            .arg(user)
+            .arg(ttl_millis(INDEX_GRACE))
+            .clone()
+    }
+
     async fn record_deadline(
         &self,
         session: &TicketGrantingTicket,
@@ -373,12 +410,12 @@ impl RedisTicketStore {
         Ok(remaining.map(Duration::from_millis))
     }
 
-    /// Deletes the keys of a session's tickets, one DEL each because they live in
-    /// different cluster slots.
+    /// Deletes the keys of the service and proxy tickets in a session's index, one DEL
+    /// each because they live in different cluster slots.
     async fn delete_tickets(&self, tickets: &[String]) -> Result<(), StoreError> {
         let keys: Vec<String> = tickets
             .iter()
-            .map(|ticket| self.keys.service_ticket_text(ticket))
+            .map(|ticket| self.keys.indexed_ticket_text(ticket))
             .collect();
         self.delete_keys(&keys).await
     }
@@ -596,7 +633,20 @@ impl TicketStore for RedisTicketStore {
         };
         let value = encode(&record)?;
         let key = self.keys.proxy_ticket(ticket);
-        self.query(&set_with_ttl(&key, &value, ttl)).await
+
+        // As for a service ticket: two slots, so two commands in one pipeline, both safe
+        // to repeat. A session that ended before the script ran leaves the ticket
+        // unindexed, and its validation then fails because the session is gone.
+        let index =
+            self.proxy_ticket_index_command(&grant.session, ticket, &record.service, &record.user);
+        let mut pipeline = redis::pipe();
+        pipeline
+            .add_command(set_with_ttl(&key, &value, ttl))
+            .ignore()
+            .add_command(index)
+            .ignore();
+        self.query_pipeline_with_script(&pipeline, &self.proxy_ticket_index_script)
+            .await
     }
 
     async fn take_proxy_ticket(
@@ -817,12 +867,12 @@ fn decode_proxy_ticket(text: &str) -> Result<ProxyTicketGrant, StoreError> {
 
 fn issued_ticket(ticket: &str, service: &str) -> Option<IssuedTicket> {
     Some(IssuedTicket {
-        ticket: ServiceTicket::parse(ticket).ok()?,
+        ticket: IndexedTicket::parse(ticket)?,
         service: ServiceUrl::parse(service).ok()?,
     })
 }
 
-/// Returns the service ticket fields of an index, without the user field.
+/// Returns the ticket fields of an index, without the user field.
 fn ticket_fields(entries: &[(String, String)]) -> Vec<String> {
     entries
         .iter()

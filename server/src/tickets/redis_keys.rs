@@ -1,7 +1,7 @@
 //! Key layout of the Redis ticket store. Every key starts with the configured prefix
-//! and carries its ticket in a hash tag (`{…}`), so a session and its indexes of service
-//! and proxy-granting tickets fall in the same Redis Cluster slot and can change
-//! together in one step.
+//! and carries its ticket in a hash tag (`{…}`), so a session, its index of service and
+//! proxy tickets and its set of proxy-granting tickets fall in the same Redis Cluster
+//! slot and can change together in one step.
 
 use cas_core::ticket::{
     LoginTicket, ProxyGrantingTicket, ProxyTicket, ServiceTicket, TicketGrantingTicket,
@@ -37,7 +37,8 @@ impl RedisKeys {
         format!("{}tgt:{{{}}}", self.prefix, ticket.as_str())
     }
 
-    /// The hash of service ticket → service for one session, in the session's slot.
+    /// The hash of service or proxy ticket → service for one session, in the session's
+    /// slot. The field `@user` contains the session's user.
     pub fn session_index(&self, ticket: &TicketGrantingTicket) -> String {
         format!("{}tgt:{{{}}}:st", self.prefix, ticket.as_str())
     }
@@ -58,7 +59,21 @@ impl RedisKeys {
     }
 
     pub fn proxy_ticket(&self, ticket: &ProxyTicket) -> String {
-        format!("{}pt:{{{}}}", self.prefix, ticket.as_str())
+        self.proxy_ticket_text(ticket.as_str())
+    }
+
+    /// Returns the key of a proxy ticket read back from a session index.
+    pub fn proxy_ticket_text(&self, ticket: &str) -> String {
+        format!("{}pt:{{{ticket}}}", self.prefix)
+    }
+
+    /// Returns the key of a service or proxy ticket read back from a session index,
+    /// chosen by the ticket's prefix.
+    pub fn indexed_ticket_text(&self, ticket: &str) -> String {
+        match ticket.starts_with(ProxyTicket::PREFIX) {
+            true => self.proxy_ticket_text(ticket),
+            false => self.service_ticket_text(ticket),
+        }
     }
 
     pub fn service_ticket(&self, ticket: &ServiceTicket) -> String {
@@ -149,6 +164,22 @@ mod tests {
         assert_eq!(cluster_slot(&session_key), cluster_slot(&index_key));
         assert_eq!(cluster_slot(&session_key), cluster_slot(&proxying_key));
         assert!(session_key.starts_with("cas:tgt:{TGT-"));
+    }
+
+    #[test]
+    fn indexed_ticket_keys_follow_prefix() {
+        let keys = RedisKeys::new("cas:");
+        let service = ServiceTicket::from_random([3; 20]);
+        let proxy = ProxyTicket::from_random([4; 20]);
+
+        assert_eq!(
+            keys.indexed_ticket_text(service.as_str()),
+            keys.service_ticket(&service)
+        );
+        assert_eq!(
+            keys.indexed_ticket_text(proxy.as_str()),
+            keys.proxy_ticket(&proxy)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A local HTTP or HTTPS endpoint that records the single logout requests a test server
-//! posts to it, and responds as the test requests: accept, fail first, or hang.
+//! posts to it, and responds as the test requests: accept, fail first, or hang. It
+//! records other requests too, so an HTTPS receiver can also serve as a proxy callback.
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub enum Behaviour {
 pub struct ReceivedPost {
     pub method: String,
     pub path: String,
+    /// The query string, empty when the URL had none.
+    pub query: String,
     pub content_type: String,
     /// The `logoutRequest` form field, when the body had exactly one.
     pub logout_request: Option<String>,
@@ -202,6 +205,7 @@ async fn respond(state: &State, request: Request<Incoming>) -> Response<Full<Byt
     let _ = state.posts.send(ReceivedPost {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
         content_type,
         logout_request,
     });
