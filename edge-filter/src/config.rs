@@ -6,6 +6,7 @@ use std::fmt;
 use cas_core::signing::{KeyRing, SigningKey};
 use url::Url;
 
+use crate::cookies::CookieNames;
 use crate::options::{self, Origin, SloMode};
 use crate::rules::PathRules;
 
@@ -83,6 +84,8 @@ pub struct FilterConfig {
     pub idle_timeout: u64,
     /// `SESSION_COOKIE_DOMAIN`; `None` makes the filter's cookies host-only.
     pub cookie_domain: Option<String>,
+    /// The filter's cookie names, from `COOKIE_NAME_PREFIX`.
+    pub cookie_names: CookieNames,
     /// `SESSION_KEY`, plus `SESSION_KEY_PREVIOUS` for verification only.
     pub session_keys: KeyRing,
     /// `ASSERTION_KEY`.
@@ -129,6 +132,7 @@ impl FilterConfig {
             &mut problems,
             options::cookie_domain(source, service_base.as_deref()),
         );
+        let cookie_names = collect(&mut problems, options::cookie_names(source));
         let session_keys = collect(&mut problems, session_keys(source));
         let assertion_key = collect(&mut problems, required_key(source, "ASSERTION_KEY"));
         let rules = collect(&mut problems, options::path_rules(source));
@@ -151,6 +155,7 @@ impl FilterConfig {
                 session_ttl: session_ttl?,
                 idle_timeout: idle_timeout?,
                 cookie_domain: cookie_domain?,
+                cookie_names: cookie_names?,
                 session_keys,
                 assertion_key: assertion_key?,
                 rules: rules?,
@@ -478,6 +483,15 @@ pub(crate) mod tests {
             ("SESSION_IDLE_SECONDS", "soon"),
             ("SESSION_COOKIE_DOMAIN", "other.example"),
             ("SESSION_COOKIE_DOMAIN", "a b"),
+            ("COOKIE_NAME_PREFIX", "wiki_"),
+            ("COOKIE_NAME_PREFIX", "cas_edge"),
+            ("COOKIE_NAME_PREFIX", "cas_edge_wiki;"),
+            ("COOKIE_NAME_PREFIX", "cas_edge_wiki="),
+            ("COOKIE_NAME_PREFIX", "cas_edge_维基_"),
+            (
+                "COOKIE_NAME_PREFIX",
+                &format!("cas_edge_{}", "x".repeat(56)),
+            ),
             ("PATH_RULES", "[{\"pattern\": \"x\"}]"),
             ("AUTH_REALM", "a\"b"),
             ("SLO_PATH", "slo"),
@@ -524,6 +538,20 @@ pub(crate) mod tests {
         let config = FilterConfig::load(&source).expect("valid");
 
         assert_eq!(config.cookie_domain.as_deref(), Some("example.org"));
+    }
+
+    #[test]
+    fn cookie_name_prefix_names_every_cookie() {
+        let mut source = demo_source();
+        source
+            .0
+            .insert("COOKIE_NAME_PREFIX", "cas_edge_wiki-2_".to_owned());
+        let config = FilterConfig::load(&source).expect("valid");
+
+        assert_eq!(config.cookie_names.session, "cas_edge_wiki-2_session");
+        assert_eq!(config.cookie_names.redirects, "cas_edge_wiki-2_redirects");
+        assert_eq!(config.cookie_names.gateway, "cas_edge_wiki-2_gateway");
+        assert_eq!(demo_config().cookie_names.session, "cas_edge_session");
     }
 
     #[test]

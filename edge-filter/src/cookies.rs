@@ -1,17 +1,38 @@
 //! The filter's own cookies in `Cookie` and `Set-Cookie` headers. All of them start with
 //! [`FILTER_COOKIE_PREFIX`] and none is ever forwarded to the origin.
 
-/// Every cookie the filter sets starts with this prefix.
+/// Every cookie the filter sets starts with this prefix, whatever `COOKIE_NAME_PREFIX`
+/// is, so each site's filter also removes the cookies of other sites' filters.
 pub const FILTER_COOKIE_PREFIX: &str = "cas_edge_";
 
-/// Name of the session cookie the filter sets.
-pub const SESSION_COOKIE: &str = "cas_edge_session";
+/// Names of the cookies one site's filter sets: its `COOKIE_NAME_PREFIX` followed by
+/// `session`, `redirects` and `gateway`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieNames {
+    /// The session cookie.
+    pub session: String,
+    /// The cookie that counts login redirects.
+    pub redirects: String,
+    /// The cookie that marks a gateway attempt.
+    pub gateway: String,
+}
 
-/// Name of the cookie that counts login redirects.
-pub const REDIRECTS_COOKIE: &str = "cas_edge_redirects";
+impl CookieNames {
+    /// Builds the names from `prefix`, which must start with [`FILTER_COOKIE_PREFIX`].
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            session: format!("{prefix}session"),
+            redirects: format!("{prefix}redirects"),
+            gateway: format!("{prefix}gateway"),
+        }
+    }
+}
 
-/// Name of the cookie that marks a gateway attempt.
-pub const GATEWAY_COOKIE: &str = "cas_edge_gateway";
+impl Default for CookieNames {
+    fn default() -> Self {
+        Self::with_prefix(FILTER_COOKIE_PREFIX)
+    }
+}
 
 /// Returns the values of every cookie called `name` in a `Cookie` header, in order.
 /// Browsers send several cookies of one name when paths or domains differ. A `,` also
@@ -75,11 +96,6 @@ fn is_filter_cookie(pair: &str) -> bool {
         .starts_with(FILTER_COOKIE_PREFIX)
 }
 
-/// Builds the `Set-Cookie` header value that stores a session for `max_age` seconds.
-pub fn session_set_cookie(value: &str, max_age: u64, domain: Option<&str>) -> String {
-    filter_cookie(SESSION_COOKIE, value, max_age, domain)
-}
-
 /// Builds the `Set-Cookie` header value of a filter cookie. Without `domain` the cookie is
 /// host-only: browsers send it back to the exact host that set it.
 pub fn filter_cookie(name: &str, value: &str, max_age: u64, domain: Option<&str>) -> String {
@@ -96,18 +112,22 @@ pub fn expired_cookie(name: &str, domain: Option<&str>) -> String {
 mod tests {
     use super::*;
 
+    fn names() -> CookieNames {
+        CookieNames::default()
+    }
+
     #[test]
     fn cookie_values_finds_every_copy() {
         let header = "a=1; cas_edge_session=one;cas_edge_session=\"two\" ; b=2";
 
-        assert_eq!(cookie_values(header, SESSION_COOKIE), vec!["one", "two"]);
+        assert_eq!(cookie_values(header, &names().session), vec!["one", "two"]);
     }
 
     #[test]
     fn cookie_values_ignores_similar_names() {
         let header = "cas_edge_session_old=x; xcas_edge_session=y; noequals";
 
-        assert!(cookie_values(header, SESSION_COOKIE).is_empty());
+        assert!(cookie_values(header, &names().session).is_empty());
     }
 
     #[test]
@@ -125,9 +145,9 @@ mod tests {
     fn comma_joined_cookie_headers_are_split() {
         let header = "a=1, cas_edge_session=one, cas_edge_redirects=2; b=2,cas_edge_gateway=1";
 
-        assert_eq!(cookie_values(header, SESSION_COOKIE), vec!["one"]);
-        assert_eq!(cookie_values(header, REDIRECTS_COOKIE), vec!["2"]);
-        assert_eq!(cookie_values(header, GATEWAY_COOKIE), vec!["1"]);
+        assert_eq!(cookie_values(header, &names().session), vec!["one"]);
+        assert_eq!(cookie_values(header, &names().redirects), vec!["2"]);
+        assert_eq!(cookie_values(header, &names().gateway), vec!["1"]);
         assert_eq!(without_filter_cookies(header), Some("a=1; b=2".to_owned()));
         assert_eq!(
             without_filter_cookies("cas_edge_session=one, cas_edge_gateway=1"),
@@ -163,7 +183,7 @@ mod tests {
 
     #[test]
     fn set_cookie_has_required_attributes() {
-        let header = session_set_cookie("v.t", 3600, None);
+        let header = filter_cookie(&names().session, "v.t", 3600, None);
 
         assert_eq!(
             header,
@@ -173,7 +193,7 @@ mod tests {
 
     #[test]
     fn set_cookie_names_configured_domain() {
-        let header = session_set_cookie("v.t", 60, Some("example.org"));
+        let header = filter_cookie(&names().session, "v.t", 60, Some("example.org"));
 
         assert_eq!(
             header,

@@ -11,9 +11,7 @@ use cas_core::validation::ValidationResponse;
 use cas_core::xml_parse::parse_validation_response;
 
 use crate::config::FilterConfig;
-use crate::cookies::{
-    cookie_values, expired_cookie, session_set_cookie, GATEWAY_COOKIE, SESSION_COOKIE,
-};
+use crate::cookies::{cookie_values, expired_cookie, filter_cookie};
 use crate::headers::{anonymous_edits, identity_headers, origin_edits, HeaderEdits};
 use crate::login;
 use crate::loop_guard;
@@ -217,7 +215,7 @@ pub fn current_session(
         .headers
         .iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
-        .flat_map(|(_, value)| cookie_values(value, SESSION_COOKIE))
+        .flat_map(|(_, value)| cookie_values(value, &config.cookie_names.session))
         .find_map(|value| {
             cache.open(value, now, idle, || {
                 session::open(&config.session_keys, value, now, idle)
@@ -290,7 +288,13 @@ fn refreshed_cookie(config: &FilterConfig, session: &Session, now: u64) -> Optio
     };
     let (value, _) = session::seal(config.session_keys.current(), &refreshed);
     let domain = config.cookie_domain.as_deref();
-    Some(session_set_cookie(&value, refreshed.remaining(now), domain))
+    let name = &config.cookie_names.session;
+    Some(filter_cookie(
+        name,
+        &value,
+        refreshed.remaining(now),
+        domain,
+    ))
 }
 
 /// Result of the validation subrequest.
@@ -395,13 +399,14 @@ pub fn finish_validation(
             let (cookie, attributes_dropped) =
                 session::seal(config.session_keys.current(), &session);
             let domain = config.cookie_domain.as_deref();
+            let names = &config.cookie_names;
             let reply = Reply::redirect(302, &check.service)
                 .with_header(
                     "Set-Cookie",
-                    &session_set_cookie(&cookie, config.session_ttl, domain),
+                    &filter_cookie(&names.session, &cookie, config.session_ttl, domain),
                 )
-                .with_header("Set-Cookie", &loop_guard::reset(domain))
-                .with_header("Set-Cookie", &expired_cookie(GATEWAY_COOKIE, domain));
+                .with_header("Set-Cookie", &loop_guard::reset(&names.redirects, domain))
+                .with_header("Set-Cookie", &expired_cookie(&names.gateway, domain));
             (
                 reply,
                 Outcome::SignedIn {
@@ -452,10 +457,8 @@ mod tests {
             issued,
             config.session_ttl,
         );
-        format!(
-            "{SESSION_COOKIE}={}",
-            seal(config.session_keys.current(), &session).0
-        )
+        let (value, _) = seal(config.session_keys.current(), &session);
+        format!("{}={value}", config.cookie_names.session)
     }
 
     /// Returns the headers the origin receives for `incoming`.
@@ -781,7 +784,7 @@ mod tests {
     fn later_valid_cookie_copy_is_used() {
         let config = demo_config();
         let cookie = format!(
-            "{SESSION_COOKIE}=garbage; {}",
+            "cas_edge_session=garbage; {}",
             session_cookie(&config, "alice", NOW)
         );
 
@@ -862,6 +865,50 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn cookie_name_prefix_keeps_sites_apart() {
+        let mut config = with_rules(r#"[{"pattern": "/", "gateway": true}]"#);
+        config.cookie_names = crate::cookies::CookieNames::with_prefix("cas_edge_wiki_");
+        let check = check(&config, "ticket=ST-1");
+
+        let (reply, _) = finish_validation(&config, &check, cas_success("alice"), NOW);
+        let set_cookies: Vec<&str> = reply
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert!(
+            set_cookies[0].starts_with("cas_edge_wiki_session="),
+            "{set_cookies:?}"
+        );
+        assert!(
+            set_cookies[1].starts_with("cas_edge_wiki_redirects=;"),
+            "{set_cookies:?}"
+        );
+        assert!(
+            set_cookies[2].starts_with("cas_edge_wiki_gateway=;"),
+            "{set_cookies:?}"
+        );
+
+        // Another site's cookie of the default name is neither opened nor forwarded.
+        let other_site =
+            session_cookie(&config, "alice", NOW).replacen("cas_edge_wiki_", "cas_edge_", 1);
+        let incoming = [("Cookie", other_site.as_str())];
+        let first = reply_of(decide(&config, request("/news", None, &incoming), NOW));
+        let mark = first.header("set-cookie").expect("mark");
+        assert!(mark.starts_with("cas_edge_wiki_gateway=1;"), "{mark}");
+
+        let incoming = [(
+            "Cookie",
+            "cas_edge_wiki_gateway=1; cas_edge_gateway=1; app=1",
+        )];
+        let origin = forward_of(decide(&config, request("/news", None, &incoming), NOW));
+        let sent = sent(&origin, &incoming);
+        assert_eq!(origin.sid, None);
+        assert_eq!(header(&sent, "cookie"), vec!["app=1"]);
     }
 
     #[test]
@@ -1061,7 +1108,7 @@ mod tests {
 
     fn session_cookie_with(config: &FilterConfig, session: &Session) -> String {
         format!(
-            "{SESSION_COOKIE}={}",
+            "cas_edge_session={}",
             seal(config.session_keys.current(), session).0
         )
     }

@@ -5,7 +5,7 @@ use cas_core::language::Language;
 
 use crate::api_mode::{is_api_request, unauthorized};
 use crate::config::FilterConfig;
-use crate::cookies::{cookie_values, filter_cookie, GATEWAY_COOKIE};
+use crate::cookies::{cookie_values, filter_cookie};
 use crate::flow::{anonymous_request, Decision, IncomingRequest};
 use crate::loop_guard::{count_redirect, LoopCheck};
 use crate::pages::Page;
@@ -31,16 +31,17 @@ pub fn challenge(
     });
     let cookies = request.cookie_header();
     let domain = config.cookie_domain.as_deref();
+    let names = &config.cookie_names;
 
     if policy.gateway {
         let attempted = cookies
             .as_deref()
-            .is_some_and(|header| !cookie_values(header, GATEWAY_COOKIE).is_empty());
+            .is_some_and(|header| !cookie_values(header, &names.gateway).is_empty());
         if api || attempted {
             return Decision::Forward(anonymous_request(config, request));
         }
         let location = login_url(&config.login_url, service, LoginMode::Gateway);
-        let mark = filter_cookie(GATEWAY_COOKIE, "1", GATEWAY_MARK_SECONDS, domain);
+        let mark = filter_cookie(&names.gateway, "1", GATEWAY_MARK_SECONDS, domain);
         return Decision::Reply(Reply::redirect(302, &location).with_header("Set-Cookie", &mark));
     }
 
@@ -54,7 +55,7 @@ pub fn challenge(
         return Decision::Reply(unauthorized(&config.realm, &location));
     }
 
-    match count_redirect(cookies.as_deref(), now, domain) {
+    match count_redirect(&names.redirects, cookies.as_deref(), now, domain) {
         LoopCheck::Tripped => Decision::Reply(Page::RedirectLoop.render(lang)),
         LoopCheck::Allow(counter) => {
             Decision::Reply(Reply::redirect(302, &location).with_header("Set-Cookie", &counter))

@@ -2,7 +2,7 @@
 //! browser, so a browser that never keeps the session cookie gets an error page instead
 //! of bouncing between the site and CAS forever.
 
-use crate::cookies::{cookie_values, expired_cookie, filter_cookie, REDIRECTS_COOKIE};
+use crate::cookies::{cookie_values, expired_cookie, filter_cookie};
 
 /// Window in which login redirects are counted, in seconds.
 pub const WINDOW_SECONDS: u64 = 60;
@@ -19,10 +19,16 @@ pub enum LoopCheck {
     Tripped,
 }
 
-/// Counts one more login redirect at `now` for a request with this `Cookie` header.
-pub fn count_redirect(cookie_header: Option<&str>, now: u64, domain: Option<&str>) -> LoopCheck {
+/// Counts one more login redirect at `now` in the cookie `name` of a request with this
+/// `Cookie` header.
+pub fn count_redirect(
+    name: &str,
+    cookie_header: Option<&str>,
+    now: u64,
+    domain: Option<&str>,
+) -> LoopCheck {
     let (count, started) = cookie_header
-        .and_then(|header| cookie_values(header, REDIRECTS_COOKIE).into_iter().next())
+        .and_then(|header| cookie_values(header, name).into_iter().next())
         .and_then(parse)
         .filter(|(_, started)| *started <= now && now - started < WINDOW_SECONDS)
         .unwrap_or((0, now));
@@ -32,12 +38,12 @@ pub fn count_redirect(cookie_header: Option<&str>, now: u64, domain: Option<&str
     }
     let remaining = WINDOW_SECONDS - (now - started);
     let value = format!("{}.{started}", count + 1);
-    LoopCheck::Allow(filter_cookie(REDIRECTS_COOKIE, &value, remaining, domain))
+    LoopCheck::Allow(filter_cookie(name, &value, remaining, domain))
 }
 
 /// Returns the `Set-Cookie` value that resets the count after a successful sign-in.
-pub fn reset(domain: Option<&str>) -> String {
-    expired_cookie(REDIRECTS_COOKIE, domain)
+pub fn reset(name: &str, domain: Option<&str>) -> String {
+    expired_cookie(name, domain)
 }
 
 fn parse(value: &str) -> Option<(u32, u64)> {
@@ -49,6 +55,8 @@ fn parse(value: &str) -> Option<(u32, u64)> {
 mod tests {
     use super::*;
 
+    const NAME: &str = "cas_edge_redirects";
+
     fn cookie_of(check: &LoopCheck) -> String {
         let LoopCheck::Allow(set_cookie) = check else {
             panic!("expected Allow, got {check:?}");
@@ -58,10 +66,10 @@ mod tests {
 
     #[test]
     fn fourth_redirect_in_window_trips() {
-        let first = count_redirect(None, 1_000, None);
-        let second = count_redirect(Some(&cookie_of(&first)), 1_010, None);
-        let third = count_redirect(Some(&cookie_of(&second)), 1_020, None);
-        let fourth = count_redirect(Some(&cookie_of(&third)), 1_030, None);
+        let first = count_redirect(NAME, None, 1_000, None);
+        let second = count_redirect(NAME, Some(&cookie_of(&first)), 1_010, None);
+        let third = count_redirect(NAME, Some(&cookie_of(&second)), 1_020, None);
+        let fourth = count_redirect(NAME, Some(&cookie_of(&third)), 1_030, None);
 
         assert_eq!(cookie_of(&third), "cas_edge_redirects=3.1000");
         assert_eq!(fourth, LoopCheck::Tripped);
@@ -72,19 +80,20 @@ mod tests {
         let cookie = "cas_edge_redirects=3.1000";
 
         assert_eq!(
-            count_redirect(Some(cookie), 1_059, None),
+            count_redirect(NAME, Some(cookie), 1_059, None),
             LoopCheck::Tripped
         );
         assert_eq!(
-            cookie_of(&count_redirect(Some(cookie), 1_060, None)),
+            cookie_of(&count_redirect(NAME, Some(cookie), 1_060, None)),
             "cas_edge_redirects=1.1060"
         );
     }
 
     #[test]
     fn cookie_expires_with_window() {
-        let first = count_redirect(None, 1_000, None);
-        let LoopCheck::Allow(set_cookie) = count_redirect(Some(&cookie_of(&first)), 1_045, None)
+        let first = count_redirect(NAME, None, 1_000, None);
+        let LoopCheck::Allow(set_cookie) =
+            count_redirect(NAME, Some(&cookie_of(&first)), 1_045, None)
         else {
             panic!("allowed");
         };
@@ -100,7 +109,7 @@ mod tests {
             "cas_edge_redirects=",
         ] {
             assert_eq!(
-                cookie_of(&count_redirect(Some(cookie), 1_000, None)),
+                cookie_of(&count_redirect(NAME, Some(cookie), 1_000, None)),
                 "cas_edge_redirects=1.1000",
                 "{cookie}"
             );

@@ -5,6 +5,7 @@
 use url::Url;
 
 use crate::config::{problem, SettingError, SettingSource};
+use crate::cookies::{CookieNames, FILTER_COOKIE_PREFIX};
 use crate::rules::PathRules;
 
 /// Validation endpoints `CAS_VALIDATION_ENDPOINT` may name, relative to `CAS_BASE_URL`.
@@ -139,6 +140,34 @@ pub fn cookie_domain(
         ));
     }
     Ok(Some(domain))
+}
+
+/// Reads `COOKIE_NAME_PREFIX`, which gives each site behind one host name or one
+/// `SESSION_COOKIE_DOMAIN` its own cookies. It must start with `cas_edge_`, so that every
+/// site's filter still removes the others' cookies before forwarding.
+pub fn cookie_names(source: &dyn SettingSource) -> Result<CookieNames, SettingError> {
+    const SETTING: &str = "COOKIE_NAME_PREFIX";
+    const MAX_BYTES: usize = 64;
+    let Some(prefix) = optional_var(source, SETTING) else {
+        return Ok(CookieNames::default());
+    };
+
+    if !prefix.starts_with(FILTER_COOKIE_PREFIX) {
+        return Err(problem(
+            SETTING,
+            format!("must start with {FILTER_COOKIE_PREFIX}, such as {FILTER_COOKIE_PREFIX}wiki_"),
+        ));
+    }
+    let valid_characters = prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid_characters || prefix.len() > MAX_BYTES {
+        return Err(problem(
+            SETTING,
+            format!("must be at most {MAX_BYTES} letters, digits, '_' or '-'"),
+        ));
+    }
+    Ok(CookieNames::with_prefix(&prefix))
 }
 
 /// Reads `PATH_RULES`.

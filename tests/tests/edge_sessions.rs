@@ -1,5 +1,5 @@
 //! Sessions of the wasm filter in workerd: single logout through Workers KV, key
-//! rotation, idle expiry with refresh, and the cookie domain.
+//! rotation, idle expiry with refresh, the cookie domain and cookie names.
 
 use std::time::Duration;
 
@@ -213,6 +213,45 @@ async fn other_site_ignores_session_cookie() {
         location.starts_with(&format!("{}/login?service=", stack.cas)),
         "{location}"
     );
+    stack.assert_running();
+}
+
+/// Two sites on one host receive each other's cookies. With their own
+/// `COOKIE_NAME_PREFIX`, signing in at one leaves the other's session in place.
+#[tokio::test(flavor = "multi_thread")]
+async fn cookie_name_prefix_keeps_sites_apart() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let wiki = stack
+        .start_edge(EdgeOptions {
+            vars: vec![("COOKIE_NAME_PREFIX", "cas_edge_wiki_".to_owned())],
+            ..Default::default()
+        })
+        .await;
+    let mut browser = stack.browser();
+    let (_, main_cookie) =
+        session_for(&mut browser, &stack.cas, &format!("{}/a", stack.edge)).await;
+
+    let signed_in = sign_in(&mut browser, &stack.cas, &format!("{wiki}/a")).await;
+    let validated = &signed_in.validated;
+    assert_eq!(validated.status.as_u16(), 302, "{}", validated.body);
+    assert!(validated.set_cookie("cas_edge_session").is_none());
+    let wiki_cookie = validated
+        .set_cookie("cas_edge_wiki_session")
+        .unwrap_or_else(|| panic!("no cas_edge_wiki_session cookie"));
+    let both = format!("{main_cookie}; {}", cookie_pair(&wiki_cookie));
+
+    for site in [stack.edge.clone(), wiki] {
+        let page = browser
+            .get(&format!("{site}/a"), &[("Cookie", &both)])
+            .await;
+        assert_eq!(page.status.as_u16(), 200, "{site}: {}", page.body);
+        assert!(
+            page.body
+                .contains(&format!(r#"<strong id="user">{USER}</strong>"#)),
+            "{site}: {}",
+            page.body
+        );
+    }
     stack.assert_running();
 }
 
