@@ -190,6 +190,36 @@ async fn disable_blocks_login_until_passwd() {
     server.stop().await;
 }
 
+/// The classic CAS table of the migration guide, too narrow for an Argon2id hash.
+const CLASSIC_SCHEMA: &str =
+    "create table app_user (username varchar(30) primary key, password varchar(45))";
+
+#[tokio::test]
+async fn narrow_password_column_is_named() {
+    let database =
+        TestDatabase::create(&[CLASSIC_SCHEMA, "insert into app_user values ('alice', 'x')"]).await;
+
+    for (args, statement) in [
+        (["add", "bob"], "user_add_query"),
+        (["passwd", "alice"], "user_passwd_query"),
+    ] {
+        let output = run_users(&database, &args, "long enough\n").await;
+
+        assert!(!output.status.success(), "{args:?}");
+        let message = stderr(&output);
+        assert!(
+            message.contains("the password column is too short"),
+            "{args:?}: {message}"
+        );
+        assert!(message.contains("varchar(255)"), "{args:?}: {message}");
+        assert!(message.contains(statement), "{args:?}: {message}");
+    }
+    assert_eq!(
+        stored_password(&database, "alice").await.as_deref(),
+        Some("x")
+    );
+}
+
 #[tokio::test]
 async fn users_errors_exit_nonzero() {
     let database =

@@ -18,6 +18,11 @@ pub enum AdminError {
     AlreadyExists(String),
     #[error("no user {0:?} was changed: check the name, or the statement in {1}")]
     NotFound(String, &'static str),
+    #[error("the password column is too short for the Argon2id hash of {length} characters: widen it, for example with `alter table app_user modify password varchar(255)`, or check the statement in {statement}")]
+    PasswordColumnTooShort {
+        length: usize,
+        statement: &'static str,
+    },
     #[error(transparent)]
     Hash(#[from] PasswordHashError),
     #[error(transparent)]
@@ -39,7 +44,7 @@ pub async fn add_user(
         Err(error) if error.is_unique_violation() => {
             return Err(AdminError::AlreadyExists(name.to_owned()))
         }
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(stored_hash_error(error, &hash, "user_add_query")),
     };
     expect_changed(rows, name, "user_add_query")
 }
@@ -54,8 +59,23 @@ pub async fn set_password(
     check_name(name)?;
     let hash = hash_new_password(password)?;
 
-    let rows = database.execute(&queries.passwd, &[&hash, name]).await?;
+    let rows = database
+        .execute(&queries.passwd, &[&hash, name])
+        .await
+        .map_err(|error| stored_hash_error(error, &hash, "user_passwd_query"))?;
     expect_changed(rows, name, "user_passwd_query")
+}
+
+/// Turns the failure of a statement that stores `hash` into the error to print, which
+/// says the password column is too short when the hash did not fit.
+fn stored_hash_error(error: DatabaseError, hash: &str, statement: &'static str) -> AdminError {
+    if error.is_value_too_long() {
+        return AdminError::PasswordColumnTooShort {
+            length: hash.len(),
+            statement,
+        };
+    }
+    AdminError::Database(error)
 }
 
 /// Disables `name` with the configured statement.

@@ -63,6 +63,17 @@ impl DatabaseError {
             _ => false,
         }
     }
+
+    /// Returns whether a statement failed because a value was longer than its column
+    /// (SQLSTATE 22001, MySQL error 1406), as an Argon2id hash is for the `varchar(45)`
+    /// password column of older CAS tables. MySQL and MariaDB raise it in strict SQL
+    /// mode, their default. Outside strict mode they cut the value short instead.
+    pub fn is_value_too_long(&self) -> bool {
+        match self {
+            Self::Query(sqlx::Error::Database(error)) => error.code().as_deref() == Some("22001"),
+            _ => false,
+        }
+    }
 }
 
 /// A connection pool to the user table.
