@@ -75,9 +75,17 @@ wait_for demo-origin 1 "http://127.0.0.1:8080/healthz"
 # Request HTML as a browser does, because the filter returns 401 to API clients.
 wait_for edge-filter 2 "http://127.0.0.1:8787/" --max-redirs 0 -H "Accept: text/html"
 
+# The demo user exists only in the embedded SQLite store. A CAS_DATABASE_URL from the
+# environment replaces that store with the named MySQL or MariaDB database.
+if [ -n "${CAS_DATABASE_URL:-}" ]; then
+    sign_in="sign in as a user of the database in CAS_DATABASE_URL"
+else
+    sign_in="sign in as demo / demo-password"
+fi
+
 cat <<TEXT
 
-The stack is running. Open http://127.0.0.1:8787/ and sign in as demo / demo-password.
+The stack is running. Open http://127.0.0.1:8787/ and $sign_in.
 The CAS server's certificate comes from the development CA in certs/ca.pem.
 Logs are in .run/. Press Ctrl-C to stop everything.
 TEXT
