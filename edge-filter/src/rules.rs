@@ -522,12 +522,16 @@ fn normalized_forms(path: &str, marks: FormMarks) -> Vec<String> {
         // nginx puts the decoded path into a `proxy_pass` URL built from `$uri` or a
         // regex capture, and so did mod_rewrite substitutions up to Apache httpd 2.4.59.
         // The upstream then reads `/staff/x?.js`, decoded from `/staff/x%3F.js`, as the
-        // path `/staff/x`.
+        // path `/staff/x`. The upstream may normalize the path further, so `/admin;#/`
+        // becomes `/admin` by way of `/admin;`.
         let truncated: Vec<String> = std::iter::once(path)
             .chain(forms.iter().map(String::as_str))
             .map(|form| before_query_marks(form).to_owned())
             .collect();
+        let before = before_query_marks(path);
+        let normalized_before = normalized_forms(before, FormMarks::of(before));
         forms.extend(truncated);
+        forms.extend(normalized_before);
     }
     if marks.trailing_dots {
         // Stripped last, so that `/staff.;x/y` becomes `/staff/y` by way of `/staff./y`.
@@ -1018,6 +1022,8 @@ mod tests {
             "/admin%3F./x",
             "/admin.%3F",
             "/ADMIN%23",
+            "/admin%3B%23/",
+            "/admin;x%23%20%2F",
         ] {
             assert!(rules.depends_on_normalization(path), "{path}");
         }
