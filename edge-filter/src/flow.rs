@@ -608,6 +608,29 @@ mod tests {
     }
 
     #[test]
+    fn decoded_query_mark_is_bad_request() {
+        let config = with_rules(
+            r#"[
+                {"match": "glob", "pattern": "/**/*.js", "action": "exclude"},
+                {"match": "exact", "pattern": "/admin", "require": {"memberOf": ["staff"]}}
+            ]"#,
+        );
+        let cookie = session_cookie(&config, "alice", NOW - 10);
+        let headers = [("Cookie", cookie.as_str())];
+
+        // A proxy that puts the decoded path into its upstream URL serves these as
+        // `/staff/report` and `/admin`, which the rules protect.
+        for (path, headers) in [
+            ("/staff/report%3F.js", &[][..]),
+            ("/staff/report%23.js", &[][..]),
+            ("/admin%3F", &headers[..]),
+        ] {
+            let reply = reply_of(decide(&config, request(path, None, headers), NOW));
+            assert_eq!(reply.status, 400, "{path}");
+        }
+    }
+
+    #[test]
     fn trailing_dot_path_is_bad_request() {
         let config = with_rules(POLICY_RULES);
         let cookie = session_cookie(&config, "alice", NOW - 10);

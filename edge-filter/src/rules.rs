@@ -181,7 +181,8 @@ impl PathRules {
     /// that some origins serve. Tomcat and Spring remove `;` path parameters from each
     /// segment. nginx merges runs of `/` (`merge_slashes on`, the default), and some
     /// servers read `\` as `/`. Windows removes the dots and spaces at the end of a file
-    /// name, so IIS serves `/staff./x` as `/staff/x`. Express and ASP.NET Core route
+    /// name, so IIS serves `/staff./x` as `/staff/x`. A proxy that puts the decoded path
+    /// into its upstream URL ends the path at a decoded `?` or `#`. Express and ASP.NET Core route
     /// without regard to ASCII case by default, and so do IIS and other servers on
     /// case-insensitive file systems. The filter cannot know which path the origin will
     /// serve, so a path whose forms fall under different rules cannot be checked against
@@ -190,7 +191,8 @@ impl PathRules {
         let path = percent_decode_str(raw_path).decode_utf8_lossy();
         let marks = FormMarks::of(&path);
         let has_uppercase = self.has_uppercase || marks.uppercase;
-        let has_other_forms = marks.parameters || marks.slash_forms || marks.trailing_dots;
+        let has_other_forms =
+            marks.parameters || marks.slash_forms || marks.trailing_dots || marks.query_marks;
         if !has_uppercase && !has_other_forms {
             return false;
         }
@@ -475,8 +477,10 @@ struct FormMarks {
     parameters: bool,
     /// A `\` or a run of `/`.
     slash_forms: bool,
-    /// A `.` or space at the end of a segment or before its parameters.
+    /// A `.` or space before `/`, `\`, `;`, `?`, `#` or the end of the path.
     trailing_dots: bool,
+    /// A `?` or `#`, at which an origin that reads the decoded path as a URL ends it.
+    query_marks: bool,
 }
 
 impl FormMarks {
@@ -485,9 +489,10 @@ impl FormMarks {
         let mut marks = Self::default();
         let mut previous = 0;
         for byte in path.bytes() {
-            let ends_name = matches!(byte, b'/' | b'\\' | b';');
+            let ends_name = matches!(byte, b'/' | b'\\' | b';' | b'?' | b'#');
             marks.uppercase |= byte.is_ascii_uppercase();
             marks.parameters |= byte == b';';
+            marks.query_marks |= matches!(byte, b'?' | b'#');
             marks.slash_forms |= byte == b'\\' || (byte == b'/' && previous == b'/');
             marks.trailing_dots |= ends_name && matches!(previous, b'.' | b' ');
             previous = byte;
@@ -513,6 +518,21 @@ fn normalized_forms(path: &str, marks: FormMarks) -> Vec<String> {
             without_parameters,
         ]);
     }
+    if marks.query_marks {
+        // nginx puts the decoded path into a `proxy_pass` URL built from `$uri` or a
+        // regex capture, and so did mod_rewrite substitutions up to Apache httpd 2.4.59.
+        // The upstream then reads `/staff/x?.js`, decoded from `/staff/x%3F.js`, as the
+        // path `/staff/x`. The upstream may normalize the path further, so `/admin;#/`
+        // becomes `/admin` by way of `/admin;`.
+        let truncated: Vec<String> = std::iter::once(path)
+            .chain(forms.iter().map(String::as_str))
+            .map(|form| before_query_marks(form).to_owned())
+            .collect();
+        let before = before_query_marks(path);
+        let normalized_before = normalized_forms(before, FormMarks::of(before));
+        forms.extend(truncated);
+        forms.extend(normalized_before);
+    }
     if marks.trailing_dots {
         // Stripped last, so that `/staff.;x/y` becomes `/staff/y` by way of `/staff./y`.
         let stripped: Vec<String> = std::iter::once(path)
@@ -522,6 +542,11 @@ fn normalized_forms(path: &str, marks: FormMarks) -> Vec<String> {
         forms.extend(stripped);
     }
     forms
+}
+
+/// Returns the part of `path` before its first `?` or `#`.
+fn before_query_marks(path: &str) -> &str {
+    path.split(['?', '#']).next().unwrap_or_default()
 }
 
 /// Returns `path` with the dots and spaces at the end of each `/`-separated segment
@@ -967,6 +992,47 @@ mod tests {
             "/public/a%20/b",
             "/a./b",
             "/a.b/c",
+        ] {
+            assert!(!rules.depends_on_normalization(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn query_and_fragment_forms_are_found() {
+        let rules = rules(
+            r#"[
+                {"match": "exact", "pattern": "/admin", "require": {"memberOf": ["staff"]}},
+                {"match": "glob", "pattern": "/**/*.js", "action": "exclude"},
+                {"match": "glob", "pattern": "/**/*.pdf", "renew": true},
+                {"pattern": "/news/", "gateway": true}
+            ]"#,
+        );
+
+        // An origin that reads the decoded path as a URL, such as nginx with `$uri` in
+        // `proxy_pass`, ends the path at a decoded `?` or `#`.
+        for path in [
+            "/staff/report%3F.js",
+            "/staff/report%23.js",
+            "/staff/report%3f.js",
+            "/admin%3F",
+            "/admin%3Fv=1",
+            "/admin%23top",
+            "/docs/report.pdf%3F",
+            "/docs/report.pdf%23page=2",
+            "/admin%3F./x",
+            "/admin.%3F",
+            "/ADMIN%23",
+            "/admin%3B%23/",
+            "/admin;x%23%20%2F",
+        ] {
+            assert!(rules.depends_on_normalization(path), "{path}");
+        }
+        for path in [
+            "/wiki/What%3F",
+            "/news/what%3F",
+            "/news/a%23b/c",
+            "/app/x.js%3F.js",
+            "/admin/x%3F",
         ] {
             assert!(!rules.depends_on_normalization(path), "{path}");
         }

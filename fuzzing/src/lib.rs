@@ -13,7 +13,7 @@ use cas_core::signing::{sign_token, KeyRing, SigningKey};
 use cas_core::xml_parse::parse_validation_response;
 use cas_core::xml_write::write_validation_response;
 use edge_filter::cookies::cookie_values;
-use edge_filter::rules::PathRules;
+use edge_filter::rules::{is_ambiguous_path, PathRules};
 use edge_filter::session;
 use edge_filter::slo::{logout_field, session_index};
 
@@ -123,14 +123,17 @@ pub fn session_cookie(data: &[u8]) {
     let _ = session::open(&keys, &signed, NOW, 1800);
 }
 
-/// Parses the `PATH_RULES` setting and applies it to a path.
+/// Parses the `PATH_RULES` setting and applies it to a path, with the checks for ambiguous
+/// paths and paths whose normalized forms fall under other rules.
 pub fn path_rules(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let (rules, path) = text.split_once('\n').unwrap_or((text, "/"));
+    let _ = is_ambiguous_path(path);
     if let Ok(rules) = PathRules::parse(rules) {
         let _ = rules.policy(path);
+        let _ = rules.depends_on_normalization(path);
     }
 }
 

@@ -586,9 +586,16 @@ pub struct ServerName {
 
 impl ServerName {
     /// Parses an absolute `https` or `http` URL with a host, an optional port and no user
-    /// information, path, query or fragment. A single trailing slash is dropped.
+    /// information, path, query or fragment. A single trailing slash is dropped. The host
+    /// is a DNS name, an IPv4 address or an IPv6 address in brackets, and the port is
+    /// from 1 to 65535.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let fix = "write the public URL of the server without a path, such as https://cas.example.org:8443";
+        if !text.is_ascii() {
+            let fix = "write a non-ASCII host name in its punycode form, such as https://xn--caf-dma.example";
+            return Err(invalid("server_name", text, fix));
+        }
+
         let trimmed = text.strip_suffix('/').unwrap_or(text);
         let uri: http::Uri = trimmed
             .parse()
@@ -604,6 +611,15 @@ impl ServerName {
         if !scheme_ok || host.is_empty() || authority.contains('@') || !bare_origin {
             return Err(invalid("server_name", text, fix));
         }
+
+        check_server_host(host).map_err(|fix| invalid("server_name", text, fix))?;
+        // http::Uri takes any text after the host as the port, such as `:99999` or `x`.
+        let after_host = authority.strip_prefix(host).unwrap_or_default();
+        if !after_host.is_empty() && parse_port(after_host).is_none() {
+            let fix = "end the URL with a port from 1 to 65535 or no port, such as https://cas.example.org:8443";
+            return Err(invalid("server_name", text, fix));
+        }
+
         Ok(Self {
             url: trimmed.to_owned(),
             host: host.to_owned(),
@@ -634,6 +650,50 @@ impl ServerName {
     pub fn host(&self) -> &str {
         &self.host
     }
+}
+
+/// Checks the host of `server_name`: an IPv6 address in brackets, an IPv4 address, or a
+/// DNS name of letters, digits, `-` and `_` in dot-separated labels. http::Uri accepts
+/// more, such as `[zz]`, `*` or `999.1.1.1`. Returns the fix on failure.
+fn check_server_host(host: &str) -> Result<(), &'static str> {
+    if let Some(inner) = host.strip_prefix('[') {
+        let address = inner.strip_suffix(']').unwrap_or_default();
+        return match address.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(()),
+            Err(_) => Err("write an IPv6 address in brackets without a zone, such as https://[2001:db8::1]:8443"),
+        };
+    }
+
+    let host_fix = "write a host name of letters, digits, -, _ and . or an IP address, such as https://cas.example.org";
+    let labels: Vec<&str> = host.split('.').collect();
+    let valid_label = |label: &&str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !labels.iter().all(valid_label) {
+        return Err(host_fix);
+    }
+    // The WHATWG URL Standard parses a name whose last label is a number as an IPv4
+    // address and rejects it when that fails, as `1.2.3.4.5` or `999.1.1.1` do.
+    let numeric = labels
+        .last()
+        .is_some_and(|label| label.bytes().all(|b| b.is_ascii_digit()));
+    if numeric && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(host_fix);
+    }
+    Ok(())
+}
+
+/// Parses `:` and a port from 1 to 65535 written in decimal digits.
+fn parse_port(text: &str) -> Option<u16> {
+    let digits = text.strip_prefix(':')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u16>().ok().filter(|port| *port != 0)
 }
 
 /// Longest accepted ticket or session lifetime: 30 days, in seconds.
@@ -1445,6 +1505,42 @@ mod tests {
         }
         let accepted = ServerName::parse("http://[::1]:8080").expect("IPv6 origin");
         assert_eq!(accepted.host(), "[::1]");
+    }
+
+    #[test]
+    fn server_name_rejects_invalid_host_or_port() {
+        let cases = [
+            ("https://cas.example.org:99999", "port"),
+            ("https://cas.example.org:65536", "port"),
+            ("https://cas.example.org:0", "port"),
+            ("https://cas.example.org:", "port"),
+            ("https://cas.example.org:+443", "port"),
+            ("https://[zz]", "IPv6"),
+            ("https://[::1]x", "port"),
+            ("https://[fe80::1%25eth0]", "IPv6"),
+            ("https://999.1.1.1", "host"),
+            ("https://cas..example.org", "host"),
+            ("https://cas_example!$&()*+,;=.org", "host"),
+            ("https://*", "host"),
+            ("https://cas.exämple.org", "punycode"),
+        ];
+        for (bad, fix) in cases {
+            let error = ServerName::parse(bad).expect_err(bad).to_string();
+            assert!(error.contains("server_name"), "{bad}: {error}");
+            assert!(error.contains(fix), "{bad}: {error}");
+        }
+
+        for good in [
+            "https://cas.example.org:1",
+            "https://cas.example.org:65535",
+            "https://cas-1.example.org",
+            "http://10.0.0.1:8080",
+            "https://[2001:db8::1]:8443",
+            "https://xn--caf-dma.example",
+            "https://localhost",
+        ] {
+            assert!(ServerName::parse(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

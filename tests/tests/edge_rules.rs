@@ -248,9 +248,21 @@ async fn ambiguous_paths_are_rejected() {
         assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
     }
 
-    // Ordinary names with escapes, and trailing dots that leave the rule unchanged,
-    // pass as before.
+    // A proxy that puts the decoded path into its upstream URL ends it at `?` or `#`,
+    // so it serves these as /fresh/page and /public/health.
     for path in [
+        "/fresh/page%3F",
+        "/fresh/page%23top",
+        "/public/health%3F.css",
+    ] {
+        let page = browser.get(&format!("{edge}{path}"), &[]).await;
+        assert_eq!(page.status.as_u16(), 400, "{path}: {}", page.body);
+    }
+
+    // Ordinary names with escapes, and trailing dots or a `?` that leave the rule
+    // unchanged, pass as before.
+    for path in [
+        "/private/what%3F",
         "/private/my%20file.pdf",
         "/private/app%2ejs",
         "/private/%E6%96%87%E6%A1%A3/%E9%A1%B5",
