@@ -189,21 +189,6 @@ async fn start_server() -> (TestServer, TestDatabase) {
     (server, database)
 }
 
-/// Returns the value of `cas_live_tickets` for `kind` in the memory store.
-async fn live_tickets(server: &TestServer, kind: &str) -> u64 {
-    let text = send(server, Method::GET, "/cas/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics body");
-    let prefix = format!("cas_live_tickets{{kind=\"{kind}\"}} ");
-    let line = text
-        .lines()
-        .find(|line| line.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in metrics:\n{text}"));
-    line[prefix.len()..].parse().expect("gauge value")
-}
-
 #[tokio::test]
 async fn head_leaves_service_ticket_valid() {
     let (server, _database) = start_server().await;
@@ -254,8 +239,8 @@ async fn head_login_issues_no_ticket() {
         .login_for_ticket(APP, "alice", "alice-password")
         .await;
     let service = urlencode(APP);
-    let service_tickets = live_tickets(&server, "service_ticket").await;
-    let login_tickets = live_tickets(&server, "login_ticket").await;
+    let service_tickets = server.live_tickets("service_ticket").await;
+    let login_tickets = server.live_tickets("login_ticket").await;
     let warn = format!("{tgc}; CASPRIVACY=true");
 
     let redirect = send(
@@ -287,12 +272,12 @@ async fn head_login_issues_no_ticket() {
     assert_eq!(confirmation.status(), StatusCode::OK);
     assert_eq!(form.status(), StatusCode::OK);
     assert_eq!(
-        live_tickets(&server, "service_ticket").await,
+        server.live_tickets("service_ticket").await,
         service_tickets,
         "HEAD issued a service ticket"
     );
     assert_eq!(
-        live_tickets(&server, "login_ticket").await,
+        server.live_tickets("login_ticket").await,
         login_tickets,
         "HEAD stored a login ticket or confirmation token"
     );
@@ -316,11 +301,11 @@ async fn head_login_issues_no_ticket() {
     assert!(location(redirect.headers()).is_some_and(|l| l.contains("ticket=ST-")));
     assert_eq!(confirmation.status(), StatusCode::OK);
     assert_eq!(
-        live_tickets(&server, "service_ticket").await,
+        server.live_tickets("service_ticket").await,
         service_tickets + 1
     );
     assert_eq!(
-        live_tickets(&server, "login_ticket").await,
+        server.live_tickets("login_ticket").await,
         login_tickets + 2,
         "a confirmation token and a login ticket"
     );
@@ -346,7 +331,7 @@ async fn head_logout_keeps_session() {
         StatusCode::FOUND,
         "session ended by HEAD"
     );
-    assert_eq!(live_tickets(&server, "session").await, 1);
+    assert_eq!(server.live_tickets("session").await, 1);
 
     let get = send(&server, Method::GET, "/cas/logout", Some(&tgc)).await;
     let after_get = send(&server, Method::GET, &sso_path, Some(&tgc)).await;
@@ -358,7 +343,7 @@ async fn head_logout_keeps_session() {
         StatusCode::OK,
         "GET logout left the session"
     );
-    assert_eq!(live_tickets(&server, "session").await, 0);
+    assert_eq!(server.live_tickets("session").await, 0);
     server.stop().await;
 }
 

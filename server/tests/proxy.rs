@@ -748,23 +748,6 @@ async fn proxy_ticket_is_single_use() {
     fixture.stop().await;
 }
 
-/// Returns the `cas_live_tickets` gauge of `kind` in the memory store.
-async fn live_tickets(server: &TestServer, kind: &str) -> u64 {
-    let response = server
-        .client
-        .get(server.url("/cas/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    let text = response.text().await.expect("metrics body");
-    let prefix = format!("cas_live_tickets{{kind=\"{kind}\"}} ");
-    let line = text
-        .lines()
-        .find(|line| line.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in metrics:\n{text}"));
-    line[prefix.len()..].parse().expect("gauge value")
-}
-
 #[tokio::test]
 async fn head_neither_issues_nor_consumes_proxy_tickets() {
     let fixture = Fixture::start().await;
@@ -782,10 +765,10 @@ async fn head_neither_issues_nor_consumes_proxy_tickets() {
         content_type(head.headers()),
         "application/xml; charset=UTF-8"
     );
-    assert_eq!(live_tickets(&fixture.server, "proxy_ticket").await, 0);
+    assert_eq!(fixture.server.live_tickets("proxy_ticket").await, 0);
 
     let proxy_ticket = fixture.proxy_ticket(&pgt, BACKEND).await;
-    assert_eq!(live_tickets(&fixture.server, "proxy_ticket").await, 1);
+    assert_eq!(fixture.server.live_tickets("proxy_ticket").await, 1);
     let query = [("ticket", proxy_ticket.as_str()), ("service", BACKEND)];
     for endpoint in ["proxyValidate", "p3/proxyValidate"] {
         let head = client

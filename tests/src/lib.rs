@@ -9,5 +9,6 @@ pub mod cas_server;
 pub mod database;
 pub mod flows;
 pub mod process;
+pub mod raw_http;
 pub mod stack;
 pub mod webdriver;

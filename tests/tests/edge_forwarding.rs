@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use e2e_tests::flows::sign_in;
 use e2e_tests::process::free_port;
+use e2e_tests::raw_http::{raw, status};
 use e2e_tests::stack::{EdgeOptions, Stack, StackOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -92,31 +93,6 @@ fn request_complete(data: &[u8]) -> bool {
         .and_then(|value| value.trim().parse::<usize>().ok())
         .unwrap_or(0);
     body.len() >= length
-}
-
-/// Sends `head` (request line and headers, without the closing empty line) and `body` to
-/// the edge over one connection and returns the whole response.
-async fn raw(edge: &str, head: &str, body: &str) -> String {
-    let address = edge.trim_start_matches("http://");
-    let mut socket = TcpStream::connect(address)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let request = format!("{head}\r\nHost: {address}\r\nConnection: close\r\n\r\n{body}");
-    socket
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut response = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut response)).await;
-    String::from_utf8_lossy(&response).into_owned()
-}
-
-fn status(response: &str) -> u16 {
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Returns the header lines of the request the origin echoed, lowercased.

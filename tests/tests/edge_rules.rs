@@ -1,12 +1,9 @@
 //! Path rules, attribute headers, API mode and redirect loop protection of the wasm
 //! filter in workerd, against the real CAS server and demo origin.
 
-use std::time::Duration;
-
 use e2e_tests::flows::{cookie_pair, open_signed_in, service_of, USER};
+use e2e_tests::raw_http::{raw, status};
 use e2e_tests::stack::{EdgeOptions, Stack, StackOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const RULES: &str = r#"[
   {"match": "exact", "pattern": "/public/health", "action": "exclude"},
@@ -282,26 +279,13 @@ async fn ambiguous_paths_are_rejected() {
 /// Sends a GET for `target`, written into the request line as it is, and returns the
 /// status and the whole response.
 async fn raw_get(edge: &str, target: &str) -> (u16, String) {
-    let address = edge.trim_start_matches("http://");
-    let mut socket = TcpStream::connect(address)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: {address}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
-    );
-    socket
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut response = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut response)).await;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, response)
+    let response = raw(
+        edge,
+        &format!("GET {target} HTTP/1.1\r\nAccept: text/html"),
+        "",
+    )
+    .await;
+    (status(&response), response)
 }
 
 #[tokio::test(flavor = "multi_thread")]

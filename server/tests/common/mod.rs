@@ -283,6 +283,23 @@ impl TestServer {
         (ticket_from_location(response.headers()), cookie)
     }
 
+    /// Reads the `cas_live_tickets` gauge of `kind` from `/cas/metrics`.
+    pub async fn live_tickets(&self, kind: &str) -> u64 {
+        let response = self
+            .client
+            .get(self.url("/cas/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        let text = response.text().await.expect("metrics body");
+        let prefix = format!("cas_live_tickets{{kind=\"{kind}\"}} ");
+        let line = text
+            .lines()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in metrics:\n{text}"));
+        line[prefix.len()..].parse().expect("gauge value")
+    }
+
     /// GET a validation endpoint (`serviceValidate` or `p3/serviceValidate`).
     pub async fn validate(&self, endpoint: &str, query: &[(&str, &str)]) -> String {
         let response = self
