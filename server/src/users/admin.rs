@@ -66,8 +66,8 @@ pub async fn set_password(
     expect_changed(rows, name, "user_passwd_query")
 }
 
-/// Turns the failure of a statement that stores `hash` into the error to print, which
-/// says the password column is too short when the hash did not fit.
+/// Turns the failure of a statement that stores `hash` into the error to print. A hash
+/// longer than its column becomes [`AdminError::PasswordColumnTooShort`].
 fn stored_hash_error(error: DatabaseError, hash: &str, statement: &'static str) -> AdminError {
     if error.is_value_too_long() {
         return AdminError::PasswordColumnTooShort {
